@@ -1,0 +1,68 @@
+//! `wick`: the engine on the command line, for scripts and for people without the window.
+
+mod tokenize;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wick_engine::WickError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wick",
+    version,
+    about = "Try Hugging Face models locally: tokenize, run, inspect."
+)]
+struct Cli {
+    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show how a model's tokenizer splits text: tokens, ids, offsets, special tokens.
+    Tokenize(tokenize::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let (json, result) = match cli.command {
+        Command::Tokenize(args) => (args.json, tokenize::run(&args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err, json),
+    }
+}
+
+/// Errors go to stderr; with `--json` as the same `{code, message}` object the app receives.
+fn report(err: &WickError, json: bool) -> ExitCode {
+    if json {
+        match serde_json::to_string(&err.payload()) {
+            Ok(text) => eprintln!("{text}"),
+            Err(_) => eprintln!("error: {err}"),
+        }
+    } else {
+        eprintln!("error: {err}");
+    }
+    ExitCode::from(1)
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

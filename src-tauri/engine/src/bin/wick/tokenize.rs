@@ -1,0 +1,198 @@
+//! `wick tokenize`: the tokenizer inspector in a terminal.
+
+use std::io::{IsTerminal, Read, Write};
+
+use clap::ValueEnum;
+use serde::Serialize;
+use wick_engine::tokenize::{PaddingChoice, TokenizerInfo, TruncationChoice};
+use wick_engine::{Inspection, Result, TokenizeOptions, WickError, WickTokenizer};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A model folder, a tokenizer.json or .gguf file, or a Hub repo (org/name[@revision])
+    /// already in the local Hugging Face cache.
+    #[arg(short, long)]
+    model: String,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not add the model's special tokens ([CLS], <bos> ...); transformers'
+    /// add_special_tokens=False.
+    #[arg(long)]
+    no_special_tokens: bool,
+
+    /// Pad: `max_length` (to --max-length) or `baked` (as the tokenizer.json says).
+    #[arg(long, value_enum, default_value_t = Strategy::None)]
+    padding: Strategy,
+
+    /// Truncate: `max_length` (to --max-length) or `baked` (as the tokenizer.json says).
+    /// A bare --truncation means max_length.
+    #[arg(long, value_enum, default_value_t = Strategy::None, num_args = 0..=1,
+          default_missing_value = "max_length")]
+    truncation: Strategy,
+
+    /// Length for --padding max_length and --truncation max_length.
+    #[arg(long)]
+    max_length: Option<u32>,
+
+    /// The texts to tokenize; standard input when none is given.
+    text: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum Strategy {
+    None,
+    MaxLength,
+    Baked,
+}
+
+#[derive(Serialize)]
+struct JsonOutput<'a> {
+    tokenizer: &'a TokenizerInfo,
+    text: &'a str,
+    #[serde(flatten)]
+    inspection: Inspection,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let options = options(args)?;
+    let texts = texts(args)?;
+    let tokenizer = WickTokenizer::from_model(&args.model)?;
+    let inspections = texts
+        .iter()
+        .map(|t| tokenizer.inspect(t, &options))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let items: Vec<JsonOutput> = texts
+            .iter()
+            .zip(inspections)
+            .map(|(text, inspection)| JsonOutput {
+                tokenizer: tokenizer.info(),
+                text,
+                inspection,
+            })
+            .collect();
+        let value = if items.len() == 1 {
+            serde_json::to_value(&items[0])
+        } else {
+            serde_json::to_value(&items)
+        }
+        .map_err(|e| WickError::InvalidInput(e.to_string()))?;
+        writeln!(out, "{value}")
+    } else {
+        print_tables(&mut out, tokenizer.info(), &texts, &inspections)
+    };
+    // A closed pipe (`wick tokenize ... | head`) is not an error worth a message.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(WickError::io("stdout", e)),
+        _ => Ok(()),
+    }
+}
+
+fn options(args: &Args) -> Result<TokenizeOptions> {
+    let need_length = |what: &str| {
+        args.max_length.ok_or_else(|| {
+            WickError::InvalidInput(format!("--{what} max_length needs --max-length N"))
+        })
+    };
+    let padding = match args.padding {
+        Strategy::None => PaddingChoice::None,
+        Strategy::Baked => PaddingChoice::Baked,
+        Strategy::MaxLength => PaddingChoice::MaxLength(need_length("padding")?),
+    };
+    let truncation = match args.truncation {
+        Strategy::None => TruncationChoice::None,
+        Strategy::Baked => TruncationChoice::Baked,
+        Strategy::MaxLength => TruncationChoice::MaxLength(need_length("truncation")?),
+    };
+    Ok(TokenizeOptions {
+        add_special_tokens: !args.no_special_tokens,
+        padding,
+        truncation,
+    })
+}
+
+fn texts(args: &Args) -> Result<Vec<String>> {
+    if !args.text.is_empty() {
+        return Ok(args.text.clone());
+    }
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(WickError::InvalidInput(
+            "no text given: pass it as an argument or pipe it in".into(),
+        ));
+    }
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| WickError::io("stdin", e))?;
+    Ok(vec![text])
+}
+
+fn print_tables(
+    out: &mut impl Write,
+    info: &TokenizerInfo,
+    texts: &[String],
+    inspections: &[Inspection],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "tokenizer: {} ({}, {:?}, vocab {})",
+        info.path.display(),
+        info.model_type,
+        info.origin,
+        info.vocab_size
+    )?;
+    for (text, ins) in texts.iter().zip(inspections) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:>5}  {:>7}  {:<24}  {:>11}  flags",
+            "#", "id", "token", "chars"
+        )?;
+        for (i, t) in ins.tokens.iter().enumerate() {
+            let flags = match (t.special, t.padding) {
+                (_, true) => "pad",
+                (true, _) => "special",
+                _ => "",
+            };
+            writeln!(
+                out,
+                "{i:>5}  {:>7}  {:<24}  {:>11}  {flags}",
+                t.id,
+                format!("{:?}", t.token),
+                format!("{}..{}", t.start, t.end),
+            )?;
+        }
+        writeln!(out, "ids: {:?}", ins.ids)?;
+        writeln!(out, "decoded: {:?}", ins.decoded)?;
+        let mut summary = format!(
+            "{} tokens for {} characters ({:?})",
+            ins.tokens.len(),
+            ins.char_count,
+            shorten(text, 40)
+        );
+        if ins.truncated_tokens > 0 {
+            summary.push_str(&format!(
+                ", {} tokens cut by truncation",
+                ins.truncated_tokens
+            ));
+        }
+        writeln!(out, "{summary}")?;
+    }
+    Ok(())
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(max_chars).collect();
+        format!("{head}…")
+    }
+}

@@ -1,0 +1,12 @@
+//! Wick's engine: everything that is not UI.
+//!
+//! The desktop app (`wick-app`) and the `wick` command line are thin front ends over this crate,
+//! which has no Tauri dependency, so it builds and tests without a window system.
+
+pub mod error;
+pub mod source;
+pub mod tokenize;
+
+pub use error::{ErrorCode, ErrorPayload, Result, WickError};
+pub use source::ModelSource;
+pub use tokenize::{Inspection, TokenView, TokenizeOptions, WickTokenizer};

@@ -1,0 +1,176 @@
+//! Where a model lives: a local folder (or file), or a Hub repo found in the local Hugging Face cache.
+//!
+//! Downloading from the Hub is the `hub` module's job (a later step); this module only resolves a
+//! name to files already on disk, using the standard cache layout
+//! (`$HF_HUB_CACHE` or `$HF_HOME/hub`, then `models--org--name/{refs,snapshots}`) so that anything
+//! Python's `huggingface_hub` downloaded is usable by Wick as is.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, WickError};
+
+/// A model as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A folder (or a single file such as a `.gguf` or `tokenizer.json`).
+    Local(PathBuf),
+    /// A Hub repository, `org/name`, at a branch, tag or commit.
+    Hub { repo: String, revision: String },
+}
+
+impl ModelSource {
+    /// Reads what a user typed: an existing path wins; otherwise `org/name[@revision]` is a Hub repo.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err(WickError::InvalidInput(
+                "no model given: pass a folder or a Hub repo such as org/name".into(),
+            ));
+        }
+        let path = Path::new(spec);
+        if path.exists() || looks_like_path(spec) {
+            return Ok(Self::Local(path.to_path_buf()));
+        }
+        let (repo, revision) = match spec.split_once('@') {
+            Some((repo, rev)) if !rev.is_empty() => (repo, rev),
+            Some(_) => {
+                return Err(WickError::InvalidInput(format!(
+                    "`{spec}`: empty revision after @"
+                )))
+            }
+            None => (spec, "main"),
+        };
+        let parts: Vec<&str> = repo.split('/').collect();
+        let valid_part = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !(1..=2).contains(&parts.len()) || !parts.iter().all(|p| valid_part(p)) {
+            return Err(WickError::InvalidInput(format!(
+                "`{spec}` is neither an existing path nor a Hub repo name (org/name)"
+            )));
+        }
+        Ok(Self::Hub {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+        })
+    }
+
+    /// The folder or file on disk that holds this model's files.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        match self {
+            Self::Local(path) => {
+                if path.exists() {
+                    Ok(path.clone())
+                } else {
+                    Err(WickError::NotFound { path: path.clone() })
+                }
+            }
+            Self::Hub { repo, revision } => resolve_cached(&hub_cache_dir(), repo, revision),
+        }
+    }
+}
+
+/// Relative and absolute paths that do not exist still read as paths, so the user gets "not
+/// found" rather than "not in the Hub cache".
+fn looks_like_path(spec: &str) -> bool {
+    spec.starts_with('.')
+        || spec.starts_with('/')
+        || spec.starts_with('~')
+        || spec.contains('\\')
+        || spec.ends_with(".json")
+        || spec.ends_with(".gguf")
+}
+
+/// The Hugging Face hub cache folder, as `huggingface_hub` computes it.
+pub fn hub_cache_dir() -> PathBuf {
+    if let Some(dir) = non_empty_env("HF_HUB_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(home) = non_empty_env("HF_HOME") {
+        return PathBuf::from(home).join("hub");
+    }
+    let cache = non_empty_env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("huggingface").join("hub")
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Finds `repo` at `revision` in a hub cache: a branch or tag goes through `refs/`, a full
+/// commit hash names the snapshot directly.
+pub fn resolve_cached(cache: &Path, repo: &str, revision: &str) -> Result<PathBuf> {
+    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let not_cached = || WickError::NotCached {
+        repo: format!("{repo}@{revision}"),
+        cache: cache.to_path_buf(),
+    };
+    let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
+        revision.to_string()
+    } else {
+        let ref_file = repo_dir.join("refs").join(revision);
+        std::fs::read_to_string(&ref_file)
+            .map_err(|_| not_cached())?
+            .trim()
+            .to_string()
+    };
+    let snapshot = repo_dir.join("snapshots").join(commit);
+    if snapshot.is_dir() {
+        Ok(snapshot)
+    } else {
+        Err(not_cached())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_repo_names_and_revisions() {
+        assert_eq!(
+            ModelSource::parse("sentence-transformers/all-MiniLM-L6-v2").ok(),
+            Some(ModelSource::Hub {
+                repo: "sentence-transformers/all-MiniLM-L6-v2".into(),
+                revision: "main".into()
+            })
+        );
+        assert_eq!(
+            ModelSource::parse("gpt2@v1.0").ok(),
+            Some(ModelSource::Hub {
+                repo: "gpt2".into(),
+                revision: "v1.0".into()
+            })
+        );
+        assert!(ModelSource::parse("").is_err());
+        assert!(ModelSource::parse("a/b/c").is_err());
+        assert!(ModelSource::parse("org/na me").is_err());
+        assert!(matches!(
+            ModelSource::parse("./missing-folder"),
+            Ok(ModelSource::Local(_))
+        ));
+    }
+
+    #[test]
+    fn resolves_branch_and_commit_in_a_cache() -> Result<()> {
+        let cache = tempfile::tempdir().map_err(|e| WickError::io("tmp", e))?;
+        let repo_dir = cache.path().join("models--org--name");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let snap = repo_dir.join("snapshots").join(commit);
+        std::fs::create_dir_all(&snap).map_err(|e| WickError::io(&snap, e))?;
+        std::fs::create_dir_all(repo_dir.join("refs")).map_err(|e| WickError::io("refs", e))?;
+        std::fs::write(repo_dir.join("refs/main"), format!("{commit}\n"))
+            .map_err(|e| WickError::io("refs/main", e))?;
+
+        assert_eq!(resolve_cached(cache.path(), "org/name", "main")?, snap);
+        assert_eq!(resolve_cached(cache.path(), "org/name", commit)?, snap);
+        let err = resolve_cached(cache.path(), "org/name", "dev").unwrap_err();
+        assert_eq!(err.code(), crate::error::ErrorCode::NotCached);
+        Ok(())
+    }
+}

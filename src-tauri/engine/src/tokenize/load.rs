@@ -1,0 +1,189 @@
+//! Finding and loading a tokenizer: `tokenizer.json` first, a GGUF file's metadata otherwise.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::{ModelWrapper, Tokenizer};
+
+use super::config::TokenizerConfig;
+use super::{gguf, BakedSettings, TokenizerInfo, TokenizerOrigin, WickTokenizer};
+use crate::error::{Result, WickError};
+use crate::source::ModelSource;
+
+/// The file a tokenizer will be read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenizerFile {
+    Json(PathBuf),
+    Gguf(PathBuf),
+}
+
+/// Picks the tokenizer file for a model path: the path itself when it is a file, else the
+/// folder's `tokenizer.json`, else its GGUF file (all quantizations of one model share a
+/// tokenizer, so the first in name order is as good as any).
+pub fn find_tokenizer_file(path: &Path) -> Result<TokenizerFile> {
+    let meta = std::fs::metadata(path).map_err(|e| WickError::io(path, e))?;
+    if meta.is_file() {
+        return Ok(if is_gguf_name(path) {
+            TokenizerFile::Gguf(path.to_path_buf())
+        } else {
+            TokenizerFile::Json(path.to_path_buf())
+        });
+    }
+    let json = path.join("tokenizer.json");
+    if json.is_file() {
+        return Ok(TokenizerFile::Json(json));
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| WickError::io(path, e))?;
+    let mut ggufs: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_gguf_name(p))
+        .collect();
+    ggufs.sort();
+    ggufs
+        .into_iter()
+        .next()
+        .map(TokenizerFile::Gguf)
+        .ok_or_else(|| WickError::NoTokenizer {
+            path: path.to_path_buf(),
+        })
+}
+
+fn is_gguf_name(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gguf"))
+}
+
+impl WickTokenizer {
+    /// Loads the tokenizer of a model named as the user typed it: a folder, a file, or a Hub
+    /// repo already in the local Hugging Face cache.
+    pub fn from_model(spec: &str) -> Result<Self> {
+        let path = ModelSource::parse(spec)?.resolve()?;
+        Self::from_path(&path)
+    }
+
+    /// Loads the tokenizer of a model folder or file.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        match find_tokenizer_file(path)? {
+            TokenizerFile::Json(file) => Self::from_tokenizer_json(&file),
+            TokenizerFile::Gguf(file) => Self::from_gguf(&file),
+        }
+    }
+
+    fn from_tokenizer_json(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| WickError::io(path, e))?;
+        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| WickError::InvalidTokenizer {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let config = TokenizerConfig::beside(path)?;
+        // Keep what the file bakes in aside: AutoTokenizer ignores it unless asked.
+        let baked_padding = inner.get_padding().cloned();
+        let baked_truncation = inner.get_truncation().cloned();
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| WickError::InvalidTokenizer {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let pad_name = baked_padding
+            .as_ref()
+            .map(|p| p.pad_token.clone())
+            .or(config.pad_token.clone());
+        let pad = pad_name.and_then(|name| inner.token_to_id(&name).map(|id| (id, name)));
+        let baked = BakedSettings {
+            padding: baked_padding.as_ref().map(describe_padding),
+            truncation: baked_truncation.as_ref().map(describe_truncation),
+        };
+        Ok(Self::assemble(
+            inner,
+            path,
+            TokenizerOrigin::TokenizerJson,
+            baked,
+            Baked {
+                padding: baked_padding,
+                truncation: baked_truncation,
+            },
+            pad,
+            config.clean_up_tokenization_spaces,
+        ))
+    }
+
+    fn from_gguf(path: &Path) -> Result<Self> {
+        let built = gguf::build(path)?;
+        Ok(Self::assemble(
+            built.tokenizer,
+            path,
+            TokenizerOrigin::Gguf,
+            BakedSettings {
+                padding: None,
+                truncation: None,
+            },
+            Baked::default(),
+            built.pad,
+            false,
+        ))
+    }
+
+    fn assemble(
+        inner: Tokenizer,
+        path: &Path,
+        origin: TokenizerOrigin,
+        baked_info: BakedSettings,
+        baked: Baked,
+        pad: Option<(u32, String)>,
+        clean_up_spaces: bool,
+    ) -> Self {
+        let mut special: Vec<(u32, String)> = inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, tok)| tok.special)
+            .map(|(id, tok)| (id, tok.content))
+            .collect();
+        special.sort();
+        let info = TokenizerInfo {
+            path: path.to_path_buf(),
+            origin,
+            model_type: model_type(inner.get_model()).to_string(),
+            vocab_size: u32::try_from(inner.get_vocab_size(true)).unwrap_or(u32::MAX),
+            special_tokens: special.into_iter().map(|(_, s)| s).collect(),
+            baked: baked_info,
+        };
+        tracing::debug!(path = %path.display(), ?origin, "tokenizer loaded");
+        Self {
+            inner,
+            info,
+            baked_padding: baked.padding,
+            baked_truncation: baked.truncation,
+            pad,
+            clean_up_spaces,
+        }
+    }
+}
+
+/// Padding and truncation parameters a tokenizer file carried.
+#[derive(Debug, Default)]
+struct Baked {
+    padding: Option<tokenizers::PaddingParams>,
+    truncation: Option<tokenizers::TruncationParams>,
+}
+
+fn model_type(model: &ModelWrapper) -> &'static str {
+    match model {
+        ModelWrapper::BPE(_) => "BPE",
+        ModelWrapper::WordPiece(_) => "WordPiece",
+        ModelWrapper::Unigram(_) => "Unigram",
+        ModelWrapper::WordLevel(_) => "WordLevel",
+    }
+}
+
+fn describe_padding(p: &tokenizers::PaddingParams) -> String {
+    let to = match p.strategy {
+        tokenizers::PaddingStrategy::Fixed(n) => format!("pad to {n}"),
+        tokenizers::PaddingStrategy::BatchLongest => "pad to the longest in a batch".into(),
+    };
+    format!("{to} with {}", p.pad_token)
+}
+
+fn describe_truncation(t: &tokenizers::TruncationParams) -> String {
+    format!("truncate to {}", t.max_length)
+}

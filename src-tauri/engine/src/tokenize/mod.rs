@@ -1,0 +1,135 @@
+//! The tokenizer inspector's backend.
+//!
+//! A [`WickTokenizer`] is loaded from a model folder (its `tokenizer.json`) or, when a model ships
+//! only a GGUF file, built from the GGUF metadata. [`WickTokenizer::inspect`] turns a text into
+//! what the inspector draws: each token with its id, vocabulary string, character and byte offsets
+//! into the text, and whether it is special.
+//!
+//! Defaults follow `transformers`' `AutoTokenizer`: special tokens are added, and padding or
+//! truncation baked into a `tokenizer.json` is *not* applied unless asked for.
+
+mod config;
+mod gguf;
+mod inspect;
+mod load;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+pub use inspect::{Inspection, TokenView};
+pub use load::find_tokenizer_file;
+
+/// Where a tokenizer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum TokenizerOrigin {
+    /// A `tokenizer.json` file (the Hugging Face `tokenizers` format).
+    TokenizerJson,
+    /// Built from the `tokenizer.ggml.*` metadata of a GGUF file.
+    Gguf,
+}
+
+/// Padding or truncation that a `tokenizer.json` carries with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct BakedSettings {
+    /// Human-readable description, e.g. "pad to 128 with [PAD]", or null when absent.
+    pub padding: Option<String>,
+    /// e.g. "truncate to 128 (longest_first)", or null when absent.
+    pub truncation: Option<String>,
+}
+
+/// Facts about a loaded tokenizer, for the inspector's header and `wick tokenize --json`.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct TokenizerInfo {
+    /// The file the tokenizer was read from.
+    #[ts(type = "string")]
+    pub path: PathBuf,
+    pub origin: TokenizerOrigin,
+    /// The subword algorithm: "BPE", "WordPiece", "Unigram" or "WordLevel".
+    pub model_type: String,
+    /// Vocabulary size including added tokens.
+    pub vocab_size: u32,
+    /// The special tokens, as text (e.g. "[CLS]", "<|im_start|>").
+    pub special_tokens: Vec<String>,
+    /// What the file itself says about padding and truncation (not applied by default).
+    pub baked: BakedSettings,
+}
+
+/// Padding applied to one encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", content = "length", rename_all = "snake_case")]
+#[ts(export)]
+pub enum PaddingChoice {
+    /// No padding (what `AutoTokenizer` does by default).
+    #[default]
+    None,
+    /// Whatever the tokenizer.json says (an error if it says nothing).
+    Baked,
+    /// Pad to exactly this many tokens.
+    MaxLength(u32),
+}
+
+/// Truncation applied to one encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", content = "length", rename_all = "snake_case")]
+#[ts(export)]
+pub enum TruncationChoice {
+    /// No truncation (what `AutoTokenizer` does by default).
+    #[default]
+    None,
+    /// Whatever the tokenizer.json says (an error if it says nothing).
+    Baked,
+    /// Keep at most this many tokens, special tokens included.
+    MaxLength(u32),
+}
+
+/// How to tokenize; the defaults match `tokenizer(text)` in `transformers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default, rename_all = "camelCase")]
+#[ts(export)]
+pub struct TokenizeOptions {
+    pub add_special_tokens: bool,
+    pub padding: PaddingChoice,
+    pub truncation: TruncationChoice,
+}
+
+impl Default for TokenizeOptions {
+    fn default() -> Self {
+        Self {
+            add_special_tokens: true,
+            padding: PaddingChoice::None,
+            truncation: TruncationChoice::None,
+        }
+    }
+}
+
+/// A loaded tokenizer plus what the inspector needs to know about it.
+#[derive(Debug, Clone)]
+pub struct WickTokenizer {
+    inner: tokenizers::Tokenizer,
+    info: TokenizerInfo,
+    /// Baked settings, kept aside so they can be applied on request.
+    baked_padding: Option<tokenizers::PaddingParams>,
+    baked_truncation: Option<tokenizers::TruncationParams>,
+    /// The padding token (id, text), when the tokenizer names one.
+    pad: Option<(u32, String)>,
+    /// `clean_up_tokenization_spaces` from tokenizer_config.json, applied by `decode` as
+    /// `transformers` does.
+    clean_up_spaces: bool,
+}
+
+impl WickTokenizer {
+    pub fn info(&self) -> &TokenizerInfo {
+        &self.info
+    }
+
+    /// The underlying `tokenizers` tokenizer, with no padding or truncation configured.
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+}
