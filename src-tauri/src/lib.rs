@@ -1,1 +1,27 @@
+//! The Tauri shell around `wick-engine`: commands, state and IPC errors; no model code.
 
+mod commands;
+mod state;
+
+use tracing_subscriber::EnvFilter;
+
+/// Starts the desktop app.
+pub fn run() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .manage(state::AppState::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::tokenizer_info,
+            commands::tokenize,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(err) = result {
+        tracing::error!(%err, "Wick could not start");
+        eprintln!("Wick could not start: {err}");
+        std::process::exit(1);
+    }
+}

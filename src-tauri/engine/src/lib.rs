@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod source;
+pub mod tasks;
 pub mod tokenize;
 
 pub use error::{ErrorCode, ErrorPayload, Result, WickError};

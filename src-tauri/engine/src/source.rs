@@ -91,11 +91,23 @@ pub fn hub_cache_dir() -> PathBuf {
     if let Some(home) = non_empty_env("HF_HOME") {
         return PathBuf::from(home).join("hub");
     }
-    let cache = non_empty_env("XDG_CACHE_HOME")
+    cache_home().join("huggingface").join("hub")
+}
+
+/// Where `scripts/fetch_models.py` keeps Wick's starter and test models:
+/// `$WICK_MODELS_DIR`, else `~/.cache/wick/models`.
+pub fn starter_models_dir() -> PathBuf {
+    non_empty_env("WICK_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_home().join("wick").join("models"))
+}
+
+/// `$XDG_CACHE_HOME`, else `~/.cache` (empty variables count as unset, as in Python's tools).
+fn cache_home() -> PathBuf {
+    non_empty_env("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("huggingface").join("hub")
+        .unwrap_or_else(|| PathBuf::from(".cache"))
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

@@ -251,8 +251,15 @@ impl Meta {
 
     /// SentencePiece style: scores, byte fallback, merges recovered from the scores.
     fn sentencepiece_bpe(&self) -> Result<BuiltGguf> {
-        let tokens = self.strings("tokenizer.ggml.tokens")?;
+        let mut tokens = self.strings("tokenizer.ggml.tokens")?;
         let types = self.token_types(tokens.len())?;
+        // llama.cpp's converter writes user-defined pieces with real spaces ("   ") where the
+        // SentencePiece model has "▁▁▁"; put the marks back so they merge like any other piece.
+        for (tok, ty) in tokens.iter_mut().zip(&types) {
+            if *ty == TYPE_USER_DEFINED && tok.contains(' ') {
+                *tok = tok.replace(' ', "▁");
+            }
+        }
         let scores = self.scores(tokens.len())?;
         let unk = self.special_id("unknown", tokens.len())?;
         let vocab = vocab_map(&tokens);

@@ -1,0 +1,118 @@
+//! The pipeline tasks Wick offers, in one table: the UI builds its tabs from it and the CLI
+//! validates task names against it. Adding a task starts with a row here.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+/// A pipeline task, named as `transformers`' `pipeline()` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "kebab-case")]
+#[ts(export)]
+pub enum Task {
+    TextGeneration,
+    TextClassification,
+    TokenClassification,
+    QuestionAnswering,
+    FillMask,
+    Summarization,
+    Translation,
+    ZeroShotClassification,
+    FeatureExtraction,
+}
+
+/// How far along a task's implementation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Availability {
+    Ready,
+    Coming,
+}
+
+/// What a front end shows about a task.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct TaskInfo {
+    pub task: Task,
+    /// The `transformers` pipeline name, e.g. "text-generation".
+    pub id: &'static str,
+    pub title: &'static str,
+    /// One sentence for people who have never used the task.
+    pub summary: &'static str,
+    /// A sample input, shown in the tokenizer inspector until the user types their own.
+    pub example: &'static str,
+    pub availability: Availability,
+}
+
+/// Every task, in the order the tabs appear.
+pub const TASKS: &[TaskInfo] = &[
+    info(Task::TextGeneration, "text-generation", "Text generation",
+        "Continue a prompt or chat with a model, token by token, and see how sure it was of each one.",
+        "Once upon a time, in a workshop full of candles,"),
+    info(Task::TextClassification, "text-classification", "Text classification",
+        "Sort a text into labels such as positive or negative, with a probability for each.",
+        "I loved this film: the story was gripping and the music beautiful!"),
+    info(Task::TokenClassification, "token-classification", "Named entities",
+        "Find names, places, e-mail addresses and other entities, highlighted in the text.",
+        "Hi, I am John Smith. Email me at john.smith@gmail.com or call +1 555 0100."),
+    info(Task::QuestionAnswering, "question-answering", "Question answering",
+        "Ask a question about a passage and see the answer marked in it.",
+        "Where do the penguins live? Emperor penguins live in Antarctica."),
+    info(Task::FillMask, "fill-mask", "Fill the blank",
+        "Hide a word and let the model guess what fits, with its best candidates.",
+        "Paris is the [MASK] of France."),
+    info(Task::Summarization, "summarization", "Summarization",
+        "Condense a long text into a few sentences.",
+        "summarize: The city council met on Tuesday to discuss the new bike lanes."),
+    info(Task::Translation, "translation", "Translation",
+        "Translate text between languages, word by word as the model writes.",
+        "translate English to German: The house is wonderful."),
+    info(Task::ZeroShotClassification, "zero-shot-classification", "Zero-shot labels",
+        "Score a text against labels you make up, without training anything.",
+        "The new phone has a great camera but the battery dies by noon."),
+    info(Task::FeatureExtraction, "feature-extraction", "Embeddings",
+        "Turn sentences into vectors and see which ones mean similar things.",
+        "A man is eating food. A man is eating a piece of bread."),
+];
+
+const fn info(
+    task: Task,
+    id: &'static str,
+    title: &'static str,
+    summary: &'static str,
+    example: &'static str,
+) -> TaskInfo {
+    TaskInfo {
+        task,
+        id,
+        title,
+        summary,
+        example,
+        // Pipelines land task by task; until then every tab says it is coming.
+        availability: Availability::Coming,
+    }
+}
+
+impl Task {
+    /// Looks a task up by its pipeline name.
+    pub fn from_id(id: &str) -> Option<Task> {
+        TASKS.iter().find(|t| t.id == id).map(|t| t.task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_serde_names_and_are_unique() {
+        for t in TASKS {
+            let json = serde_json::to_value(t.task).unwrap();
+            assert_eq!(json, serde_json::Value::String(t.id.to_string()));
+            assert_eq!(Task::from_id(t.id), Some(t.task));
+        }
+        assert_eq!(TASKS.len(), 9);
+        assert_eq!(Task::from_id("nope"), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! The `wick` binary as a user runs it: real models, real files, and bad input that must give
+//! a clear message and a non-zero exit, never a panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn wick(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(args)
+        .output()
+        .expect("wick runs")
+}
+
+fn model(name: &str) -> PathBuf {
+    let dir = wick_engine::source::starter_models_dir().join(name);
+    assert!(
+        dir.join(".wick-complete").is_file(),
+        "test model `{name}` is missing from {}: run `python3 scripts/fetch_models.py`",
+        dir.display()
+    );
+    dir
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "wick failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Runs wick on `path` and checks it fails cleanly with `code` and a message containing `says`.
+fn assert_clean_failure(path: &Path, code: &str, says: &str) {
+    let p = path.to_str().expect("utf-8 path");
+    let out = wick(&["tokenize", "--model", p, "hello"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(
+        stderr.contains(says),
+        "message should say {says:?}: {stderr}"
+    );
+
+    let out = wick(&["tokenize", "--json", "--model", p, "hello"]);
+    let err: Value = serde_json::from_slice(&out.stderr).expect("JSON error on stderr");
+    assert_eq!(err["code"], code);
+    assert!(err["message"].as_str().is_some_and(|m| m.contains(says)));
+}
+
+#[test]
+fn json_output_has_ids_tokens_offsets_and_flags() {
+    let dir = model("all-minilm-l6-v2");
+    let out = wick(&[
+        "tokenize",
+        "--json",
+        "--model",
+        dir.to_str().unwrap(),
+        "Hello world",
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(v["ids"], serde_json::json!([101, 7592, 2088, 102]));
+    assert_eq!(v["tokens"][1]["token"], "hello");
+    assert_eq!(v["tokens"][1]["start"], 0);
+    assert_eq!(v["tokens"][1]["end"], 5);
+    assert_eq!(v["tokens"][0]["special"], true);
+    assert_eq!(v["decoded"], "[CLS] hello world [SEP]");
+    assert_eq!(v["tokenizer"]["model_type"], "WordPiece");
+    // The MiniLM tokenizer.json bakes in padding to 128, which is reported, not applied.
+    assert!(v["tokenizer"]["baked"]["padding"]
+        .as_str()
+        .is_some_and(|p| p.contains("128")));
+}
+
+#[test]
+fn flags_for_special_tokens_padding_and_truncation() {
+    let dir = model("all-minilm-l6-v2");
+    let d = dir.to_str().unwrap();
+    let ids = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["tokenize", "--json", "--model", d];
+        all.extend_from_slice(args);
+        let v = stdout_json(&wick(&all));
+        v["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids(&["--no-special-tokens", "Hello world"]),
+        vec![7592, 2088]
+    );
+    let padded = ids(&[
+        "--padding",
+        "max_length",
+        "--max-length",
+        "8",
+        "Hello world",
+    ]);
+    assert_eq!(padded, vec![101, 7592, 2088, 102, 0, 0, 0, 0]);
+    assert_eq!(ids(&["--padding", "baked", "Hello world"]).len(), 128);
+    let cut = ids(&["--truncation", "--max-length", "3", "Hello big world"]);
+    assert_eq!(cut, vec![101, 7592, 102]);
+}
+
+#[test]
+fn gguf_only_model_and_empty_text() {
+    let dir = model("smollm2-135m-instruct");
+    let v = stdout_json(&wick(&[
+        "tokenize",
+        "--json",
+        "--model",
+        dir.to_str().unwrap(),
+        "Hello world",
+    ]));
+    assert_eq!(v["ids"], serde_json::json!([19556, 905]));
+    assert_eq!(v["tokenizer"]["origin"], "gguf");
+
+    let v = stdout_json(&wick(&[
+        "tokenize",
+        "--json",
+        "--model",
+        dir.to_str().unwrap(),
+        "",
+    ]));
+    assert_eq!(v["ids"], serde_json::json!([]));
+}
+
+#[test]
+fn reads_standard_input_and_prints_a_table() {
+    let dir = model("all-minilm-l6-v2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(["tokenize", "--model", dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wick runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello world")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(text.contains("ids: [101, 7592, 2088, 102]"), "{text}");
+    assert!(text.contains("4 tokens for 11 characters"), "{text}");
+}
+
+#[test]
+fn missing_path_is_a_clear_error() {
+    assert_clean_failure(
+        Path::new("/nonexistent/wick/model"),
+        "not_found",
+        "no such file or folder",
+    );
+}
+
+#[test]
+fn folder_without_tokenizer_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+    assert_clean_failure(dir.path(), "no_tokenizer", "no tokenizer found");
+}
+
+#[test]
+fn corrupt_tokenizer_json_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(model("all-minilm-l6-v2").join("tokenizer.json")).unwrap();
+    // Cut the real file in half: what an interrupted copy leaves behind.
+    std::fs::write(dir.path().join("tokenizer.json"), &real[..real.len() / 2]).unwrap();
+    assert_clean_failure(
+        dir.path(),
+        "invalid_tokenizer",
+        "is not a valid tokenizer.json",
+    );
+}
+
+#[test]
+fn truncated_gguf_is_a_clear_error() {
+    let src = model("smollm2-135m-instruct").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let real = std::fs::read(src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Cut inside the metadata (the vocabulary) ...
+    let early = dir.path().join("early.gguf");
+    std::fs::write(&early, &real[..300_000]).unwrap();
+    assert_clean_failure(&early, "invalid_gguf", "is not a readable GGUF file");
+    // ... and inside the tensor data, where the metadata still parses.
+    let late = dir.path().join("late.gguf");
+    std::fs::write(&late, &real[..real.len() - 1000]).unwrap();
+    assert_clean_failure(&late, "invalid_gguf", "truncated");
+}
+
+#[test]
+fn padding_needs_a_length() {
+    let dir = model("all-minilm-l6-v2");
+    let out = wick(&[
+        "tokenize",
+        "--model",
+        dir.to_str().unwrap(),
+        "--padding",
+        "max_length",
+        "hi",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --max-length"));
+}

@@ -1,0 +1,118 @@
+//! The Tauri commands the UI calls. All are async and hand engine work to a blocking thread,
+//! so the window never freezes; errors cross as `{code, message}` ([`ErrorPayload`]).
+
+use serde::Serialize;
+use tauri::State;
+use ts_rs::TS;
+use wick_engine::tasks::{TaskInfo, TASKS};
+use wick_engine::tokenize::TokenizerInfo;
+use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions, WickError};
+
+use crate::state::AppState;
+
+type CommandResult<T> = Result<T, ErrorPayload>;
+
+/// What the window shows in its header and tab bar.
+#[derive(Debug, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct AppInfo {
+    pub version: String,
+    pub tasks: Vec<TaskInfo>,
+    /// Models fetched by `scripts/fetch_models.py`, offered in the model picker.
+    pub starter_models: Vec<StarterModel>,
+}
+
+/// A ready-to-use model folder from the starter-model cache.
+#[derive(Debug, Serialize, TS)]
+#[ts(export)]
+pub struct StarterModel {
+    pub name: String,
+    pub path: String,
+}
+
+/// The inspector's answer: the tokenizer's facts and the tokens of the text.
+#[derive(Debug, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct TokenizeResponse {
+    pub tokenizer: TokenizerInfo,
+    pub inspection: Inspection,
+    /// Milliseconds spent tokenizing (not loading).
+    pub elapsed_ms: f64,
+}
+
+#[tauri::command]
+pub async fn app_info() -> AppInfo {
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        tasks: TASKS.to_vec(),
+        starter_models: starter_models(),
+    }
+}
+
+#[tauri::command]
+pub async fn tokenizer_info(
+    state: State<'_, AppState>,
+    model: String,
+) -> CommandResult<TokenizerInfo> {
+    let state = state.inner().clone();
+    blocking(move || Ok(state.tokenizer(&model)?.info().clone())).await
+}
+
+#[tauri::command]
+pub async fn tokenize(
+    state: State<'_, AppState>,
+    model: String,
+    text: String,
+    options: TokenizeOptions,
+) -> CommandResult<TokenizeResponse> {
+    let state = state.inner().clone();
+    blocking(move || {
+        let tokenizer = state.tokenizer(&model)?;
+        let started = std::time::Instant::now();
+        let inspection = tokenizer.inspect(&text, &options)?;
+        Ok(TokenizeResponse {
+            tokenizer: tokenizer.info().clone(),
+            inspection,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    })
+    .await
+}
+
+/// Runs engine work off the async runtime and turns its errors into the IPC shape.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, WickError> + Send + 'static,
+) -> CommandResult<T> {
+    match tauri::async_runtime::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|e| {
+            tracing::warn!(code = ?e.code(), "{e}");
+            e.payload()
+        }),
+        Err(join) => Err(ErrorPayload {
+            code: ErrorCode::Internal,
+            message: format!("the engine stopped unexpectedly: {join}"),
+        }),
+    }
+}
+
+/// The starter models `scripts/fetch_models.py` completed (it marks each with `.wick-complete`),
+/// from `$WICK_MODELS_DIR` or its default `~/.cache/wick/models`.
+fn starter_models() -> Vec<StarterModel> {
+    let Ok(entries) = std::fs::read_dir(wick_engine::source::starter_models_dir()) else {
+        return Vec::new();
+    };
+    let mut models: Vec<StarterModel> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(".wick-complete").is_file())
+        .filter_map(|p| {
+            Some(StarterModel {
+                name: p.file_name()?.to_string_lossy().into_owned(),
+                path: p.display().to_string(),
+            })
+        })
+        .collect();
+    models.sort_by(|a, b| a.name.cmp(&b.name));
+    models
+}

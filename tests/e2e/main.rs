@@ -1,0 +1,318 @@
+//! End-to-end tests of the real Wick window, driven through WebKitWebDriver.
+//!
+//! Run by `scripts/test.sh` under `dbus-run-session -- xvfb-run -a`; needs the app built with
+//! its UI (`target/debug/wick-app`) and the test models fetched. Each case prints ok/FAILED,
+//! screenshots land in `tests/e2e-output/`, and the last line is `e2e: N passed, N failed`.
+
+mod webdriver;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use webdriver::{Driver, Result, Session};
+use wick_engine::{TokenizeOptions, WickTokenizer};
+use wick_tests::{model_dir, repo_root, target_binary};
+
+const UI_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CHIP_IDS: &str = "return Array.from(document.querySelectorAll('[data-testid=chips] .chip'))\
+    .map(c => Number(c.dataset.id));";
+
+type Case = fn(&Session, &Path) -> Result<()>;
+
+fn main() -> ExitCode {
+    let cases: &[(&str, Case)] = &[
+        ("window shows the nine task tabs", nine_tabs),
+        ("every tab has a clear coming state", coming_states),
+        (
+            "inspector chips match the engine (tokenizer.json)",
+            inspector_tokenizer_json,
+        ),
+        ("inspector shows token details on hover", inspector_hover),
+        (
+            "inspector chips match the engine (GGUF-only model)",
+            inspector_gguf,
+        ),
+        (
+            "inspector options: no special tokens, padding",
+            inspector_options,
+        ),
+        ("a missing model shows a clear error", missing_model_error),
+    ];
+    let out_dir = repo_root().join("tests").join("e2e-output");
+    let app = target_binary("wick-app");
+    let (passed, failed) = match run_all(&app, &out_dir, cases) {
+        Ok(counts) => counts,
+        Err(e) => {
+            eprintln!("e2e setup failed: {e}");
+            (0, cases.len())
+        }
+    };
+    println!("e2e: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize, usize)> {
+    if !app.is_file() {
+        return Err(format!(
+            "{} is missing: build it with `cargo build -p wick-app`",
+            app.display()
+        ));
+    }
+    let driver = Driver::start()?;
+    let session = driver.open_app(app)?;
+    // The window is up once the tab bar has been drawn from the engine's task table.
+    session.find(".tab", UI_TIMEOUT)?;
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in cases {
+        match case(&session, out_dir) {
+            Ok(()) => {
+                passed += 1;
+                println!("e2e {name} ... ok");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("e2e {name} ... FAILED\n    {e}");
+                let _ = session.screenshot(&out_dir.join(format!("failed-{}.png", slug(name))));
+            }
+        }
+    }
+    let _ = session.close();
+    Ok((passed, failed))
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+fn nine_tabs(s: &Session, _: &Path) -> Result<()> {
+    let tasks = s.script(
+        "return Array.from(document.querySelectorAll('.tab')).map(t => t.dataset.task);",
+        json!([]),
+    )?;
+    let expected = json!([
+        "text-generation",
+        "text-classification",
+        "token-classification",
+        "question-answering",
+        "fill-mask",
+        "summarization",
+        "translation",
+        "zero-shot-classification",
+        "feature-extraction"
+    ]);
+    ensure(tasks == expected, || format!("tabs were {tasks}"))?;
+    let title = s.script("return document.title;", json!([]))?;
+    ensure(title == "Wick", || format!("title was {title}"))
+}
+
+fn coming_states(s: &Session, out: &Path) -> Result<()> {
+    let tabs = s.script(
+        "return Array.from(document.querySelectorAll('.tab')).map(t => t.id);",
+        json!([]),
+    )?;
+    for id in tabs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let tab = s.find(&format!("#{id}"), UI_TIMEOUT)?;
+        s.click(&tab)?;
+        let state = s.wait_for(
+            "the task card",
+            "const c = document.querySelector('.task-card'); \
+             const t = document.querySelector('.tab.active'); \
+             return c && t ? [c.dataset.state, c.querySelector('h1').textContent, t.id] : null;",
+            UI_TIMEOUT,
+            |v| v.get(2).and_then(Value::as_str) == Some(id),
+        )?;
+        ensure(state[0] == "coming", || format!("{id}: card state {state}"))?;
+    }
+    // Back to the first tab for the next cases.
+    s.click(&s.find("#tab-text-generation", UI_TIMEOUT)?)?;
+    s.screenshot(&out.join("tabs-coming.png"))
+}
+
+/// Points the model field at `model` the way a user would: select, type, press Enter.
+fn choose_model(s: &Session, model: &Path) -> Result<()> {
+    let field = s.find("#model-path", UI_TIMEOUT)?;
+    s.clear(&field)?;
+    s.type_text(&field, &format!("{}\u{E007}", model.display()))
+}
+
+fn type_into_inspector(s: &Session, text: &str) -> Result<()> {
+    let area = s.find("#inspector-text", UI_TIMEOUT)?;
+    s.clear(&area)?;
+    s.type_text(&area, text)
+}
+
+/// Waits until the chips show exactly `expected`.
+fn expect_chips(s: &Session, expected: &[u32]) -> Result<()> {
+    let want = json!(expected);
+    s.wait_for(
+        "chips to match the engine's ids",
+        CHIP_IDS,
+        UI_TIMEOUT,
+        |v| *v == want,
+    )
+    .map(drop)
+}
+
+fn engine_ids(model: &Path, text: &str, options: &TokenizeOptions) -> Result<Vec<u32>> {
+    WickTokenizer::from_path(model)
+        .and_then(|t| t.encode_ids(text, options))
+        .map_err(|e| e.to_string())
+}
+
+const MINILM_TEXT: &str =
+    "Wick shows how a model reads: tokens, ids & offsets — even for naïve café emoji 🕯️!";
+
+fn inspector_tokenizer_json(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("all-minilm-l6-v2");
+    choose_model(s, &model)?;
+    type_into_inspector(s, MINILM_TEXT)?;
+    let ids = engine_ids(&model, MINILM_TEXT, &TokenizeOptions::default())?;
+    expect_chips(s, &ids)?;
+    let count = s.script(
+        "return document.querySelector('[data-testid=token-count] strong').textContent;",
+        json!([]),
+    )?;
+    ensure(count == json!(format!("{} tokens", ids.len())), || {
+        format!("count said {count}, engine has {} tokens", ids.len())
+    })?;
+    // The MiniLM tokenizer.json bakes in padding to 128: the inspector must say so.
+    let notice = s.script(
+        "const n = document.querySelector('[data-testid=baked-notice]'); return n && n.textContent;",
+        json!([]),
+    )?;
+    ensure(
+        notice.as_str().is_some_and(|n| n.contains("pad to 128")),
+        || format!("baked padding notice was {notice}"),
+    )?;
+    s.screenshot(&out.join("inspector-minilm.png"))
+}
+
+fn inspector_hover(s: &Session, out: &Path) -> Result<()> {
+    // Keyboard focus shows the same card as hovering.
+    s.script(
+        "document.querySelectorAll('[data-testid=chips] .chip')[4].focus(); return true;",
+        json!([]),
+    )?;
+    let tip = s.wait_for(
+        "the token detail card",
+        "const t = document.querySelector('.tip'); return t && t.textContent;",
+        UI_TIMEOUT,
+        |v| v.is_string(),
+    )?;
+    let tip = tip.as_str().unwrap_or_default();
+    ensure(tip.contains("chars") && tip.contains("bytes"), || {
+        format!("detail card was {tip:?}")
+    })?;
+    s.screenshot(&out.join("inspector-hover.png"))
+}
+
+const CHAT_TEXT: &str =
+    "<|im_start|>user\nHow many r's are in \"strawberry\"? Count 1, 2, 3…<|im_end|>";
+
+fn inspector_gguf(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("smollm2-135m-instruct");
+    choose_model(s, &model)?;
+    type_into_inspector(s, CHAT_TEXT)?;
+    let ids = engine_ids(&model, CHAT_TEXT, &TokenizeOptions::default())?;
+    expect_chips(s, &ids)?;
+    let facts = s.script(
+        "return document.querySelector('[data-testid=tokenizer-facts]').textContent;",
+        json!([]),
+    )?;
+    ensure(facts.as_str().is_some_and(|f| f.contains("GGUF")), || {
+        format!("facts were {facts}")
+    })?;
+    s.screenshot(&out.join("inspector-gguf.png"))
+}
+
+fn inspector_options(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("all-minilm-l6-v2");
+    choose_model(s, &model)?;
+    let text = "Padding makes every input the same length.";
+    type_into_inspector(s, text)?;
+    s.click(&s.find("#opt-special", UI_TIMEOUT)?)?;
+    let plain = TokenizeOptions {
+        add_special_tokens: false,
+        ..TokenizeOptions::default()
+    };
+    expect_chips(s, &engine_ids(&model, text, &plain)?)?;
+    s.click(&s.find("#opt-special", UI_TIMEOUT)?)?;
+    // Pad to 16 (the Max length field's value is set the way a person would type it).
+    let length = s.find("#opt-max-length", UI_TIMEOUT)?;
+    s.clear(&length)?;
+    s.type_text(&length, "16")?;
+    s.script(
+        "const p = document.querySelector('#opt-padding'); p.value = 'max_length'; \
+         p.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+        json!([]),
+    )?;
+    let padded = TokenizeOptions {
+        padding: wick_engine::tokenize::PaddingChoice::MaxLength(16),
+        ..TokenizeOptions::default()
+    };
+    let ids = engine_ids(&model, text, &padded)?;
+    ensure(ids.len() == 16, || {
+        format!("engine padded to {}", ids.len())
+    })?;
+    expect_chips(s, &ids)?;
+    s.screenshot(&out.join("inspector-padding.png"))?;
+    // Leave the options as a person would find them.
+    s.script(
+        "const p = document.querySelector('#opt-padding'); p.value = 'none'; \
+         p.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+        json!([]),
+    )
+    .map(drop)
+}
+
+fn missing_model_error(s: &Session, out: &Path) -> Result<()> {
+    let missing = PathBuf::from("/nonexistent/wick-model");
+    choose_model(s, &missing)?;
+    let banner = s.wait_for(
+        "the error banner",
+        "const e = document.querySelector('[data-testid=inspector-error]'); \
+         return e && [e.querySelector('.code').textContent, e.textContent];",
+        UI_TIMEOUT,
+        |v| v.is_array(),
+    )?;
+    ensure(banner[0] == "not_found", || {
+        format!("error code was {}", banner[0])
+    })?;
+    ensure(
+        banner[1]
+            .as_str()
+            .is_some_and(|t| t.contains("/nonexistent/wick-model")),
+        || format!("error text was {}", banner[1]),
+    )?;
+    s.screenshot(&out.join("error-missing-model.png"))?;
+    // Leave a working model behind so the window is useful if someone looks at it.
+    choose_model(s, &model_dir("all-minilm-l6-v2"))
+}

@@ -1,0 +1,65 @@
+// The one place the UI talks to the Rust side. Components receive a `Backend`, so tests (and a
+// plain browser) can hand them another implementation of the same interface.
+import { invoke } from "@tauri-apps/api/core";
+import { open } from "@tauri-apps/plugin-dialog";
+import type { AppInfo } from "./bindings/AppInfo";
+import type { ErrorCode } from "./bindings/ErrorCode";
+import type { ErrorPayload } from "./bindings/ErrorPayload";
+import type { TokenizeOptions } from "./bindings/TokenizeOptions";
+import type { TokenizeResponse } from "./bindings/TokenizeResponse";
+
+export interface Backend {
+  appInfo(): Promise<AppInfo>;
+  tokenize(model: string, text: string, options: TokenizeOptions): Promise<TokenizeResponse>;
+  /** Opens the system picker; resolves to null when the user cancels. */
+  pickModel(kind: "folder" | "file"): Promise<string | null>;
+}
+
+/** An error from the engine, with the machine-readable code it was sent with. */
+export class BackendError extends Error {
+  readonly code: ErrorCode;
+  constructor(payload: ErrorPayload) {
+    super(payload.message);
+    this.code = payload.code;
+  }
+}
+
+function isPayload(value: unknown): value is ErrorPayload {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as ErrorPayload).code === "string" &&
+    typeof (value as ErrorPayload).message === "string"
+  );
+}
+
+/** Wraps anything a command rejects with into a BackendError. */
+export function toBackendError(err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  if (isPayload(err)) return new BackendError(err);
+  return new BackendError({ code: "internal", message: String(err) });
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (err) {
+    throw toBackendError(err);
+  }
+}
+
+export const tauriBackend: Backend = {
+  appInfo: () => call<AppInfo>("app_info"),
+  tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
+  async pickModel(kind) {
+    const picked = await open(
+      kind === "folder"
+        ? { directory: true, title: "Choose a model folder" }
+        : {
+            title: "Choose a tokenizer.json or GGUF file",
+            filters: [{ name: "Tokenizer or GGUF", extensions: ["json", "gguf"] }],
+          },
+    );
+    return typeof picked === "string" ? picked : null;
+  },
+};

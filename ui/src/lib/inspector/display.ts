@@ -1,0 +1,33 @@
+// Pure helpers for drawing tokens; unit-tested in display.test.ts.
+import type { TokenView } from "../bindings/TokenView";
+
+/** Makes whitespace visible inside a chip: spaces, tabs and newlines would otherwise vanish. */
+export function visibleWhitespace(text: string): string {
+  return text.replace(/ /g, "·").replace(/\t/g, "⇥").replace(/\r?\n/g, "⏎");
+}
+
+/** What a chip shows: the text it covers, or its vocabulary entry when it covers none. */
+export function chipLabel(token: TokenView): string {
+  if (token.special || token.padding || token.text.length === 0) return token.token;
+  return visibleWhitespace(token.text);
+}
+
+/** Neighbouring tokens get clearly different colours; the palette has eight. */
+export function chipColor(index: number): number {
+  return index % 8;
+}
+
+/** UTF-8 bytes of a string, as hex pairs ("e2 82 ac"). */
+export function hexBytes(text: string): string {
+  return Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join(
+    " ",
+  );
+}
+
+/** "1 token" / "12,345 tokens". */
+export function plural(n: number, word: string): string {
+  return `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** Only this many chips are drawn; a huge paste would otherwise stall the window. */
+export const MAX_CHIPS = 2000;
