@@ -260,7 +260,18 @@ impl Meta {
                 *tok = tok.replace(' ', "▁");
             }
         }
-        let scores = self.scores(tokens.len())?;
+        // In the SentencePiece model, control and user-defined pieces score 0, above every
+        // learned piece; llama.cpp writes -1000 for them. Restore 0 so that whitespace runs
+        // and other user-defined pieces merge first, as in the original tokenizer.
+        let scores: Vec<f32> = self
+            .scores(tokens.len())?
+            .into_iter()
+            .zip(&types)
+            .map(|(score, ty)| match *ty {
+                TYPE_CONTROL | TYPE_USER_DEFINED => 0.0,
+                _ => score,
+            })
+            .collect();
         let unk = self.special_id("unknown", tokens.len())?;
         let vocab = vocab_map(&tokens);
         let merges = merges_from_scores(&tokens, &scores, &vocab);
@@ -382,29 +393,53 @@ fn vocab_map(tokens: &[String]) -> Vocab {
     vocab
 }
 
-/// Every way to build a vocabulary piece from two other pieces is a merge; merges are ranked by
-/// the score of the piece they produce (higher first), ties by that piece's id, then by the ids
-/// of its two halves. Applying BPE merges in that order reproduces SentencePiece's
-/// "merge the highest-scoring pair" loop.
+/// Every way to build a vocabulary piece from two other pieces is a merge. Merges are ranked by
+/// the score of the piece they produce (higher first); ties go to the longer left half, then
+/// the longer right half, then lower ids. This is the order `transformers` gives the merges of
+/// a SentencePiece BPE model, and applying BPE merges in it reproduces SentencePiece's "merge
+/// the highest-scoring pair" loop.
 fn merges_from_scores(tokens: &[String], scores: &[f32], vocab: &Vocab) -> Vec<(String, String)> {
-    let mut ranked: Vec<(f32, u32, u32, u32)> = Vec::new();
+    struct Merge {
+        score: f32,
+        left_chars: usize,
+        right_chars: usize,
+        piece: u32,
+        left: u32,
+        right: u32,
+    }
+    let mut ranked: Vec<Merge> = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
-        for (split, _) in piece.char_indices().skip(1) {
+        for (at, (split, _)) in piece.char_indices().enumerate().skip(1) {
             let (left, right) = piece.split_at(split);
             if let (Some(&l), Some(&r)) = (vocab.get(left), vocab.get(right)) {
-                ranked.push((scores[id], id as u32, l, r));
+                ranked.push(Merge {
+                    score: scores[id],
+                    left_chars: at,
+                    right_chars: piece[split..].chars().count(),
+                    piece: id as u32,
+                    left: l,
+                    right: r,
+                });
             }
         }
     }
     ranked.sort_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then(a.1.cmp(&b.1))
-            .then(a.2.cmp(&b.2))
-            .then(a.3.cmp(&b.3))
+        b.score
+            .total_cmp(&a.score)
+            .then(b.left_chars.cmp(&a.left_chars))
+            .then(b.right_chars.cmp(&a.right_chars))
+            .then(a.piece.cmp(&b.piece))
+            .then(a.left.cmp(&b.left))
+            .then(a.right.cmp(&b.right))
     });
     ranked
         .into_iter()
-        .map(|(_, _, l, r)| (tokens[l as usize].clone(), tokens[r as usize].clone()))
+        .map(|m| {
+            (
+                tokens[m.left as usize].clone(),
+                tokens[m.right as usize].clone(),
+            )
+        })
         .collect()
 }
 
@@ -484,7 +519,7 @@ mod tests {
             .collect();
         assert_eq!(
             as_str,
-            vec![("b", "c"), ("a", "b"), ("a", "bc"), ("ab", "c")]
+            vec![("b", "c"), ("a", "b"), ("ab", "c"), ("a", "bc")]
         );
     }
 }

@@ -66,7 +66,7 @@ impl WickTokenizer {
         let decoded = self.decode(&ids)?;
         let offsets = CharOffsets::new(text);
         let tokens = (0..encoding.len())
-            .map(|i| token_view(&encoding, i, text, &offsets))
+            .map(|i| token_view(&self.inner, &encoding, i, text, &offsets))
             .collect();
         let truncated_tokens = encoding
             .get_overflowing()
@@ -176,7 +176,13 @@ impl WickTokenizer {
     }
 }
 
-fn token_view(encoding: &Encoding, i: usize, text: &str, offsets: &CharOffsets) -> TokenView {
+fn token_view(
+    tokenizer: &tokenizers::Tokenizer,
+    encoding: &Encoding,
+    i: usize,
+    text: &str,
+    offsets: &CharOffsets,
+) -> TokenView {
     let (byte_start, byte_end) = encoding.get_offsets()[i];
     let special = encoding.get_special_tokens_mask()[i] == 1;
     let padding = encoding.get_attention_mask()[i] == 0;
@@ -192,7 +198,7 @@ fn token_view(encoding: &Encoding, i: usize, text: &str, offsets: &CharOffsets) 
     };
     TokenView {
         id: encoding.get_ids()[i],
-        token: encoding.get_tokens()[i].clone(),
+        token: vocab_entry(tokenizer, encoding, i),
         text: covered,
         start,
         end,
@@ -202,6 +208,14 @@ fn token_view(encoding: &Encoding, i: usize, text: &str, offsets: &CharOffsets) 
         padding,
         word: encoding.get_word_ids()[i],
     }
+}
+
+/// The vocabulary string of token `i`, as `convert_ids_to_tokens` gives it. `tokenizers` reports
+/// an unknown piece by its original text; the vocabulary entry (e.g. `<unk>`) is what the model saw.
+fn vocab_entry(tokenizer: &tokenizers::Tokenizer, encoding: &Encoding, i: usize) -> String {
+    tokenizer
+        .id_to_token(encoding.get_ids()[i])
+        .unwrap_or_else(|| encoding.get_tokens()[i].clone())
 }
 
 fn count_u32(n: usize) -> u32 {
