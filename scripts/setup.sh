@@ -14,7 +14,8 @@ packages=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicato
   libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxdo-dev build-essential pkg-config libssl-dev
   xdg-utils file)
 # End-to-end tests: a virtual display, the WebDriver for WebKitGTK, a session bus, fonts.
-test_packages=(xvfb xauth webkit2gtk-driver dbus-x11 fonts-dejavu-core imagemagick)
+test_packages=(xvfb xauth webkit2gtk-driver dbus-x11 fonts-dejavu-core fonts-noto-color-emoji
+  fonts-noto-cjk imagemagick)
 ((want_test)) && packages+=("${test_packages[@]}")
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

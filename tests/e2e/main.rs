@@ -32,6 +32,10 @@ fn main() -> ExitCode {
         ),
         ("inspector shows token details on hover", inspector_hover),
         (
+            "pasted emoji and CJK tokenize as in the engine",
+            inspector_paste,
+        ),
+        (
             "inspector chips match the engine (GGUF-only model)",
             inspector_gguf,
         ),
@@ -140,7 +144,7 @@ fn coming_states(s: &Session, out: &Path) -> Result<()> {
         .filter_map(Value::as_str)
     {
         let tab = s.find(&format!("#{id}"), UI_TIMEOUT)?;
-        s.click(&tab)?;
+        s.scroll_and_click(&tab)?;
         let state = s.wait_for(
             "the task card",
             "const c = document.querySelector('.task-card'); \
@@ -152,7 +156,7 @@ fn coming_states(s: &Session, out: &Path) -> Result<()> {
         ensure(state[0] == "coming", || format!("{id}: card state {state}"))?;
     }
     // Back to the first tab for the next cases.
-    s.click(&s.find("#tab-text-generation", UI_TIMEOUT)?)?;
+    s.scroll_and_click(&s.find("#tab-text-generation", UI_TIMEOUT)?)?;
     s.screenshot(&out.join("tabs-coming.png"))
 }
 
@@ -188,7 +192,7 @@ fn engine_ids(model: &Path, text: &str, options: &TokenizeOptions) -> Result<Vec
 }
 
 const MINILM_TEXT: &str =
-    "Wick shows how a model reads: tokens, ids & offsets — even for naïve café emoji 🕯️!";
+    "Wick shows how a model reads text: tokens, ids & offsets — even for naïve café, 東京 and Ünïcödé!";
 
 fn inspector_tokenizer_json(s: &Session, out: &Path) -> Result<()> {
     let model = model_dir("all-minilm-l6-v2");
@@ -232,6 +236,19 @@ fn inspector_hover(s: &Session, out: &Path) -> Result<()> {
         format!("detail card was {tip:?}")
     })?;
     s.screenshot(&out.join("inspector-hover.png"))
+}
+
+const PASTED_TEXT: &str = "Emoji 🕯️🔥 and flags 🇫🇷 — 我爱自然语言处理";
+
+fn inspector_paste(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("gemma3-270m");
+    choose_model(s, &model)?;
+    s.paste("#inspector-text", PASTED_TEXT)?;
+    expect_chips(
+        s,
+        &engine_ids(&model, PASTED_TEXT, &TokenizeOptions::default())?,
+    )?;
+    s.screenshot(&out.join("inspector-paste-gemma.png"))
 }
 
 const CHAT_TEXT: &str =

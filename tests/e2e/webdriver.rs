@@ -186,14 +186,38 @@ impl Session<'_> {
             .map(drop)
     }
 
-    /// Types text as key presses, the way a person would.
+    /// Types text as key presses, the way a person would; a newline is the Enter key.
+    /// (WebKitWebDriver cannot type characters outside the BMP, such as emoji: see `paste`.)
     pub fn type_text(&self, element: &str, text: &str) -> Result<()> {
+        let keys = text.replace('\n', "\u{E007}");
         self.driver
             .post(
                 &self.path(&format!("/element/{element}/value")),
-                json!({ "text": text }),
+                json!({ "text": keys }),
             )
             .map(drop)
+    }
+
+    /// Puts text into a field as a paste does: the value changes at once, then `input` fires.
+    pub fn paste(&self, css: &str, text: &str) -> Result<()> {
+        self.script(
+            "const el = document.querySelector(arguments[0]); el.focus(); el.value = arguments[1]; \
+             el.dispatchEvent(new Event('input', { bubbles: true })); return true;",
+            json!([css, text]),
+        )
+        .map(drop)
+    }
+
+    /// Scrolls an element into view and clicks it.
+    pub fn scroll_and_click(&self, element: &str) -> Result<()> {
+        self.driver.post(
+            &self.path("/execute/sync"),
+            json!({
+                "script": "arguments[0].scrollIntoView({block: 'nearest', inline: 'nearest'}); return true;",
+                "args": [{ "element-6066-11e4-a52e-4f735466cecf": element }]
+            }),
+        )?;
+        self.click(element)
     }
 
     /// Saves a PNG of the window.

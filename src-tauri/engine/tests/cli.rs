@@ -68,7 +68,7 @@ fn json_output_has_ids_tokens_offsets_and_flags() {
     assert_eq!(v["tokens"][1]["end"], 5);
     assert_eq!(v["tokens"][0]["special"], true);
     assert_eq!(v["decoded"], "[CLS] hello world [SEP]");
-    assert_eq!(v["tokenizer"]["model_type"], "WordPiece");
+    assert_eq!(v["tokenizer"]["modelType"], "WordPiece");
     // The MiniLM tokenizer.json bakes in padding to 128, which is reported, not applied.
     assert!(v["tokenizer"]["baked"]["padding"]
         .as_str()

@@ -1,5 +1,7 @@
 //! Text in, tokens out: what the inspector draws and `wick tokenize` prints.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use tokenizers::{Encoding, PaddingDirection, TruncationDirection};
 use ts_rs::TS;
@@ -32,6 +34,9 @@ pub struct TokenView {
     pub special: bool,
     /// A padding position (attention mask 0).
     pub padding: bool,
+    /// A special token written in the text itself (e.g. `<|im_start|>` in a chat prompt),
+    /// matched whole by the tokenizer. `special` stays false for these, as in `transformers`.
+    pub control: bool,
     /// Index of the word this token belongs to, where the tokenizer tracks words.
     pub word: Option<u32>,
 }
@@ -66,7 +71,7 @@ impl WickTokenizer {
         let decoded = self.decode(&ids)?;
         let offsets = CharOffsets::new(text);
         let tokens = (0..encoding.len())
-            .map(|i| token_view(&self.inner, &encoding, i, text, &offsets))
+            .map(|i| token_view(&self.inner, &self.special_ids, &encoding, i, text, &offsets))
             .collect();
         let truncated_tokens = encoding
             .get_overflowing()
@@ -178,6 +183,7 @@ impl WickTokenizer {
 
 fn token_view(
     tokenizer: &tokenizers::Tokenizer,
+    special_ids: &HashSet<u32>,
     encoding: &Encoding,
     i: usize,
     text: &str,
@@ -196,8 +202,9 @@ fn token_view(
             .take((end - start) as usize)
             .collect()
     };
+    let id = encoding.get_ids()[i];
     TokenView {
-        id: encoding.get_ids()[i],
+        id,
         token: vocab_entry(tokenizer, encoding, i),
         text: covered,
         start,
@@ -206,6 +213,7 @@ fn token_view(
         byte_end: count_u32(byte_end),
         special,
         padding,
+        control: !special && special_ids.contains(&id),
         word: encoding.get_word_ids()[i],
     }
 }

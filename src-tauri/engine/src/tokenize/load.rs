@@ -140,6 +140,7 @@ impl WickTokenizer {
             .map(|(id, tok)| (id, tok.content))
             .collect();
         special.sort();
+        let special_ids = special.iter().map(|(id, _)| *id).collect();
         let info = TokenizerInfo {
             path: path.to_path_buf(),
             origin,
@@ -152,6 +153,7 @@ impl WickTokenizer {
         Self {
             inner,
             info,
+            special_ids,
             baked_padding: baked.padding,
             baked_truncation: baked.truncation,
             pad,

@@ -44,6 +44,7 @@ pub struct BakedSettings {
 
 /// Facts about a loaded tokenizer, for the inspector's header and `wick tokenize --json`.
 #[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub struct TokenizerInfo {
     /// The file the tokenizer was read from.
@@ -116,6 +117,8 @@ pub struct WickTokenizer {
     /// Baked settings, kept aside so they can be applied on request.
     baked_padding: Option<tokenizers::PaddingParams>,
     baked_truncation: Option<tokenizers::TruncationParams>,
+    /// Ids of the special added tokens, to flag them when they are written in the text.
+    special_ids: std::collections::HashSet<u32>,
     /// The padding token (id, text), when the tokenizer names one.
     pad: Option<(u32, String)>,
     /// `clean_up_tokenization_spaces` from tokenizer_config.json, applied by `decode` as

@@ -29,6 +29,11 @@ special: boolean,
  */
 padding: boolean, 
 /**
+ * A special token written in the text itself (e.g. `<|im_start|>` in a chat prompt),
+ * matched whole by the tokenizer. `special` stays false for these, as in `transformers`.
+ */
+control: boolean, 
+/**
  * Index of the word this token belongs to, where the tokenizer tracks words.
  */
 word: number | null, };

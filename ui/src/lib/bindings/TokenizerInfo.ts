@@ -13,15 +13,15 @@ path: string, origin: TokenizerOrigin,
 /**
  * The subword algorithm: "BPE", "WordPiece", "Unigram" or "WordLevel".
  */
-model_type: string, 
+modelType: string, 
 /**
  * Vocabulary size including added tokens.
  */
-vocab_size: number, 
+vocabSize: number, 
 /**
  * The special tokens, as text (e.g. "[CLS]", "<|im_start|>").
  */
-special_tokens: Array<string>, 
+specialTokens: Array<string>, 
 /**
  * What the file itself says about padding and truncation (not applied by default).
  */

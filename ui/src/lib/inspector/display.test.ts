@@ -12,6 +12,7 @@ const token = (over: Partial<TokenView>): TokenView => ({
   byteEnd: 3,
   special: false,
   padding: false,
+  control: false,
   word: 0,
   ...over,
 });

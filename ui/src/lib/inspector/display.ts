@@ -8,7 +8,7 @@ export function visibleWhitespace(text: string): string {
 
 /** What a chip shows: the text it covers, or its vocabulary entry when it covers none. */
 export function chipLabel(token: TokenView): string {
-  if (token.special || token.padding || token.text.length === 0) return token.token;
+  if (token.special || token.control || token.padding || token.text.length === 0) return token.token;
   return visibleWhitespace(token.text);
 }
 
