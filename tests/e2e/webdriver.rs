@@ -220,8 +220,18 @@ impl Session<'_> {
         self.click(element)
     }
 
-    /// Saves a PNG of the window.
+    /// Saves a PNG of the window, once the page has painted its latest state: WebKit's
+    /// snapshot can otherwise show regions from an older frame.
     pub fn screenshot(&self, file: &Path) -> Result<()> {
+        self.driver.post(
+            &self.path("/execute/async"),
+            json!({
+                "script": "const done = arguments[arguments.length - 1]; \
+                           requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                "args": []
+            }),
+        )?;
+        std::thread::sleep(Duration::from_millis(250));
         let value = self.driver.get(&self.path("/screenshot"))?;
         let b64 = value.as_str().ok_or("screenshot is not a string")?;
         let png = decode_base64(b64)?;

@@ -20,6 +20,8 @@ const token = (over: Partial<TokenView>): TokenView => ({
 describe("display helpers", () => {
   it("shows whitespace", () => {
     expect(visibleWhitespace(" a\tb\nc\r\n")).toBe("·a⇥b⏎c⏎");
+    expect(visibleWhitespace("\u{FE0F}")).toBe("U+FE0F");
+    expect(visibleWhitespace("a\u200Db")).toBe("aU+200Db");
   });
 
   it("labels special tokens by their vocabulary entry", () => {

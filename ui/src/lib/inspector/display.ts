@@ -1,9 +1,17 @@
 // Pure helpers for drawing tokens; unit-tested in display.test.ts.
 import type { TokenView } from "../bindings/TokenView";
 
-/** Makes whitespace visible inside a chip: spaces, tabs and newlines would otherwise vanish. */
+/** Characters that draw nothing: other controls, zero-width and format characters, variation
+ * selectors. A chip made only of these would look empty, so they are shown by code point. */
+const INVISIBLE = /[\p{Cc}\p{Cf}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+
+/** Makes whitespace and invisible characters visible inside a chip. */
 export function visibleWhitespace(text: string): string {
-  return text.replace(/ /g, "·").replace(/\t/g, "⇥").replace(/\r?\n/g, "⏎");
+  return text
+    .replace(/ /g, "·")
+    .replace(/\t/g, "⇥")
+    .replace(/\r?\n/g, "⏎")
+    .replace(INVISIBLE, (c) => `U+${c.codePointAt(0)?.toString(16).toUpperCase().padStart(4, "0")}`);
 }
 
 /** What a chip shows: the text it covers, or its vocabulary entry when it covers none. */
