@@ -97,22 +97,13 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The starter models `scripts/fetch_models.py` completed (it marks each with `.wick-complete`),
-/// from `$WICK_MODELS_DIR` or its default `~/.cache/wick/models`.
+/// The starter models `scripts/fetch_models.py` completed.
 fn starter_models() -> Vec<StarterModel> {
-    let Ok(entries) = std::fs::read_dir(wick_engine::source::starter_models_dir()) else {
-        return Vec::new();
-    };
-    let mut models: Vec<StarterModel> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(".wick-complete").is_file())
-        .filter_map(|p| {
-            Some(StarterModel {
-                name: p.file_name()?.to_string_lossy().into_owned(),
-                path: p.display().to_string(),
-            })
+    wick_engine::source::starter_models()
+        .into_iter()
+        .map(|(name, path)| StarterModel {
+            name,
+            path: path.display().to_string(),
         })
-        .collect();
-    models.sort_by(|a, b| a.name.cmp(&b.name));
-    models
+        .collect()
 }

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 /// A fetched starter/test model folder. Panics with the command to run when it is missing:
 /// these tests are about real models, and skipping them silently would hide a broken setup.
 pub fn model_dir(name: &str) -> PathBuf {
-    let dir = wick_engine::source::starter_models_dir().join(name);
-    assert!(
-        dir.join(".wick-complete").is_file(),
-        "test model `{name}` is missing from {}: run `python3 scripts/fetch_models.py` first",
-        dir.display()
-    );
-    dir
+    wick_engine::source::starter_model(name).unwrap_or_else(|| {
+        panic!(
+            "test model `{name}` is missing from {}: run `python3 scripts/fetch_models.py` first",
+            wick_engine::source::starter_models_dir().display()
+        )
+    })
 }
 
 /// The repository root (for fixtures and built binaries).

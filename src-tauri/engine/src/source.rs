@@ -102,6 +102,29 @@ pub fn starter_models_dir() -> PathBuf {
         .unwrap_or_else(|| cache_home().join("wick").join("models"))
 }
 
+/// The file `scripts/fetch_models.py` writes last into a model folder it completed.
+const STARTER_COMPLETE_MARKER: &str = ".wick-complete";
+
+/// A starter model folder by name (e.g. `all-minilm-l6-v2`), if it was fetched completely.
+pub fn starter_model(name: &str) -> Option<PathBuf> {
+    let dir = starter_models_dir().join(name);
+    dir.join(STARTER_COMPLETE_MARKER).is_file().then_some(dir)
+}
+
+/// Every completely fetched starter model, as (name, folder), sorted by name.
+pub fn starter_models() -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(starter_models_dir()) else {
+        return Vec::new();
+    };
+    let mut models: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(STARTER_COMPLETE_MARKER).is_file())
+        .filter_map(|p| Some((p.file_name()?.to_string_lossy().into_owned(), p)))
+        .collect();
+    models.sort();
+    models
+}
+
 /// `$XDG_CACHE_HOME`, else `~/.cache` (empty variables count as unset, as in Python's tools).
 fn cache_home() -> PathBuf {
     non_empty_env("XDG_CACHE_HOME")

@@ -15,13 +15,9 @@ fn wick(args: &[&str]) -> Output {
 }
 
 fn model(name: &str) -> PathBuf {
-    let dir = wick_engine::source::starter_models_dir().join(name);
-    assert!(
-        dir.join(".wick-complete").is_file(),
-        "test model `{name}` is missing from {}: run `python3 scripts/fetch_models.py`",
-        dir.display()
-    );
-    dir
+    wick_engine::source::starter_model(name).unwrap_or_else(|| {
+        panic!("test model `{name}` is missing: run `python3 scripts/fetch_models.py`")
+    })
 }
 
 fn stdout_json(out: &Output) -> Value {

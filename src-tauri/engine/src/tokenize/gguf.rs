@@ -304,8 +304,7 @@ impl Meta {
         let to_space = tokenizers::decoders::sequence::Sequence::new(vec![
             DecoderWrapper::Replace(
                 tokenizers::normalizers::Replace::new("▁", " ")
-                    .map_err(|e| self.invalid(e.to_string()))?
-                    .into(),
+                    .map_err(|e| self.invalid(e.to_string()))?,
             ),
             DecoderWrapper::ByteFallback(ByteFallback::new()),
             DecoderWrapper::Fuse(Fuse::new()),
