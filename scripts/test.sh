@@ -35,10 +35,12 @@ if [[ -n "$untracked" ]]; then
 fi
 
 step "End-to-end: the real window under Xvfb"
-cargo build -p wick-app
+# `--workspace` keeps cargo's feature resolution the same as in the steps above, so nothing
+# is compiled twice.
+cargo build --workspace --bins
 rm -rf tests/e2e-output
 dbus-run-session -- xvfb-run -a -s "-screen 0 1400x900x24" \
-  cargo test -p wick-tests --test e2e
+  cargo test --workspace --test e2e
 echo "screenshots: tests/e2e-output/"
 
 step "All checks passed in $((SECONDS - started)) s"

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize, usize)> {
     if !app.is_file() {
         return Err(format!(
-            "{} is missing: build it with `cargo build -p wick-app`",
+            "{} is missing: build it with `cargo build --workspace --bins`",
             app.display()
         ));
     }

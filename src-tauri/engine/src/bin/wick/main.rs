@@ -1,5 +1,6 @@
 //! `wick`: the engine on the command line, for scripts and for people without the window.
 
+mod bench;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Show how a model's tokenizer splits text: tokens, ids, offsets, special tokens.
     Tokenize(tokenize::Args),
+    /// Time engine parts (see BENCHMARKS.md).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let (json, result) = match cli.command {
         Command::Tokenize(args) => (args.json, tokenize::run(&args)),
+        Command::Bench(args) => (true, bench::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,84 @@
+//! `wick bench`: repeatable timings of engine parts, for BENCHMARKS.md.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use wick_engine::{Result, TokenizeOptions, WickError, WickTokenizer};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Load a tokenizer, then tokenize a corpus one text at a time, as the inspector does.
+    Tokenize {
+        /// A model folder, tokenizer.json or .gguf file, or a cached Hub repo.
+        #[arg(short, long)]
+        model: String,
+        /// A JSON list of strings (e.g. tests/fixtures/tokenizer/corpus.json).
+        #[arg(long)]
+        corpus: std::path::PathBuf,
+        /// Passes over the corpus.
+        #[arg(long, default_value_t = 20)]
+        repeat: u32,
+    },
+}
+
+#[derive(Serialize)]
+struct TokenizeReport {
+    model: String,
+    load_ms: f64,
+    texts: usize,
+    tokens: usize,
+    encode_ms: f64,
+    texts_per_s: f64,
+    tokens_per_s: f64,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    match &args.what {
+        What::Tokenize {
+            model,
+            corpus,
+            repeat,
+        } => {
+            let raw = std::fs::read_to_string(corpus).map_err(|e| WickError::io(corpus, e))?;
+            let texts: Vec<String> = serde_json::from_str(&raw).map_err(|e| {
+                WickError::InvalidInput(format!(
+                    "{}: not a JSON list of strings: {e}",
+                    corpus.display()
+                ))
+            })?;
+            let started = Instant::now();
+            let tokenizer = WickTokenizer::from_model(model)?;
+            let load_ms = started.elapsed().as_secs_f64() * 1e3;
+
+            let options = TokenizeOptions::default();
+            let started = Instant::now();
+            let mut tokens = 0;
+            for _ in 0..*repeat {
+                for text in &texts {
+                    tokens += tokenizer.encode_ids(text, &options)?.len();
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let n = texts.len() * *repeat as usize;
+            let report = TokenizeReport {
+                model: model.clone(),
+                load_ms,
+                texts: n,
+                tokens,
+                encode_ms: secs * 1e3,
+                texts_per_s: n as f64 / secs,
+                tokens_per_s: tokens as f64 / secs,
+            };
+            let json = serde_json::to_string(&report)
+                .map_err(|e| WickError::InvalidInput(e.to_string()))?;
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
