@@ -341,14 +341,10 @@ impl Meta {
 
         let n = tokens.len();
         let name_of = |id: Option<u32>| id.map(|id| (id, tokens[id as usize].clone()));
-        let bos = name_of(self.special_id("bos", n)?).filter(|_| {
-            self.bool_or("tokenizer.ggml.add_bos_token", bos_by_default)
-                .unwrap_or(bos_by_default)
-        });
-        let eos = name_of(self.special_id("eos", n)?).filter(|_| {
-            self.bool_or("tokenizer.ggml.add_eos_token", false)
-                .unwrap_or(false)
-        });
+        let add_bos = self.bool_or("tokenizer.ggml.add_bos_token", bos_by_default)?;
+        let add_eos = self.bool_or("tokenizer.ggml.add_eos_token", false)?;
+        let bos = name_of(self.special_id("bos", n)?).filter(|_| add_bos);
+        let eos = name_of(self.special_id("eos", n)?).filter(|_| add_eos);
         let template = |seq: &str, type_id: u32| -> Vec<String> {
             let mut parts = Vec::new();
             if let Some((_, b)) = &bos {
