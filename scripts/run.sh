@@ -14,4 +14,4 @@ printf '\n\033[1m==> Building the UI and the app\033[0m\n'
 cargo build -p wick-app
 
 printf '\n\033[1m==> Starting Wick\033[0m\n'
-exec target/debug/wick-app "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/wick-app" "$@"

@@ -9,16 +9,35 @@ cd "$(dirname "$0")/.."
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
-# Tauri v2 on Linux: WebKitGTK 4.1 and friends.
+# Tauri v2 on Linux: WebKitGTK 4.1 and friends; python3-venv for the model converter's venv.
 packages=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev
   libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libxdo-dev build-essential pkg-config libssl-dev
-  xdg-utils file)
-# End-to-end tests: a virtual display, the WebDriver for WebKitGTK, a session bus, fonts.
+  xdg-utils file ca-certificates git python3-venv)
+# End-to-end tests: a virtual display, the WebDriver for WebKitGTK, a session bus, and fonts
+# with emoji and CJK so screenshots show what a person would see.
 test_packages=(xvfb xauth webkit2gtk-driver dbus-x11 fonts-dejavu-core fonts-noto-color-emoji
-  fonts-noto-cjk imagemagick)
+  fonts-noto-cjk)
 ((want_test)) && packages+=("${test_packages[@]}")
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+# The toolchains are not installed here: say clearly which one is missing or too old.
+need() {  # need TOOL MIN_VERSION VERSION_COMMAND...
+  local tool=$1 min=$2 have
+  shift 2
+  if ! command -v "$tool" >/dev/null; then
+    echo "Wick needs $tool $min or newer, and it is not installed (see README.md)." >&2
+    exit 1
+  fi
+  have=$("$@" 2>/dev/null | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -n 1)
+  if [[ "$(printf '%s\n%s\n' "$min" "$have" | sort -V | head -n 1)" != "$min" ]]; then
+    echo "Wick needs $tool $min or newer; this machine has $have (see README.md)." >&2
+    exit 1
+  fi
+}
+need cargo 1.90 cargo --version
+need node 20.19 node --version
+need python3 3.11 python3 --version
 
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,10 @@ step "cargo test (unit + integration)"
 cargo test --workspace
 
 step "TypeScript bindings match the Rust types"
+if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  echo "Not a git checkout (or git refuses it): cannot check ui/src/lib/bindings." >&2
+  exit 1
+fi
 if ! git diff --exit-code --stat -- ui/src/lib/bindings; then
   echo "ui/src/lib/bindings changed: commit the regenerated bindings (cargo test writes them)." >&2
   exit 1

@@ -6,7 +6,7 @@ use tauri::State;
 use ts_rs::TS;
 use wick_engine::tasks::{TaskInfo, TASKS};
 use wick_engine::tokenize::TokenizerInfo;
-use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions, WickError};
+use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions};
 
 use crate::state::AppState;
 
@@ -52,15 +52,6 @@ pub async fn app_info() -> AppInfo {
 }
 
 #[tauri::command]
-pub async fn tokenizer_info(
-    state: State<'_, AppState>,
-    model: String,
-) -> CommandResult<TokenizerInfo> {
-    let state = state.inner().clone();
-    blocking(move || Ok(state.tokenizer(&model)?.info().clone())).await
-}
-
-#[tauri::command]
 pub async fn tokenize(
     state: State<'_, AppState>,
     model: String,
@@ -81,15 +72,12 @@ pub async fn tokenize(
     .await
 }
 
-/// Runs engine work off the async runtime and turns its errors into the IPC shape.
+/// Runs engine work off the async runtime; its errors are already in the IPC shape.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, WickError> + Send + 'static,
+    work: impl FnOnce() -> CommandResult<T> + Send + 'static,
 ) -> CommandResult<T> {
     match tauri::async_runtime::spawn_blocking(work).await {
-        Ok(result) => result.map_err(|e| {
-            tracing::warn!(code = ?e.code(), "{e}");
-            e.payload()
-        }),
+        Ok(result) => result.inspect_err(|e| tracing::warn!(code = ?e.code, "{}", e.message)),
         Err(join) => Err(ErrorPayload {
             code: ErrorCode::Internal,
             message: format!("the engine stopped unexpectedly: {join}"),

@@ -15,7 +15,6 @@ pub fn run() {
         .manage(state::AppState::default())
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
-            commands::tokenizer_info,
             commands::tokenize,
         ])
         .run(tauri::generate_context!());

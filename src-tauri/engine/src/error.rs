@@ -25,7 +25,7 @@ pub enum WickError {
     )]
     NoTokenizer { path: PathBuf },
 
-    #[error("{} is not a valid tokenizer.json: {reason}", path.display())]
+    #[error("{} is not valid: {reason}", path.display())]
     InvalidTokenizer { path: PathBuf, reason: String },
 
     #[error("{} is not a readable GGUF file: {reason}", path.display())]
@@ -46,11 +46,11 @@ pub enum WickError {
     #[error("tokenization failed: {0}")]
     Tokenize(String),
 
-    #[error("cannot read {}: {source}", path.display())]
+    // The cause is in the message (what a person reads), so it is not also a `#[source]`.
+    #[error("cannot read {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -95,7 +95,10 @@ impl WickError {
         if source.kind() == std::io::ErrorKind::NotFound {
             Self::NotFound { path }
         } else {
-            Self::Io { path, source }
+            Self::Io {
+                path,
+                cause: source,
+            }
         }
     }
 
@@ -108,8 +111,14 @@ impl WickError {
     }
 }
 
+impl From<WickError> for ErrorPayload {
+    fn from(err: WickError) -> Self {
+        err.payload()
+    }
+}
+
 /// How an error crosses a boundary: `{ "code": "...", "message": "..." }`.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[ts(export)]
 pub struct ErrorPayload {
     pub code: ErrorCode,

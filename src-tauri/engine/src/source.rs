@@ -27,9 +27,9 @@ impl ModelSource {
                 "no model given: pass a folder or a Hub repo such as org/name".into(),
             ));
         }
-        let path = Path::new(spec);
+        let path = expand_home(spec);
         if path.exists() || looks_like_path(spec) {
-            return Ok(Self::Local(path.to_path_buf()));
+            return Ok(Self::Local(path));
         }
         let (repo, revision) = match spec.split_once('@') {
             Some((repo, rev)) if !rev.is_empty() => (repo, rev),
@@ -40,6 +40,15 @@ impl ModelSource {
             }
             None => (spec, "main"),
         };
+        // A revision names a ref file under refs/; it must not climb out of the cache.
+        if revision
+            .split('/')
+            .any(|part| part == ".." || part.is_empty())
+        {
+            return Err(WickError::InvalidInput(format!(
+                "`{spec}`: invalid revision `{revision}`"
+            )));
+        }
         let parts: Vec<&str> = repo.split('/').collect();
         let valid_part = |p: &str| {
             !p.is_empty()
@@ -69,6 +78,14 @@ impl ModelSource {
             }
             Self::Hub { repo, revision } => resolve_cached(&hub_cache_dir(), repo, revision),
         }
+    }
+}
+
+/// `~/x` means the home folder, as in a shell.
+fn expand_home(spec: &str) -> PathBuf {
+    match (spec.strip_prefix("~/"), non_empty_env("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(spec),
     }
 }
 
@@ -185,6 +202,7 @@ mod tests {
         assert!(ModelSource::parse("").is_err());
         assert!(ModelSource::parse("a/b/c").is_err());
         assert!(ModelSource::parse("org/na me").is_err());
+        assert!(ModelSource::parse("org/name@../../etc").is_err());
         assert!(matches!(
             ModelSource::parse("./missing-folder"),
             Ok(ModelSource::Local(_))

@@ -101,6 +101,22 @@ fn flags_for_special_tokens_padding_and_truncation() {
     assert_eq!(ids(&["--padding", "baked", "Hello world"]).len(), 128);
     let cut = ids(&["--truncation", "--max-length", "3", "Hello big world"]);
     assert_eq!(cut, vec![101, 7592, 102]);
+    let v = stdout_json(&wick(&[
+        "tokenize",
+        "--json",
+        "--model",
+        d,
+        "--truncation=max_length",
+        "--max-length",
+        "3",
+        "Hello big world",
+    ]));
+    assert_eq!(v["truncatedTokens"], 2, "'big' and 'world' were cut");
+    // A bare --truncation does not swallow the text that follows it.
+    assert_eq!(
+        ids(&["--max-length", "3", "--truncation", "Hello big world"]),
+        cut
+    );
 }
 
 #[test]
@@ -173,7 +189,7 @@ fn corrupt_tokenizer_json_is_a_clear_error() {
     assert_clean_failure(
         dir.path(),
         "invalid_tokenizer",
-        "is not a valid tokenizer.json",
+        "tokenizer.json is not valid",
     );
 }
 
@@ -190,6 +206,23 @@ fn truncated_gguf_is_a_clear_error() {
     let late = dir.path().join("late.gguf");
     std::fs::write(&late, &real[..real.len() - 1000]).unwrap();
     assert_clean_failure(&late, "invalid_gguf", "truncated");
+}
+
+#[test]
+fn absurd_lengths_are_refused() {
+    let dir = model("all-minilm-l6-v2");
+    let out = wick(&[
+        "tokenize",
+        "--model",
+        dir.to_str().unwrap(),
+        "--padding",
+        "max_length",
+        "--max-length",
+        "4000000000",
+        "hi",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than the"));
 }
 
 #[test]

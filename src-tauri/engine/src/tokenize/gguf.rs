@@ -90,11 +90,15 @@ struct Meta {
 impl Meta {
     fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| WickError::io(path, e))?;
-        let content =
-            Content::read(&mut BufReader::new(file)).map_err(|e| WickError::InvalidGguf {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let invalid = |reason: String| WickError::InvalidGguf {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // candle's reader validates most fields but can still panic on some corrupt values
+        // (an alignment of 0, for one); a bad file must be an error, never a crash.
+        let content = std::panic::catch_unwind(move || Content::read(&mut BufReader::new(file)))
+            .map_err(|_| invalid("its header is corrupt".into()))?
+            .map_err(|e| invalid(e.to_string()))?;
         check_tensor_data(path, &content)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -133,11 +137,17 @@ impl Meta {
         self.kv
             .get(key)
             .map(|v| {
-                v.to_u32()
-                    .or_else(|_| v.to_i32().map(|i| i.max(0) as u32))
-                    .map_err(|e| self.invalid(format!("`{key}`: {e}")))
+                // Some converters write -1 for "no such token".
+                match v.to_i32() {
+                    Ok(i) => Ok(u32::try_from(i).ok()),
+                    Err(_) => v
+                        .to_u32()
+                        .map(Some)
+                        .map_err(|e| self.invalid(format!("`{key}`: {e}"))),
+                }
             })
             .transpose()
+            .map(Option::flatten)
     }
 
     fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
@@ -473,16 +483,25 @@ fn check_tensor_data(path: &Path, content: &Content) -> Result<()> {
     let file_len = std::fs::metadata(path)
         .map_err(|e| WickError::io(path, e))?
         .len();
-    let needed = content
-        .tensor_infos
-        .values()
-        .map(|t| {
-            let dtype = t.ggml_dtype;
-            let blocks = (t.shape.elem_count() / dtype.block_size()) as u64;
-            content.tensor_data_offset + t.offset + blocks * dtype.type_size() as u64
-        })
-        .max()
-        .unwrap_or(0);
+    // Every size comes from the file, so do the arithmetic checked: overflow means corrupt.
+    let mut needed: u64 = 0;
+    for (name, t) in &content.tensor_infos {
+        let dtype = t.ggml_dtype;
+        let end = t
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+            .map(|elems| elems / dtype.block_size() as u64)
+            .and_then(|blocks| blocks.checked_mul(dtype.type_size() as u64))
+            .and_then(|bytes| bytes.checked_add(t.offset))
+            .and_then(|end| end.checked_add(content.tensor_data_offset))
+            .ok_or_else(|| WickError::InvalidGguf {
+                path: path.to_path_buf(),
+                reason: format!("tensor `{name}` has an impossible size or offset"),
+            })?;
+        needed = needed.max(end);
+    }
     if needed > file_len {
         return Err(WickError::InvalidGguf {
             path: path.to_path_buf(),

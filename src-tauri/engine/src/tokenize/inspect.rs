@@ -14,6 +14,10 @@ use crate::error::{Result, WickError};
 /// and the UI would stall drawing them.
 pub const MAX_INSPECT_BYTES: usize = 8 * 1024 * 1024;
 
+/// The longest padding or truncation length accepted. Far above any model's context, and low
+/// enough that a mistyped length cannot make the engine allocate gigabytes of padding.
+pub const MAX_LENGTH: usize = 1 << 20;
+
 /// One token as the inspector shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -66,29 +70,25 @@ impl WickTokenizer {
                 MAX_INSPECT_BYTES / (1024 * 1024)
             )));
         }
-        let encoding = self.encode(text, options)?;
+        let (encoding, truncated_tokens) = self.encode(text, options)?;
         let ids = encoding.get_ids().to_vec();
         let decoded = self.decode(&ids)?;
         let offsets = CharOffsets::new(text);
         let tokens = (0..encoding.len())
             .map(|i| token_view(&self.inner, &self.special_ids, &encoding, i, text, &offsets))
             .collect();
-        let truncated_tokens = encoding
-            .get_overflowing()
-            .first()
-            .map_or(0, |o| count_u32(o.get_ids().len()));
         Ok(Inspection {
             ids,
             tokens,
             decoded,
-            truncated_tokens,
+            truncated_tokens: count_u32(truncated_tokens),
             char_count: count_u32(text.chars().count()),
         })
     }
 
     /// Token ids only, with the same semantics as [`Self::inspect`].
     pub fn encode_ids(&self, text: &str, options: &TokenizeOptions) -> Result<Vec<u32>> {
-        Ok(self.encode(text, options)?.get_ids().to_vec())
+        Ok(self.encode(text, options)?.0.get_ids().to_vec())
     }
 
     /// `tokenizer.decode(ids)` as `transformers` does it (special tokens kept).
@@ -106,9 +106,11 @@ impl WickTokenizer {
 
     /// Encodes without touching the shared tokenizer's settings: truncation happens before the
     /// special tokens are added (leaving room for them, as `tokenizers` does), padding after.
-    fn encode(&self, text: &str, options: &TokenizeOptions) -> Result<Encoding> {
+    /// Also returns how many of the text's tokens truncation cut off.
+    fn encode(&self, text: &str, options: &TokenizeOptions) -> Result<(Encoding, usize)> {
         let tokenize_err = |e: tokenizers::Error| WickError::Tokenize(e.to_string());
         let mut encoding = self.inner.encode(text, false).map_err(tokenize_err)?;
+        let mut cut = 0;
         if let Some((max_length, stride, direction)) = self.truncation(options.truncation)? {
             let room = self
                 .inner
@@ -120,7 +122,15 @@ impl WickTokenizer {
                     "max length {max_length} leaves no room for the {room} special tokens"
                 )));
             }
-            encoding.truncate(max_length - room, stride, direction);
+            let keep = max_length - room;
+            // `tokenizers` asserts this; a tokenizer.json can still ask for it.
+            if stride >= keep && keep > 0 {
+                return Err(WickError::InvalidInput(format!(
+                    "truncation stride {stride} must be smaller than the {keep} tokens kept"
+                )));
+            }
+            cut = encoding.len().saturating_sub(keep);
+            encoding.truncate(keep, stride, direction);
         }
         let mut encoding = self
             .inner
@@ -140,7 +150,7 @@ impl WickTokenizer {
                 });
             encoding.pad(target, pad_id, pad_type_id, &pad_token, direction);
         }
-        Ok(encoding)
+        Ok((encoding, cut))
     }
 
     fn truncation(
@@ -149,7 +159,9 @@ impl WickTokenizer {
     ) -> Result<Option<(usize, usize, TruncationDirection)>> {
         Ok(match choice {
             TruncationChoice::None => None,
-            TruncationChoice::MaxLength(n) => Some((n as usize, 0, TruncationDirection::Right)),
+            TruncationChoice::MaxLength(n) => {
+                Some((checked_length(n as usize)?, 0, TruncationDirection::Right))
+            }
             TruncationChoice::Baked => {
                 let t = self.baked_truncation.as_ref().ok_or_else(|| {
                     WickError::InvalidInput("this tokenizer has no built-in truncation".into())
@@ -162,7 +174,7 @@ impl WickTokenizer {
     fn padding_target(&self, choice: PaddingChoice, len: usize) -> Result<Option<usize>> {
         Ok(match choice {
             PaddingChoice::None => None,
-            PaddingChoice::MaxLength(n) => Some(n as usize),
+            PaddingChoice::MaxLength(n) => Some(checked_length(n as usize)?),
             PaddingChoice::Baked => {
                 let p = self.baked_padding.as_ref().ok_or_else(|| {
                     WickError::InvalidInput("this tokenizer has no built-in padding".into())
@@ -172,10 +184,11 @@ impl WickTokenizer {
                     // A batch of one is its own longest member.
                     tokenizers::PaddingStrategy::BatchLongest => len,
                 };
-                Some(match p.pad_to_multiple_of {
-                    Some(m) if m > 0 => target.div_ceil(m) * m,
+                checked_length(match p.pad_to_multiple_of {
+                    Some(m) if m > 0 => target.div_ceil(m).saturating_mul(m),
                     _ => target,
                 })
+                .map(Some)?
             }
         })
     }
@@ -193,14 +206,11 @@ fn token_view(
     let special = encoding.get_special_tokens_mask()[i] == 1;
     let padding = encoding.get_attention_mask()[i] == 0;
     let (start, end) = offsets.to_chars(byte_start, byte_end);
-    // Slice on char boundaries: byte-level tokens may end inside a multi-byte character.
+    // Whole characters, so byte-level tokens that end inside one still show it.
     let covered = if special || padding {
         String::new()
     } else {
-        text.chars()
-            .skip(start as usize)
-            .take((end - start) as usize)
-            .collect()
+        offsets.slice(text, start, end).to_string()
     };
     let id = encoding.get_ids()[i];
     TokenView {
@@ -224,6 +234,16 @@ fn vocab_entry(tokenizer: &tokenizers::Tokenizer, encoding: &Encoding, i: usize)
     tokenizer
         .id_to_token(encoding.get_ids()[i])
         .unwrap_or_else(|| encoding.get_tokens()[i].clone())
+}
+
+fn checked_length(n: usize) -> Result<usize> {
+    if n > MAX_LENGTH {
+        Err(WickError::InvalidInput(format!(
+            "a length of {n} tokens is more than the {MAX_LENGTH} Wick accepts"
+        )))
+    } else {
+        Ok(n)
+    }
 }
 
 fn count_u32(n: usize) -> u32 {
@@ -256,6 +276,17 @@ impl CharOffsets {
         // The character holding the last byte, plus one.
         let end = self.char_at_or_before(byte_end - 1) + 1;
         (start, end)
+    }
+
+    /// The text from character `start` to character `end`.
+    fn slice<'t>(&self, text: &'t str, start: u32, end: u32) -> &'t str {
+        let byte = |c: u32| {
+            self.starts
+                .get(c as usize)
+                .copied()
+                .unwrap_or(self.text_len)
+        };
+        text.get(byte(start)..byte(end)).unwrap_or_default()
     }
 
     fn char_at_or_before(&self, byte: usize) -> u32 {

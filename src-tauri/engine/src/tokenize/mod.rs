@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 pub use inspect::{Inspection, TokenView};
-pub use load::find_tokenizer_file;
+pub use load::{find_tokenizer_file, TokenizerFile};
 
 /// Where a tokenizer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -38,7 +38,7 @@ pub enum TokenizerOrigin {
 pub struct BakedSettings {
     /// Human-readable description, e.g. "pad to 128 with [PAD]", or null when absent.
     pub padding: Option<String>,
-    /// e.g. "truncate to 128 (longest_first)", or null when absent.
+    /// e.g. "truncate to 128", or null when absent.
     pub truncation: Option<String>,
 }
 

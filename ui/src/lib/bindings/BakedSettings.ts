@@ -9,6 +9,6 @@ export type BakedSettings = {
  */
 padding: string | null, 
 /**
- * e.g. "truncate to 128 (longest_first)", or null when absent.
+ * e.g. "truncate to 128", or null when absent.
  */
 truncation: string | null, };

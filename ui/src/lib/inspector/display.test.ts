@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TokenView } from "../bindings/TokenView";
-import { chipColor, chipLabel, hexBytes, plural, visibleWhitespace } from "./display";
+import { chipColor, chipLabel, hexRange, plural, visibleWhitespace } from "./display";
 
 const token = (over: Partial<TokenView>): TokenView => ({
   id: 1,
@@ -35,9 +35,11 @@ describe("display helpers", () => {
     expect(chipColor(9)).toBe(1);
   });
 
-  it("hex-encodes UTF-8", () => {
-    expect(hexBytes("€")).toBe("e2 82 ac");
-    expect(hexBytes("")).toBe("");
+  it("hex-encodes a byte range of UTF-8", () => {
+    const bytes = new TextEncoder().encode("a€");
+    expect(hexRange(bytes, 1, 4)).toBe("e2 82 ac");
+    expect(hexRange(bytes, 1, 3)).toBe("e2 82");
+    expect(hexRange(bytes, 0, 0)).toBe("");
   });
 
   it("pluralises", () => {

@@ -25,11 +25,10 @@ export function chipColor(index: number): number {
   return index % 8;
 }
 
-/** UTF-8 bytes of a string, as hex pairs ("e2 82 ac"). */
-export function hexBytes(text: string): string {
-  return Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join(
-    " ",
-  );
+/** Bytes `start..end` of UTF-8 text, as hex pairs ("e2 82 ac"): exactly the bytes a token
+ * covers, which for byte-level tokens can be part of a character. */
+export function hexRange(bytes: Uint8Array, start: number, end: number): string {
+  return Array.from(bytes.subarray(start, end), (b) => b.toString(16).padStart(2, "0")).join(" ");
 }
 
 /** "1 token" / "12,345 tokens". */

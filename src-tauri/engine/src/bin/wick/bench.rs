@@ -13,7 +13,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum What {
-    /// Load a tokenizer, then tokenize a corpus one text at a time, as the inspector does.
+    /// Load a tokenizer, then encode a corpus to ids one text at a time (ids only: no offsets,
+    /// views or decoding, to compare like with like against `tokenizer(text)` in Python).
     Tokenize {
         /// A model folder, tokenizer.json or .gguf file, or a cached Hub repo.
         #[arg(short, long)]

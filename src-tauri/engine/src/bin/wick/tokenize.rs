@@ -27,10 +27,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Strategy::None)]
     padding: Strategy,
 
-    /// Truncate: `max_length` (to --max-length) or `baked` (as the tokenizer.json says).
-    /// A bare --truncation means max_length.
+    /// Truncate: `--truncation` or `--truncation=max_length` (to --max-length), or
+    /// `--truncation=baked` (as the tokenizer.json says).
     #[arg(long, value_enum, default_value_t = Strategy::None, num_args = 0..=1,
-          default_missing_value = "max_length")]
+          require_equals = true, default_missing_value = "max_length")]
     truncation: Strategy,
 
     /// Length for --padding max_length and --truncation max_length.
