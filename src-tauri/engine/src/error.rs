@@ -40,6 +40,12 @@ pub enum WickError {
     )]
     NotCached { repo: String, cache: PathBuf },
 
+    #[error("{} is not a model Wick can load: {reason}", path.display())]
+    InvalidModel { path: PathBuf, reason: String },
+
+    #[error("the model failed to run: {0}")]
+    ModelFailed(String),
+
     #[error("{0}")]
     InvalidInput(String),
 
@@ -66,6 +72,8 @@ pub enum ErrorCode {
     InvalidGguf,
     UnsupportedTokenizer,
     NotCached,
+    InvalidModel,
+    ModelFailed,
     InvalidInput,
     TokenizeFailed,
     Io,
@@ -83,6 +91,8 @@ impl WickError {
             Self::InvalidGguf { .. } => ErrorCode::InvalidGguf,
             Self::UnsupportedTokenizer { .. } => ErrorCode::UnsupportedTokenizer,
             Self::NotCached { .. } => ErrorCode::NotCached,
+            Self::InvalidModel { .. } => ErrorCode::InvalidModel,
+            Self::ModelFailed(_) => ErrorCode::ModelFailed,
             Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::Tokenize(_) => ErrorCode::TokenizeFailed,
             Self::Io { .. } => ErrorCode::Io,

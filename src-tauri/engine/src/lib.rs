@@ -4,6 +4,7 @@
 //! which has no Tauri dependency, so it builds and tests without a window system.
 
 pub mod error;
+pub mod families;
 pub mod source;
 pub mod tasks;
 pub mod tokenize;

@@ -239,3 +239,35 @@ fn padding_needs_a_length() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --max-length"));
 }
+
+#[test]
+fn run_feature_extraction_prints_embeddings() {
+    let dir = model("all-minilm-l6-v2");
+    let v = stdout_json(&wick(&[
+        "run",
+        "feature-extraction",
+        "--sentence-embedding",
+        "--model",
+        dir.to_str().unwrap(),
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+    ]));
+    let vecs: Vec<Vec<f64>> = serde_json::from_value(v).unwrap();
+    assert_eq!(vecs.len(), 2);
+    assert_eq!(vecs[0].len(), 384);
+    let dot: f64 = vecs[0].iter().zip(&vecs[1]).map(|(a, b)| a * b).sum();
+    // Normalised vectors: the dot product is the cosine sentence-transformers reports (0.7553).
+    assert!((dot - 0.7553).abs() < 1e-3, "cosine {dot}");
+
+    // Token level, as the transformers pipeline: [1][tokens][hidden].
+    let v = stdout_json(&wick(&[
+        "run",
+        "feature-extraction",
+        "--model",
+        dir.to_str().unwrap(),
+        "Hello world",
+    ]));
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0].as_array().unwrap().len(), 4, "[CLS] hello world [SEP]");
+    assert_eq!(v[0][0].as_array().unwrap().len(), 384);
+}

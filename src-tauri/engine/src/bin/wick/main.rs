@@ -1,6 +1,7 @@
 //! `wick`: the engine on the command line, for scripts and for people without the window.
 
 mod bench;
+mod run;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Show how a model's tokenizer splits text: tokens, ids, offsets, special tokens.
     Tokenize(tokenize::Args),
+    /// Run a pipeline task and print its output as JSON, as `transformers` returns it.
+    Run(run::Args),
     /// Time engine parts (see BENCHMARKS.md).
     Bench(bench::Args),
 }
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let (json, result) = match cli.command {
         Command::Tokenize(args) => (args.json, tokenize::run(&args)),
+        Command::Run(args) => (true, run::run(&args)),
         Command::Bench(args) => (true, bench::run(&args)),
     };
     match result {

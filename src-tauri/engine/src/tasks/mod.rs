@@ -1,6 +1,8 @@
 //! The pipeline tasks Wick offers, in one table: the UI builds its tabs from it and the CLI
 //! validates task names against it. Adding a task starts with a row here.
 
+pub mod feature_extraction;
+
 use serde::Serialize;
 use ts_rs::TS;
 
