@@ -93,10 +93,9 @@ impl FeatureExtractor {
             truncation: TruncationChoice::MaxLength(u32::try_from(limit).unwrap_or(u32::MAX)),
             ..TokenizeOptions::default()
         };
-        let ins = self.tokenizer.inspect(text, &options)?;
-        let type_ids = vec![0u32; ins.ids.len()];
-        let hidden = self.encoder.hidden_states(&ins.ids, &type_ids)?;
-        Ok((hidden, ins.truncated_tokens as usize))
+        let input = self.tokenizer.encode_for_model(text, &options)?;
+        let hidden = self.encoder.hidden_states(&input.ids, &input.type_ids)?;
+        Ok((hidden, input.truncated_tokens))
     }
 }
 

@@ -60,6 +60,15 @@ pub struct Inspection {
     pub char_count: u32,
 }
 
+/// One text encoded for a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInput {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// Tokens cut off by truncation.
+    pub truncated_tokens: usize,
+}
+
 impl WickTokenizer {
     /// Tokenizes `text` the way `transformers`' `tokenizer(text, ...)` does with these options.
     pub fn inspect(&self, text: &str, options: &TokenizeOptions) -> Result<Inspection> {
@@ -83,6 +92,16 @@ impl WickTokenizer {
             decoded,
             truncated_tokens: count_u32(truncated_tokens),
             char_count: count_u32(text.chars().count()),
+        })
+    }
+
+    /// What a model needs from one text: ids, token type ids, and how much truncation cut.
+    pub fn encode_for_model(&self, text: &str, options: &TokenizeOptions) -> Result<ModelInput> {
+        let (encoding, truncated_tokens) = self.encode(text, options)?;
+        Ok(ModelInput {
+            ids: encoding.get_ids().to_vec(),
+            type_ids: encoding.get_type_ids().to_vec(),
+            truncated_tokens,
         })
     }
 

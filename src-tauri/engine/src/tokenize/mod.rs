@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-pub use inspect::{Inspection, TokenView};
+pub use inspect::{Inspection, ModelInput, TokenView};
 pub use load::{find_tokenizer_file, TokenizerFile};
 
 /// Where a tokenizer came from.
