@@ -26,6 +26,28 @@ enum What {
         #[arg(long, default_value_t = 20)]
         repeat: u32,
     },
+    /// Load a sentence-transformers model, then embed a corpus one text at a time (batch 1).
+    Embed {
+        /// A model folder or a cached Hub repo.
+        #[arg(short, long)]
+        model: String,
+        /// A JSON list of strings.
+        #[arg(long)]
+        corpus: std::path::PathBuf,
+        /// Passes over the corpus.
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
+}
+
+/// Timings of loading a model and running it over a corpus, one JSON line.
+#[derive(Serialize)]
+struct EmbedReport {
+    model: String,
+    load_ms: f64,
+    texts: usize,
+    run_ms: f64,
+    texts_per_s: f64,
 }
 
 #[derive(Serialize)]
@@ -39,20 +61,56 @@ struct TokenizeReport {
     tokens_per_s: f64,
 }
 
+fn read_corpus(corpus: &std::path::Path) -> Result<Vec<String>> {
+    let raw = std::fs::read_to_string(corpus).map_err(|e| WickError::io(corpus, e))?;
+    serde_json::from_str(&raw).map_err(|e| {
+        WickError::InvalidInput(format!(
+            "{}: not a JSON list of strings: {e}",
+            corpus.display()
+        ))
+    })
+}
+
+fn print_json(report: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_string(report).map_err(|e| WickError::InvalidInput(e.to_string()))?;
+    println!("{json}");
+    Ok(())
+}
+
 pub fn run(args: &Args) -> Result<()> {
     match &args.what {
+        What::Embed {
+            model,
+            corpus,
+            repeat,
+        } => {
+            let texts = read_corpus(corpus)?;
+            let started = Instant::now();
+            let dir = wick_engine::ModelSource::parse(model)?.resolve()?;
+            let extractor = wick_engine::tasks::feature_extraction::FeatureExtractor::load(&dir)?;
+            let load_ms = started.elapsed().as_secs_f64() * 1e3;
+            let started = Instant::now();
+            for _ in 0..*repeat {
+                for text in &texts {
+                    extractor.sentence_embedding(text)?;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let n = texts.len() * *repeat as usize;
+            print_json(&EmbedReport {
+                model: model.clone(),
+                load_ms,
+                texts: n,
+                run_ms: secs * 1e3,
+                texts_per_s: n as f64 / secs,
+            })
+        }
         What::Tokenize {
             model,
             corpus,
             repeat,
         } => {
-            let raw = std::fs::read_to_string(corpus).map_err(|e| WickError::io(corpus, e))?;
-            let texts: Vec<String> = serde_json::from_str(&raw).map_err(|e| {
-                WickError::InvalidInput(format!(
-                    "{}: not a JSON list of strings: {e}",
-                    corpus.display()
-                ))
-            })?;
+            let texts = read_corpus(corpus)?;
             let started = Instant::now();
             let tokenizer = WickTokenizer::from_model(model)?;
             let load_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -76,10 +134,7 @@ pub fn run(args: &Args) -> Result<()> {
                 texts_per_s: n as f64 / secs,
                 tokens_per_s: tokens as f64 / secs,
             };
-            let json = serde_json::to_string(&report)
-                .map_err(|e| WickError::InvalidInput(e.to_string()))?;
-            println!("{json}");
-            Ok(())
+            print_json(&report)
         }
     }
 }
