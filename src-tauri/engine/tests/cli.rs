@@ -271,3 +271,22 @@ fn run_feature_extraction_prints_embeddings() {
     assert_eq!(v[0].as_array().unwrap().len(), 4, "[CLS] hello world [SEP]");
     assert_eq!(v[0][0].as_array().unwrap().len(), 384);
 }
+
+#[test]
+fn padding_follows_the_configured_side() {
+    // Gemma's tokenizer_config.json says padding_side = left; transformers gives
+    // tokenizer("Hello world", padding="max_length", max_length=6) = [0, 0, 0, 2, 9259, 1902].
+    let dir = model("gemma3-270m");
+    let v = stdout_json(&wick(&[
+        "tokenize",
+        "--json",
+        "--model",
+        dir.to_str().unwrap(),
+        "--padding",
+        "max_length",
+        "--max-length",
+        "6",
+        "Hello world",
+    ]));
+    assert_eq!(v["ids"], serde_json::json!([0, 0, 0, 2, 9259, 1902]));
+}

@@ -16,6 +16,21 @@ pub(super) struct TokenizerConfig {
     /// Named pad token, used when padding is requested and tokenizer.json names none.
     #[serde(default, deserialize_with = "token_content")]
     pub pad_token: Option<String>,
+    /// Where `padding="max_length"` adds pad tokens (Gemma and Llama pad on the left).
+    #[serde(default)]
+    pub padding_side: Side,
+    /// Which end `truncation=True` cuts.
+    #[serde(default)]
+    pub truncation_side: Side,
+}
+
+/// `"left"` or `"right"` in tokenizer_config.json; `transformers` defaults both to right.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Side {
+    Left,
+    #[default]
+    Right,
 }
 
 /// Special tokens in tokenizer_config.json are either a string or an AddedToken-like object.
@@ -92,5 +107,8 @@ mod tests {
         assert_eq!(a.pad_token.as_deref(), Some("[PAD]"));
         assert_eq!(b.pad_token.as_deref(), Some("<pad>"));
         assert!(!a.clean_up_tokenization_spaces);
+        assert_eq!(a.padding_side, Side::Right);
+        let c: TokenizerConfig = serde_json::from_str(r#"{"padding_side":"left"}"#).unwrap();
+        assert_eq!(c.padding_side, Side::Left);
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokenizers::{Encoding, PaddingDirection, TruncationDirection};
 use ts_rs::TS;
 
-use super::config::clean_up_tokenization;
+use super::config::{clean_up_tokenization, Side};
 use super::{PaddingChoice, TokenizeOptions, TruncationChoice, WickTokenizer};
 use crate::error::{Result, WickError};
 
@@ -161,12 +161,14 @@ impl WickTokenizer {
                     "this tokenizer has no padding token, so it cannot pad".into(),
                 )
             })?;
-            let (pad_type_id, direction) = self
-                .baked_padding
-                .as_ref()
-                .map_or((0, PaddingDirection::Right), |p| {
-                    (p.pad_type_id, p.direction)
-                });
+            let configured = match self.padding_side {
+                Side::Left => PaddingDirection::Left,
+                Side::Right => PaddingDirection::Right,
+            };
+            let (pad_type_id, direction) = match (options.padding, &self.baked_padding) {
+                (PaddingChoice::Baked, Some(p)) => (p.pad_type_id, p.direction),
+                (_, baked) => (baked.as_ref().map_or(0, |p| p.pad_type_id), configured),
+            };
             encoding.pad(target, pad_id, pad_type_id, &pad_token, direction);
         }
         Ok((encoding, cut))
@@ -179,7 +181,11 @@ impl WickTokenizer {
         Ok(match choice {
             TruncationChoice::None => None,
             TruncationChoice::MaxLength(n) => {
-                Some((checked_length(n as usize)?, 0, TruncationDirection::Right))
+                let direction = match self.truncation_side {
+                    Side::Left => TruncationDirection::Left,
+                    Side::Right => TruncationDirection::Right,
+                };
+                Some((checked_length(n as usize)?, 0, direction))
             }
             TruncationChoice::Baked => {
                 let t = self.baked_truncation.as_ref().ok_or_else(|| {

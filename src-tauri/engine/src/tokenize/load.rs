@@ -104,7 +104,7 @@ impl WickTokenizer {
                 truncation: baked_truncation,
             },
             pad,
-            config.clean_up_tokenization_spaces,
+            &config,
         ))
     }
 
@@ -120,7 +120,7 @@ impl WickTokenizer {
             },
             Baked::default(),
             built.pad,
-            false,
+            &TokenizerConfig::default(),
         ))
     }
 
@@ -131,7 +131,7 @@ impl WickTokenizer {
         baked_info: BakedSettings,
         baked: Baked,
         pad: Option<(u32, String)>,
-        clean_up_spaces: bool,
+        config: &TokenizerConfig,
     ) -> Self {
         let mut special: Vec<(u32, String)> = inner
             .get_added_tokens_decoder()
@@ -157,7 +157,9 @@ impl WickTokenizer {
             baked_padding: baked.padding,
             baked_truncation: baked.truncation,
             pad,
-            clean_up_spaces,
+            clean_up_spaces: config.clean_up_tokenization_spaces,
+            padding_side: config.padding_side,
+            truncation_side: config.truncation_side,
         }
     }
 }

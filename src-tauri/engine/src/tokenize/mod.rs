@@ -124,6 +124,10 @@ pub struct WickTokenizer {
     /// `clean_up_tokenization_spaces` from tokenizer_config.json, applied by `decode` as
     /// `transformers` does.
     clean_up_spaces: bool,
+    /// `padding_side` / `truncation_side` from tokenizer_config.json, used by the max-length
+    /// choices (baked settings carry their own direction).
+    padding_side: config::Side,
+    truncation_side: config::Side,
 }
 
 impl WickTokenizer {
