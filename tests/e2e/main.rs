@@ -47,13 +47,25 @@ fn main() -> ExitCode {
     ];
     let out_dir = repo_root().join("tests").join("e2e-output");
     let app = target_binary("wick-app");
-    let (passed, failed) = match run_all(&app, &out_dir, cases) {
+    let (mut passed, mut failed) = match run_all(&app, &out_dir, cases) {
         Ok(counts) => counts,
         Err(e) => {
             eprintln!("e2e setup failed: {e}");
             (0, cases.len())
         }
     };
+    // The dark theme needs a fresh app whose GTK theme is dark.
+    let name = "the window follows a dark system theme";
+    match dark_theme(&app, &out_dir) {
+        Ok(()) => {
+            passed += 1;
+            println!("e2e {name} ... ok");
+        }
+        Err(e) => {
+            failed += 1;
+            println!("e2e {name} ... FAILED\n    {e}");
+        }
+    }
     println!("e2e: {passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
@@ -69,7 +81,7 @@ fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize,
             app.display()
         ));
     }
-    let driver = Driver::start()?;
+    let driver = Driver::start(&[])?;
     let session = driver.open_app(app)?;
     // The window is up once the tab bar has been drawn from the engine's task table.
     session.find(".tab", UI_TIMEOUT)?;
@@ -89,6 +101,33 @@ fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize,
     }
     let _ = session.close();
     Ok((passed, failed))
+}
+
+fn dark_theme(app: &Path, out: &Path) -> Result<()> {
+    let driver = Driver::start(&[("GTK_THEME", "Adwaita:dark")])?;
+    let s = driver.open_app(app)?;
+    s.find(".tab", UI_TIMEOUT)?;
+    let looks = s.script(
+        "return [matchMedia('(prefers-color-scheme: dark)').matches, \
+         getComputedStyle(document.body.parentElement).backgroundColor];",
+        json!([]),
+    )?;
+    ensure(looks[0] == true, || {
+        format!("prefers-color-scheme was not dark: {looks}")
+    })?;
+    // The dark background is #14162e.
+    ensure(looks[1] == "rgb(20, 22, 46)", || {
+        format!("background was {}", looks[1])
+    })?;
+    choose_model(&s, &model_dir("smollm2-135m-instruct"))?;
+    type_into_inspector(&s, CHAT_TEXT)?;
+    let model = model_dir("smollm2-135m-instruct");
+    expect_chips(
+        &s,
+        &engine_ids(&model, CHAT_TEXT, &TokenizeOptions::default())?,
+    )?;
+    s.screenshot(&out.join("dark-theme.png"))?;
+    s.close()
 }
 
 fn slug(name: &str) -> String {

@@ -32,12 +32,13 @@ fn free_port() -> Result<u16> {
 
 impl Driver {
     /// Starts WebKitWebDriver. `TAURI_WEBVIEW_AUTOMATION` lets it attach to a Tauri webview;
-    /// without it, creating a session hangs.
-    pub fn start() -> Result<Self> {
+    /// without it, creating a session hangs. `env` reaches the app it launches.
+    pub fn start(env: &[(&str, &str)]) -> Result<Self> {
         let port = free_port()?;
         let process = Command::new("WebKitWebDriver")
             .arg(format!("--port={port}"))
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
