@@ -118,3 +118,16 @@ fn missing_or_corrupt_weights_are_clear_errors() {
     assert_eq!(err.code(), wick_engine::ErrorCode::InvalidModel);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn models_it_cannot_run_say_what_is_supported() {
+    for name in ["gpt2-causal-lm", "t5-seq2seq-lm"] {
+        let err = FeatureExtractor::load(&fixture(&format!("tiny/{name}"))).unwrap_err();
+        assert_eq!(
+            err.code(),
+            wick_engine::ErrorCode::UnsupportedArchitecture,
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains("supported: bert"), "{err}");
+    }
+}

@@ -43,6 +43,16 @@ pub enum WickError {
     #[error("{} is not a model Wick can load: {reason}", path.display())]
     InvalidModel { path: PathBuf, reason: String },
 
+    #[error("`{found}` models are not supported yet (supported: {supported})")]
+    UnsupportedArchitecture { found: String, supported: String },
+
+    #[error("`{model_type}` models cannot run {task} in Wick yet; they can run: {supported}")]
+    UnsupportedTask {
+        model_type: String,
+        task: String,
+        supported: String,
+    },
+
     #[error("the model failed to run: {0}")]
     ModelFailed(String),
 
@@ -73,6 +83,8 @@ pub enum ErrorCode {
     UnsupportedTokenizer,
     NotCached,
     InvalidModel,
+    UnsupportedArchitecture,
+    UnsupportedTask,
     ModelFailed,
     InvalidInput,
     TokenizeFailed,
@@ -92,6 +104,8 @@ impl WickError {
             Self::UnsupportedTokenizer { .. } => ErrorCode::UnsupportedTokenizer,
             Self::NotCached { .. } => ErrorCode::NotCached,
             Self::InvalidModel { .. } => ErrorCode::InvalidModel,
+            Self::UnsupportedArchitecture { .. } => ErrorCode::UnsupportedArchitecture,
+            Self::UnsupportedTask { .. } => ErrorCode::UnsupportedTask,
             Self::ModelFailed(_) => ErrorCode::ModelFailed,
             Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::Tokenize(_) => ErrorCode::TokenizeFailed,

@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::error::{Result, WickError};
 use crate::families::bert::BertEncoder;
+use crate::registry::{self, Family};
+use crate::tasks::Task;
 use crate::tokenize::{TokenizeOptions, TruncationChoice, WickTokenizer};
 
 /// How token vectors become one sentence vector.
@@ -46,9 +48,14 @@ pub struct Features {
 
 impl FeatureExtractor {
     pub fn load(dir: &Path) -> Result<Self> {
+        let detected = registry::detect(dir)?;
+        registry::require_task(&detected, Task::FeatureExtraction)?;
+        let encoder = match detected.spec.family {
+            Family::Bert => BertEncoder::load(dir)?,
+        };
         Ok(Self {
             tokenizer: WickTokenizer::from_path(dir)?,
-            encoder: BertEncoder::load(dir)?,
+            encoder,
             sentence: SentenceConfig::read(dir)?,
         })
     }

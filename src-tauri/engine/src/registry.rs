@@ -1,0 +1,143 @@
+//! The "Auto" classes: which family implementation runs a model, and which tasks it supports,
+//! read from `config.json` (`model_type`, `architectures`). One row per architecture: adding one
+//! means a file under `families/` and a row here.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Result, WickError};
+use crate::tasks::Task;
+
+/// A family implementation in `families/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Bert,
+}
+
+/// One supported architecture.
+#[derive(Debug)]
+pub struct Architecture {
+    /// `model_type` values in config.json.
+    pub model_types: &'static [&'static str],
+    pub family: Family,
+    /// The tasks Wick can run with it today.
+    pub tasks: &'static [Task],
+}
+
+/// Every architecture Wick runs.
+pub const ARCHITECTURES: &[Architecture] = &[Architecture {
+    model_types: &["bert"],
+    family: Family::Bert,
+    tasks: &[Task::FeatureExtraction],
+}];
+
+/// What a model folder is, as far as choosing an implementation goes.
+#[derive(Debug)]
+pub struct Detected {
+    pub model_type: String,
+    /// `architectures[0]` from config.json (e.g. "BertForMaskedLM"), when present.
+    pub architecture: Option<String>,
+    pub spec: &'static Architecture,
+}
+
+#[derive(Deserialize)]
+struct ConfigHead {
+    model_type: Option<String>,
+    #[serde(default)]
+    architectures: Vec<String>,
+}
+
+/// Reads `config.json` in `dir` and finds its row, or says what is supported.
+pub fn detect(dir: &Path) -> Result<Detected> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| WickError::io(&path, e))?;
+    let head: ConfigHead = serde_json::from_str(&text).map_err(|e| WickError::InvalidModel {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let model_type = head.model_type.ok_or_else(|| WickError::InvalidModel {
+        path: path.clone(),
+        reason: "config.json has no model_type".into(),
+    })?;
+    let spec = ARCHITECTURES
+        .iter()
+        .find(|a| a.model_types.contains(&model_type.as_str()))
+        .ok_or_else(|| WickError::UnsupportedArchitecture {
+            found: model_type.clone(),
+            supported: supported_list(),
+        })?;
+    Ok(Detected {
+        model_type,
+        architecture: head.architectures.into_iter().next(),
+        spec,
+    })
+}
+
+/// Checks that `detected` can run `task`, with an error that names what it can run.
+pub fn require_task(detected: &Detected, task: Task) -> Result<()> {
+    if detected.spec.tasks.contains(&task) {
+        return Ok(());
+    }
+    let can: Vec<String> = detected
+        .spec
+        .tasks
+        .iter()
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    Err(WickError::UnsupportedTask {
+        model_type: detected.model_type.clone(),
+        task: serde_json::to_value(task)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        supported: can.join(", "),
+    })
+}
+
+fn supported_list() -> String {
+    ARCHITECTURES
+        .iter()
+        .flat_map(|a| a.model_types.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder_with(config: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        dir
+    }
+
+    #[test]
+    fn finds_bert_and_its_tasks() {
+        let dir = folder_with(r#"{"model_type":"bert","architectures":["BertModel"]}"#);
+        let d = detect(dir.path()).unwrap();
+        assert_eq!(d.spec.family, Family::Bert);
+        assert_eq!(d.architecture.as_deref(), Some("BertModel"));
+        assert!(require_task(&d, Task::FeatureExtraction).is_ok());
+        let err = require_task(&d, Task::Translation).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`bert` models cannot run translation in Wick yet; they can run: feature-extraction"
+        );
+    }
+
+    #[test]
+    fn unknown_architecture_lists_what_is_supported() {
+        let dir = folder_with(r#"{"model_type":"mamba"}"#);
+        let err = detect(dir.path()).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::UnsupportedArchitecture);
+        assert!(err.to_string().contains("supported: bert"), "{err}");
+        let dir = folder_with(r#"{"hidden_size": 8}"#);
+        assert_eq!(
+            detect(dir.path()).unwrap_err().code(),
+            crate::ErrorCode::InvalidModel
+        );
+    }
+}
