@@ -216,6 +216,17 @@ fn expect_chips(s: &Session, expected: &[u32]) -> Result<()> {
     .map(drop)
 }
 
+/// Chooses the starter model `name`, types `text` and waits for chips equal to the engine's ids,
+/// which it returns.
+fn type_and_expect(s: &Session, name: &str, text: &str) -> Result<Vec<u32>> {
+    let model = model_dir(name);
+    choose_model(s, &model)?;
+    type_into_inspector(s, text)?;
+    let ids = engine_ids(&model, text, &TokenizeOptions::default())?;
+    expect_chips(s, &ids)?;
+    Ok(ids)
+}
+
 fn engine_ids(model: &Path, text: &str, options: &TokenizeOptions) -> Result<Vec<u32>> {
     WickTokenizer::from_path(model)
         .and_then(|t| t.encode_ids(text, options))
@@ -226,11 +237,7 @@ const MINILM_TEXT: &str =
     "Wick shows how a model reads text: tokens, ids & offsets — even for naïve café, 東京 and Ünïcödé!";
 
 fn inspector_tokenizer_json(s: &Session, out: &Path) -> Result<()> {
-    let model = model_dir("all-minilm-l6-v2");
-    choose_model(s, &model)?;
-    type_into_inspector(s, MINILM_TEXT)?;
-    let ids = engine_ids(&model, MINILM_TEXT, &TokenizeOptions::default())?;
-    expect_chips(s, &ids)?;
+    let ids = type_and_expect(s, "all-minilm-l6-v2", MINILM_TEXT)?;
     let count = s.script(
         "return document.querySelector('[data-testid=token-count] strong').textContent;",
         json!([]),
@@ -286,11 +293,7 @@ const CHAT_TEXT: &str =
     "<|im_start|>user\nHow many r's are in \"strawberry\"? Count 1, 2, 3…<|im_end|>";
 
 fn inspector_gguf(s: &Session, out: &Path) -> Result<()> {
-    let model = model_dir("smollm2-135m-instruct");
-    choose_model(s, &model)?;
-    type_into_inspector(s, CHAT_TEXT)?;
-    let ids = engine_ids(&model, CHAT_TEXT, &TokenizeOptions::default())?;
-    expect_chips(s, &ids)?;
+    type_and_expect(s, "smollm2-135m-instruct", CHAT_TEXT)?;
     let facts = s.script(
         "return document.querySelector('[data-testid=tokenizer-facts]').textContent;",
         json!([]),

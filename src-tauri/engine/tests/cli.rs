@@ -208,36 +208,33 @@ fn truncated_gguf_is_a_clear_error() {
     assert_clean_failure(&late, "invalid_gguf", "truncated");
 }
 
+/// Runs `wick tokenize` on MiniLM with `args` and checks it fails cleanly, saying `says`.
+fn assert_option_error(args: &[&str], says: &str) {
+    let dir = model("all-minilm-l6-v2");
+    let mut all = vec!["tokenize", "--model", dir.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let out = wick(&all);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(says));
+}
+
 #[test]
 fn absurd_lengths_are_refused() {
-    let dir = model("all-minilm-l6-v2");
-    let out = wick(&[
-        "tokenize",
-        "--model",
-        dir.to_str().unwrap(),
-        "--padding",
-        "max_length",
-        "--max-length",
-        "4000000000",
-        "hi",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("more than the"));
+    assert_option_error(
+        &[
+            "--padding",
+            "max_length",
+            "--max-length",
+            "4000000000",
+            "hi",
+        ],
+        "more than the",
+    );
 }
 
 #[test]
 fn padding_needs_a_length() {
-    let dir = model("all-minilm-l6-v2");
-    let out = wick(&[
-        "tokenize",
-        "--model",
-        dir.to_str().unwrap(),
-        "--padding",
-        "max_length",
-        "hi",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --max-length"));
+    assert_option_error(&["--padding", "max_length", "hi"], "needs --max-length");
 }
 
 #[test]

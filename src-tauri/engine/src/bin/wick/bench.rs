@@ -71,6 +71,13 @@ fn read_corpus(corpus: &std::path::Path) -> Result<Vec<String>> {
     })
 }
 
+/// Runs `work` and returns its result with the milliseconds it took.
+fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let started = Instant::now();
+    let value = work()?;
+    Ok((value, started.elapsed().as_secs_f64() * 1e3))
+}
+
 fn print_json(report: &impl Serialize) -> Result<()> {
     let json = serde_json::to_string(report).map_err(|e| WickError::InvalidInput(e.to_string()))?;
     println!("{json}");
@@ -85,24 +92,25 @@ pub fn run(args: &Args) -> Result<()> {
             repeat,
         } => {
             let texts = read_corpus(corpus)?;
-            let started = Instant::now();
-            let dir = wick_engine::ModelSource::parse(model)?.resolve()?;
-            let extractor = wick_engine::tasks::feature_extraction::FeatureExtractor::load(&dir)?;
-            let load_ms = started.elapsed().as_secs_f64() * 1e3;
-            let started = Instant::now();
-            for _ in 0..*repeat {
-                for text in &texts {
-                    extractor.sentence_embedding(text)?;
+            let (extractor, load_ms) = timed(|| {
+                let dir = wick_engine::ModelSource::parse(model)?.resolve()?;
+                wick_engine::tasks::feature_extraction::FeatureExtractor::load(&dir)
+            })?;
+            let ((), run_ms) = timed(|| {
+                for _ in 0..*repeat {
+                    for text in &texts {
+                        extractor.sentence_embedding(text)?;
+                    }
                 }
-            }
-            let secs = started.elapsed().as_secs_f64();
+                Ok(())
+            })?;
             let n = texts.len() * *repeat as usize;
             print_json(&EmbedReport {
                 model: model.clone(),
                 load_ms,
                 texts: n,
-                run_ms: secs * 1e3,
-                texts_per_s: n as f64 / secs,
+                run_ms,
+                texts_per_s: n as f64 / (run_ms / 1e3),
             })
         }
         What::Tokenize {
@@ -111,30 +119,28 @@ pub fn run(args: &Args) -> Result<()> {
             repeat,
         } => {
             let texts = read_corpus(corpus)?;
-            let started = Instant::now();
-            let tokenizer = WickTokenizer::from_model(model)?;
-            let load_ms = started.elapsed().as_secs_f64() * 1e3;
-
+            let (tokenizer, load_ms) = timed(|| WickTokenizer::from_model(model))?;
             let options = TokenizeOptions::default();
-            let started = Instant::now();
-            let mut tokens = 0;
-            for _ in 0..*repeat {
-                for text in &texts {
-                    tokens += tokenizer.encode_ids(text, &options)?.len();
+            let (tokens, encode_ms) = timed(|| {
+                let mut tokens = 0;
+                for _ in 0..*repeat {
+                    for text in &texts {
+                        tokens += tokenizer.encode_ids(text, &options)?.len();
+                    }
                 }
-            }
-            let secs = started.elapsed().as_secs_f64();
+                Ok(tokens)
+            })?;
             let n = texts.len() * *repeat as usize;
-            let report = TokenizeReport {
+            let secs = encode_ms / 1e3;
+            print_json(&TokenizeReport {
                 model: model.clone(),
                 load_ms,
                 texts: n,
                 tokens,
-                encode_ms: secs * 1e3,
+                encode_ms,
                 texts_per_s: n as f64 / secs,
                 tokens_per_s: tokens as f64 / secs,
-            };
-            print_json(&report)
+            })
         }
     }
 }
