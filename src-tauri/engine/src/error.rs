@@ -53,6 +53,13 @@ pub enum WickError {
         supported: String,
     },
 
+    #[error("{architecture} has {has}; this task needs {needs}. Pick a model fine-tuned for it")]
+    MissingHead {
+        architecture: String,
+        has: String,
+        needs: String,
+    },
+
     #[error("the model failed to run: {0}")]
     ModelFailed(String),
 
@@ -85,6 +92,7 @@ pub enum ErrorCode {
     InvalidModel,
     UnsupportedArchitecture,
     UnsupportedTask,
+    MissingHead,
     ModelFailed,
     InvalidInput,
     TokenizeFailed,
@@ -106,6 +114,7 @@ impl WickError {
             Self::InvalidModel { .. } => ErrorCode::InvalidModel,
             Self::UnsupportedArchitecture { .. } => ErrorCode::UnsupportedArchitecture,
             Self::UnsupportedTask { .. } => ErrorCode::UnsupportedTask,
+            Self::MissingHead { .. } => ErrorCode::MissingHead,
             Self::ModelFailed(_) => ErrorCode::ModelFailed,
             Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::Tokenize(_) => ErrorCode::TokenizeFailed,

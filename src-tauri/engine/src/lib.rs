@@ -8,6 +8,7 @@ pub mod families;
 pub mod registry;
 pub mod source;
 pub mod tasks;
+pub mod weights;
 pub mod tokenize;
 
 pub use error::{ErrorCode, ErrorPayload, Result, WickError};

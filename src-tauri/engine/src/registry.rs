@@ -12,8 +12,36 @@ use crate::tasks::Task;
 /// A family implementation in `families/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
+    /// BERT and models that share its layout (MiniLM sentence-transformers).
     Bert,
+    /// RoBERTa, XLM-RoBERTa, CamemBERT: BERT layers, positions numbered after the padding id.
+    Roberta,
+    DistilBert,
+    DebertaV2,
 }
+
+impl Family {
+    /// The attribute name of the body inside `…For<Task>` classes, which prefixes its weights
+    /// (`base_model_prefix` in transformers).
+    pub fn body_prefix(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::Roberta => "roberta",
+            Family::DistilBert => "distilbert",
+            Family::DebertaV2 => "deberta",
+        }
+    }
+}
+
+/// What every encoder family runs (given a checkpoint with the right head).
+const ENCODER_TASKS: &[Task] = &[
+    Task::FeatureExtraction,
+    Task::TextClassification,
+    Task::TokenClassification,
+    Task::QuestionAnswering,
+    Task::FillMask,
+    Task::ZeroShotClassification,
+];
 
 /// One supported architecture.
 #[derive(Debug)]
@@ -26,11 +54,28 @@ pub struct Architecture {
 }
 
 /// Every architecture Wick runs.
-pub const ARCHITECTURES: &[Architecture] = &[Architecture {
-    model_types: &["bert"],
-    family: Family::Bert,
-    tasks: &[Task::FeatureExtraction],
-}];
+pub const ARCHITECTURES: &[Architecture] = &[
+    Architecture {
+        model_types: &["bert"],
+        family: Family::Bert,
+        tasks: ENCODER_TASKS,
+    },
+    Architecture {
+        model_types: &["roberta", "xlm-roberta", "camembert"],
+        family: Family::Roberta,
+        tasks: ENCODER_TASKS,
+    },
+    Architecture {
+        model_types: &["distilbert"],
+        family: Family::DistilBert,
+        tasks: ENCODER_TASKS,
+    },
+    Architecture {
+        model_types: &["deberta-v2"],
+        family: Family::DebertaV2,
+        tasks: ENCODER_TASKS,
+    },
+];
 
 /// What a model folder is, as far as choosing an implementation goes.
 #[derive(Debug)]
@@ -124,7 +169,9 @@ mod tests {
         let err = require_task(&d, Task::Translation).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "`bert` models cannot run translation in Wick yet; they can run: feature-extraction"
+            "`bert` models cannot run translation in Wick yet; they can run: feature-extraction, \
+             text-classification, token-classification, question-answering, fill-mask, \
+             zero-shot-classification"
         );
     }
 

@@ -1,80 +1,201 @@
-//! BERT encoders (bert, and the sentence-transformers models built on it such as MiniLM),
-//! over candle-transformers' `BertModel`.
+//! The BERT body and its close relatives RoBERTa, XLM-RoBERTa and CamemBERT: the same post-norm
+//! encoder layers, differing in how positions are numbered and whether token types are read.
 
-use std::path::Path;
+use candle_core::{Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use serde::Deserialize;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use super::layers::{self, Activation, FeedForward, PostNormLayer, SelfAttention};
+use super::{Batch, EncoderBody};
 
-use crate::error::{Result, WickError};
+/// How position ids are numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positions {
+    /// BERT: 0, 1, 2, ... for every row.
+    FromZero,
+    /// RoBERTa: real tokens count from `pad + 1`, padding tokens sit at `pad`, so the position
+    /// table has two extra rows (514 for a 512-token model).
+    AfterPadding,
+}
 
-/// A loaded BERT body on the CPU in f32.
-pub struct BertEncoder {
-    model: BertModel,
-    config: Config,
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: Activation,
+    pub max_position_embeddings: usize,
+    #[serde(default = "two")]
+    pub type_vocab_size: usize,
+    #[serde(default = "bert_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+}
+
+fn two() -> usize {
+    2
+}
+
+fn bert_eps() -> f64 {
+    1e-12
+}
+
+/// Loads one encoder layer from `encoder.layer.{i}`.
+fn load_layer(vb: &VarBuilder, c: &BertConfig) -> candle_core::Result<PostNormLayer> {
+        let h = c.hidden_size;
+        let att = vb.pp("attention");
+        Ok(PostNormLayer {
+            attention: SelfAttention {
+                q: layers::linear(&att, "self.query", h, h)?,
+                k: layers::linear(&att, "self.key", h, h)?,
+                v: layers::linear(&att, "self.value", h, h)?,
+                out: layers::linear(&att, "output.dense", h, h)?,
+                heads: c.num_attention_heads,
+            },
+            attention_norm: layers::layer_norm(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
+            ffn: FeedForward {
+                inner: layers::linear(vb, "intermediate.dense", h, c.intermediate_size)?,
+                act: c.hidden_act,
+                out: layers::linear(vb, "output.dense", c.intermediate_size, h)?,
+            },
+            output_norm: layers::layer_norm(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
+        })
+}
+
+/// A loaded BERT-style body.
+#[derive(Debug)]
+pub struct Bert {
+    words: Embedding,
+    positions: Embedding,
+    token_types: Option<Embedding>,
+    norm: LayerNorm,
+    layers: Vec<PostNormLayer>,
+    numbering: Positions,
+    pad_id: u32,
+    config: BertConfig,
     device: Device,
 }
 
-impl std::fmt::Debug for BertEncoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BertEncoder")
-            .field("hidden_size", &self.config.hidden_size)
-            .field("layers", &self.config.num_hidden_layers)
-            .finish()
+impl Bert {
+    /// Loads the body from `vb` (already pointed at the `bert.` / `roberta.` prefix, if any).
+    /// Says which settings of `config` this implementation does not cover.
+    pub fn check(config: &BertConfig) -> Result<(), String> {
+        match config.position_embedding_type.as_deref() {
+            None | Some("absolute") => Ok(()),
+            Some(kind) => Err(format!(
+                "position_embedding_type `{kind}` is not supported (only absolute)"
+            )),
+        }
+    }
+
+    pub fn load(
+        vb: &VarBuilder,
+        config: BertConfig,
+        numbering: Positions,
+    ) -> candle_core::Result<Self> {
+            let c = &config;
+            let emb = vb.pp("embeddings");
+            let token_types = match numbering {
+                Positions::FromZero if c.type_vocab_size > 0 => Some(candle_nn::embedding(
+                    c.type_vocab_size,
+                    c.hidden_size,
+                    emb.pp("token_type_embeddings"),
+                )?),
+                _ => None,
+            };
+            let layers = (0..c.num_hidden_layers)
+                .map(|i| load_layer(&vb.pp(format!("encoder.layer.{i}")), c))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Self {
+                words: candle_nn::embedding(c.vocab_size, c.hidden_size, emb.pp("word_embeddings"))?,
+                positions: candle_nn::embedding(
+                    c.max_position_embeddings,
+                    c.hidden_size,
+                    emb.pp("position_embeddings"),
+                )?,
+                token_types,
+                norm: layers::layer_norm(&emb, "LayerNorm", c.hidden_size, c.layer_norm_eps)?,
+                layers,
+                numbering,
+                pad_id: c.pad_token_id.unwrap_or(if numbering == Positions::AfterPadding {
+                    1
+                } else {
+                    0
+                }),
+                config: c.clone(),
+                device: vb.device().clone(),
+            })
+    }
+
+    fn position_ids(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        match self.numbering {
+            Positions::FromZero => Tensor::arange(0u32, t as u32, &self.device)?
+                .unsqueeze(0)?
+                .broadcast_as((b, t))?
+                .contiguous(),
+            Positions::AfterPadding => {
+                let rows = ids.to_vec2::<u32>()?;
+                let pad = self.pad_id;
+                let numbered: Vec<u32> = rows
+                    .iter()
+                    .flat_map(|row| {
+                        let mut seen = 0;
+                        row.iter().map(move |&id| {
+                            if id == pad {
+                                pad
+                            } else {
+                                seen += 1;
+                                pad + seen
+                            }
+                        })
+                    })
+                    .collect();
+                Tensor::from_vec(numbered, (b, t), &self.device)
+            }
+        }
     }
 }
 
-impl BertEncoder {
-    /// Loads `config.json` and `model.safetensors` from a model folder.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let config_path = dir.join("config.json");
-        let text =
-            std::fs::read_to_string(&config_path).map_err(|e| WickError::io(&config_path, e))?;
-        let config: Config = serde_json::from_str(&text).map_err(|e| WickError::InvalidModel {
-            path: config_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let weights = dir.join("model.safetensors");
-        if !weights.is_file() {
-            return Err(WickError::InvalidModel {
-                path: dir.to_path_buf(),
-                reason: "no model.safetensors in the folder".into(),
-            });
+impl EncoderBody for Bert {
+    fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let mut xs = (self.words.forward(&batch.ids)?
+            + self.positions.forward(&self.position_ids(&batch.ids)?)?)?;
+        if let Some(types) = &self.token_types {
+            xs = (xs + types.forward(&batch.type_ids)?)?;
         }
-        let device = Device::Cpu;
-        // Read into memory rather than mmap: the engine has no unsafe code, and a corrupt or
-        // truncated file then fails here with a message instead of later with a fault.
-        let tensors = candle_core::safetensors::load(&weights, &device).map_err(|e| {
-            WickError::InvalidModel {
-                path: weights.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = BertModel::load(vb, &config).map_err(|e| WickError::InvalidModel {
-            path: weights.clone(),
-            reason: format!("weights do not match config.json: {e}"),
-        })?;
-        Ok(Self {
-            model,
-            config,
-            device,
+        let mut xs = self.norm.forward(&xs)?;
+        let bias = layers::attention_bias(&batch.mask)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &bias)?;
+        }
+        Ok(xs)
+    }
+
+    fn word_embeddings(&self) -> &Tensor {
+        self.words.embeddings()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    fn max_positions(&self) -> Option<usize> {
+        Some(match self.numbering {
+            Positions::FromZero => self.config.max_position_embeddings,
+            Positions::AfterPadding => self
+                .config
+                .max_position_embeddings
+                .saturating_sub(self.pad_id as usize + 1),
         })
     }
 
-    /// The longest sequence the position embeddings cover.
-    pub fn max_positions(&self) -> usize {
-        self.config.max_position_embeddings
-    }
-
-    /// The last hidden states of one sequence, `[tokens, hidden]`.
-    pub fn hidden_states(&self, ids: &[u32], type_ids: &[u32]) -> Result<Tensor> {
-        let run = || -> candle_core::Result<Tensor> {
-            let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-            let types = Tensor::new(type_ids, &self.device)?.unsqueeze(0)?;
-            self.model.forward(&ids, &types, None)?.squeeze(0)
-        };
-        run().map_err(|e| WickError::ModelFailed(e.to_string()))
+    fn uses_token_types(&self) -> bool {
+        self.token_types.is_some()
     }
 }

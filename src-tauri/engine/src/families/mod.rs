@@ -1,4 +1,38 @@
-//! Model families: thin wrappers over candle-transformers bodies, plus the heads candle lacks.
-//! One file per family.
+//! Model families, written on candle-nn: one file per family body, the heads shared in `heads`.
+//!
+//! A family file knows its config.json fields, its weight names and its forward pass; `encoder`
+//! puts a body and a head together for a model folder. Adding an encoder family means a body file
+//! here, a row in `registry`, and its head names in `heads`.
 
 pub mod bert;
+pub mod deberta_v2;
+pub mod distilbert;
+pub mod encoder;
+pub mod heads;
+pub mod layers;
+
+use candle_core::Tensor;
+
+/// Tokenized inputs padded to one length, on the model's device.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[batch, tokens]` u32 token ids.
+    pub ids: Tensor,
+    /// `[batch, tokens]` u32 token type (segment) ids.
+    pub type_ids: Tensor,
+    /// `[batch, tokens]` u32: 1 for real tokens, 0 for padding.
+    pub mask: Tensor,
+}
+
+/// The transformer body of an encoder: token ids in, last hidden states out.
+pub trait EncoderBody: Send + Sync + std::fmt::Debug {
+    /// `[batch, tokens, hidden]` hidden states of the last layer.
+    fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor>;
+    /// The input embedding matrix `[vocab, hidden]`, which masked-LM decoders are tied to.
+    fn word_embeddings(&self) -> &Tensor;
+    fn hidden_size(&self) -> usize;
+    /// The longest input the position embeddings cover, if they limit it.
+    fn max_positions(&self) -> Option<usize>;
+    /// Whether the body reads token type ids (BERT does; RoBERTa and DistilBERT do not).
+    fn uses_token_types(&self) -> bool;
+}

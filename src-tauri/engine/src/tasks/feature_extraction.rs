@@ -4,14 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, IndexOp, Tensor, D};
 use serde::Deserialize;
 
 use crate::error::{Result, WickError};
-use crate::families::bert::BertEncoder;
-use crate::registry::{self, Family};
+use crate::families::encoder::EncoderModel;
+use crate::families::heads::HeadKind;
+use crate::registry;
 use crate::tasks::Task;
-use crate::tokenize::{TokenizeOptions, TruncationChoice, WickTokenizer};
+use crate::tokenize::{Encoded, Truncate, WickTokenizer};
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub struct SentenceConfig {
 #[derive(Debug)]
 pub struct FeatureExtractor {
     tokenizer: WickTokenizer,
-    encoder: BertEncoder,
+    model: EncoderModel,
     sentence: Option<SentenceConfig>,
 }
 
@@ -50,12 +51,9 @@ impl FeatureExtractor {
     pub fn load(dir: &Path) -> Result<Self> {
         let detected = registry::detect(dir)?;
         registry::require_task(&detected, Task::FeatureExtraction)?;
-        let encoder = match detected.spec.family {
-            Family::Bert => BertEncoder::load(dir)?,
-        };
         Ok(Self {
             tokenizer: WickTokenizer::from_path(dir)?,
-            encoder,
+            model: EncoderModel::load(dir, HeadKind::Base)?,
             sentence: SentenceConfig::read(dir)?,
         })
     }
@@ -65,59 +63,96 @@ impl FeatureExtractor {
         self.sentence
     }
 
+    pub fn tokenizer(&self) -> &WickTokenizer {
+        &self.tokenizer
+    }
+
     /// One vector per token, special tokens included: `pipeline("feature-extraction")(text)[0]`.
     pub fn token_features(&self, text: &str) -> Result<Features> {
-        let limit = self.encoder.max_positions();
-        let (hidden, truncated_tokens) = self.run(text, limit)?;
+        let limit = super::input_limit(&self.tokenizer, &self.model, None);
+        let encoded = self.encode(text, limit)?;
+        let hidden = self.model.hidden_states(&self.model.batch(&[&encoded])?)?;
         Ok(Features {
-            vectors: to_rows(&hidden)?,
-            truncated_tokens,
+            vectors: to_rows(&hidden.i(0).map_err(failed)?)?,
+            truncated_tokens: encoded.truncated_tokens,
         })
     }
 
     /// One vector for the text, as `SentenceTransformer.encode(text)` gives it. Models without a
     /// sentence-transformers recipe use mean pooling without normalisation.
     pub fn sentence_embedding(&self, text: &str) -> Result<Features> {
-        let config = self.sentence.unwrap_or(SentenceConfig {
+        let mut all = self.sentence_embeddings(&[text], 1)?;
+        all.pop()
+            .ok_or_else(|| WickError::ModelFailed("no embedding came back".into()))
+    }
+
+    /// Sentence embeddings for many texts, run `batch_size` at a time padded together (padding
+    /// is masked out of attention and pooling, so results equal one-at-a-time runs).
+    pub fn sentence_embeddings(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Features>> {
+        let config = self.recipe();
+        let limit = super::input_limit(&self.tokenizer, &self.model, config.max_tokens);
+        let encoded = texts
+            .iter()
+            .map(|t| self.encode(t, limit))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in encoded.chunks(batch_size.max(1)) {
+            let rows: Vec<&Encoded> = chunk.iter().collect();
+            let batch = self.model.batch(&rows)?;
+            let hidden = self.model.hidden_states(&batch)?;
+            let pooled = pool(&hidden, &batch.mask, config).map_err(failed)?;
+            out.extend(chunk.iter().zip(pooled).map(|(e, v)| Features {
+                vectors: vec![v],
+                truncated_tokens: e.truncated_tokens,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn recipe(&self) -> SentenceConfig {
+        self.sentence.unwrap_or(SentenceConfig {
             pooling: Pooling::Mean,
             normalize: false,
             max_tokens: None,
-        });
-        let limit = config.max_tokens.map_or(self.encoder.max_positions(), |m| {
-            m.min(self.encoder.max_positions())
-        });
-        let (hidden, truncated_tokens) = self.run(text, limit)?;
-        let pooled = pool(&hidden, config).map_err(|e| WickError::ModelFailed(e.to_string()))?;
-        Ok(Features {
-            vectors: vec![pooled],
-            truncated_tokens,
         })
     }
 
-    /// Tokenizes (truncating to `limit`, special tokens kept) and runs the encoder.
-    fn run(&self, text: &str, limit: usize) -> Result<(Tensor, usize)> {
-        let options = TokenizeOptions {
-            truncation: TruncationChoice::MaxLength(u32::try_from(limit).unwrap_or(u32::MAX)),
-            ..TokenizeOptions::default()
-        };
-        let input = self.tokenizer.encode_for_model(text, &options)?;
-        let hidden = self.encoder.hidden_states(&input.ids, &input.type_ids)?;
-        Ok((hidden, input.truncated_tokens))
+    fn encode(&self, text: &str, limit: Option<usize>) -> Result<Encoded> {
+        let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
+        self.tokenizer
+            .encode_pipeline(text, None, truncate)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| WickError::Tokenize("the tokenizer returned nothing".into()))
     }
+}
+
+fn failed(e: candle_core::Error) -> WickError {
+    WickError::ModelFailed(e.to_string())
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
     t.to_dtype(DType::F32)
         .and_then(|t| t.to_vec2::<f32>())
-        .map_err(|e| WickError::ModelFailed(e.to_string()))
+        .map_err(failed)
 }
 
-/// Pools `[tokens, hidden]` into `[hidden]`. Every token is real here (one text, no padding).
-fn pool(hidden: &Tensor, config: SentenceConfig) -> candle_core::Result<Vec<f32>> {
+/// Pools `[batch, tokens, hidden]` into one vector per row, ignoring padding, as
+/// sentence-transformers' Pooling module does.
+fn pool(hidden: &Tensor, mask: &Tensor, config: SentenceConfig) -> candle_core::Result<Vec<Vec<f32>>> {
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
     let v = match config.pooling {
-        Pooling::Mean => hidden.mean(0)?,
-        Pooling::Max => hidden.max(0)?,
-        Pooling::Cls => hidden.get(0)?,
+        Pooling::Mean => {
+            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+            let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+            summed.broadcast_div(&counts)?
+        }
+        Pooling::Max => {
+            // Padding set to -1e9 so it never wins, as sentence-transformers does.
+            let penalty = ((mask.ones_like()? - &mask)? * -1e9)?;
+            hidden.broadcast_add(&penalty)?.max(1)?
+        }
+        Pooling::Cls => hidden.i((.., 0))?,
     };
     let v = if config.normalize {
         let norm = v
@@ -129,7 +164,7 @@ fn pool(hidden: &Tensor, config: SentenceConfig) -> candle_core::Result<Vec<f32>
     } else {
         v
     };
-    v.to_vec1::<f32>()
+    v.to_vec2::<f32>()
 }
 
 #[derive(Deserialize)]

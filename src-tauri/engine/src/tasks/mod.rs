@@ -2,6 +2,13 @@
 //! validates task names against it. Adding a task starts with a row here.
 
 pub mod feature_extraction;
+pub mod fill_mask;
+pub mod pipeline;
+pub mod question_answering;
+pub mod scores;
+pub mod text_classification;
+pub mod token_classification;
+pub mod zero_shot;
 
 use serde::Serialize;
 use ts_rs::TS;
@@ -101,6 +108,14 @@ impl Task {
     pub fn from_id(id: &str) -> Option<Task> {
         TASKS.iter().find(|t| t.id == id).map(|t| t.task)
     }
+
+    /// The pipeline name, e.g. "fill-mask".
+    pub fn id(self) -> &'static str {
+        TASKS
+            .iter()
+            .find(|t| t.task == self)
+            .map_or("unknown", |t| t.id)
+    }
 }
 
 #[cfg(test)]
@@ -117,4 +132,55 @@ mod tests {
         assert_eq!(TASKS.len(), 9);
         assert_eq!(Task::from_id("nope"), None);
     }
+}
+
+/// The longest input (special tokens included) a pipeline feeds the model: the tokenizer's
+/// `model_max_length`, the model's position table and any limit of the task, whichever is
+/// smallest. Longer inputs are truncated and the result says by how much.
+pub(crate) fn input_limit(
+    tokenizer: &crate::tokenize::WickTokenizer,
+    model: &crate::families::encoder::EncoderModel,
+    task_limit: Option<usize>,
+) -> Option<usize> {
+    [tokenizer.model_max_length(), model.max_positions(), task_limit]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// Loads the tokenizer and the encoder with the head `task` needs, after checking that the
+/// architecture can run it at all.
+pub(crate) fn load_encoder(
+    dir: &std::path::Path,
+    task: Task,
+    head: crate::families::heads::HeadKind,
+) -> crate::Result<(
+    crate::tokenize::WickTokenizer,
+    crate::families::encoder::EncoderModel,
+)> {
+    let detected = crate::registry::detect(dir)?;
+    crate::registry::require_task(&detected, task)?;
+    let model = crate::families::encoder::EncoderModel::load(dir, head)?;
+    let tokenizer = crate::tokenize::WickTokenizer::from_path(dir)?;
+    Ok((tokenizer, model))
+}
+
+/// Refuses empty (or whitespace-only) text with a message naming what was empty.
+pub(crate) fn require_text(text: &str, what: &str) -> crate::Result<()> {
+    if text.trim().is_empty() {
+        return Err(crate::WickError::InvalidInput(format!(
+            "the {what} is empty: type some text first"
+        )));
+    }
+    Ok(())
+}
+
+/// The first window of an encoding that does not overflow.
+pub(crate) fn single(
+    mut windows: Vec<crate::tokenize::Encoded>,
+) -> crate::Result<crate::tokenize::Encoded> {
+    if windows.is_empty() {
+        return Err(crate::WickError::Tokenize("the tokenizer returned nothing".into()));
+    }
+    Ok(windows.swap_remove(0))
 }

@@ -22,15 +22,43 @@ pub(super) struct TokenizerConfig {
     /// Which end `truncation=True` cuts.
     #[serde(default)]
     pub truncation_side: Side,
+    /// The mask token fill-mask looks for (`[MASK]`, `<mask>`).
+    #[serde(default, deserialize_with = "token_content")]
+    pub mask_token: Option<String>,
+    /// The classifier token question answering lets stand for "no answer".
+    #[serde(default, deserialize_with = "token_content")]
+    pub cls_token: Option<String>,
+    #[serde(default, deserialize_with = "token_content")]
+    pub unk_token: Option<String>,
+    /// The longest input the model was trained on. Tokenizers without a limit store 1e30.
+    #[serde(default)]
+    pub model_max_length: Option<f64>,
 }
 
 /// `"left"` or `"right"` in tokenizer_config.json; `transformers` defaults both to right.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", from = "Option<SideName>")]
 pub(super) enum Side {
     Left,
     #[default]
     Right,
+}
+
+/// `"left"`, `"right"` or `null` (the default) as written in the file.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SideName {
+    Left,
+    Right,
+}
+
+impl From<Option<SideName>> for Side {
+    fn from(name: Option<SideName>) -> Self {
+        match name {
+            Some(SideName::Left) => Side::Left,
+            Some(SideName::Right) | None => Side::Right,
+        }
+    }
 }
 
 /// Special tokens in tokenizer_config.json are either a string or an AddedToken-like object.
@@ -47,6 +75,13 @@ fn token_content<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 }
 
 impl TokenizerConfig {
+    /// `model_max_length` when it is a real limit.
+    pub fn max_length(&self) -> Option<usize> {
+        self.model_max_length
+            .filter(|n| *n > 0.0 && *n < 1e12)
+            .map(|n| n as usize)
+    }
+
     /// Reads the config beside `tokenizer_json`; a missing file means defaults.
     pub fn beside(tokenizer_json: &Path) -> Result<Self> {
         let Some(path) = tokenizer_json
@@ -110,5 +145,9 @@ mod tests {
         assert_eq!(a.padding_side, Side::Right);
         let c: TokenizerConfig = serde_json::from_str(r#"{"padding_side":"left"}"#).unwrap();
         assert_eq!(c.padding_side, Side::Left);
+        let d: TokenizerConfig =
+            serde_json::from_str(r#"{"padding_side":null,"model_max_length":1e30}"#).unwrap();
+        assert_eq!(d.padding_side, Side::Right);
+        assert_eq!(d.model_max_length, Some(1e30));
     }
 }

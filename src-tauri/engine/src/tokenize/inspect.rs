@@ -278,21 +278,21 @@ fn count_u32(n: usize) -> u32 {
 /// Maps byte offsets to character offsets. A start inside a character rounds down to that
 /// character and an end inside one rounds up, so a token always covers whole characters (the
 /// same rule `tokenizers` uses for its char offsets).
-struct CharOffsets {
+pub(super) struct CharOffsets {
     /// Byte position where each character starts.
     starts: Vec<usize>,
     text_len: usize,
 }
 
 impl CharOffsets {
-    fn new(text: &str) -> Self {
+    pub(super) fn new(text: &str) -> Self {
         Self {
             starts: text.char_indices().map(|(b, _)| b).collect(),
             text_len: text.len(),
         }
     }
 
-    fn to_chars(&self, byte_start: usize, byte_end: usize) -> (u32, u32) {
+    pub(super) fn to_chars(&self, byte_start: usize, byte_end: usize) -> (u32, u32) {
         if byte_start >= byte_end {
             let at = self.char_at_or_before(byte_start);
             return (at, at);
@@ -304,7 +304,7 @@ impl CharOffsets {
     }
 
     /// The text from character `start` to character `end`.
-    fn slice<'t>(&self, text: &'t str, start: u32, end: u32) -> &'t str {
+    pub(super) fn slice<'t>(&self, text: &'t str, start: u32, end: u32) -> &'t str {
         let byte = |c: u32| {
             self.starts
                 .get(c as usize)

@@ -149,6 +149,15 @@ impl WickTokenizer {
             special_tokens: special.into_iter().map(|(_, s)| s).collect(),
             baked: baked_info,
         };
+        let role = |name: &Option<String>| {
+            name.as_ref()
+                .and_then(|n| inner.token_to_id(n).map(|id| (id, n.clone())))
+        };
+        let roles = super::SpecialRoles {
+            mask: role(&config.mask_token),
+            cls: role(&config.cls_token),
+            unk: role(&config.unk_token),
+        };
         tracing::debug!(path = %path.display(), ?origin, "tokenizer loaded");
         Self {
             inner,
@@ -160,6 +169,8 @@ impl WickTokenizer {
             clean_up_spaces: config.clean_up_tokenization_spaces,
             padding_side: config.padding_side,
             truncation_side: config.truncation_side,
+            roles,
+            max_length: config.max_length(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod config;
 mod gguf;
 mod inspect;
 mod load;
+mod pipeline;
 
 use std::path::PathBuf;
 
@@ -20,6 +21,7 @@ use ts_rs::TS;
 
 pub use inspect::{Inspection, ModelInput, TokenView};
 pub use load::{find_tokenizer_file, TokenizerFile};
+pub use pipeline::{Encoded, Truncate};
 
 /// Where a tokenizer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -128,6 +130,18 @@ pub struct WickTokenizer {
     /// choices (baked settings carry their own direction).
     padding_side: config::Side,
     truncation_side: config::Side,
+    /// Special tokens the pipelines look for, from tokenizer_config.json.
+    roles: SpecialRoles,
+    /// `model_max_length` when the tokenizer sets a real one.
+    max_length: Option<usize>,
+}
+
+/// The special tokens pipelines need by role: (id, text).
+#[derive(Debug, Clone, Default)]
+pub struct SpecialRoles {
+    pub mask: Option<(u32, String)>,
+    pub cls: Option<(u32, String)>,
+    pub unk: Option<(u32, String)>,
 }
 
 impl WickTokenizer {

@@ -1,0 +1,109 @@
+//! DistilBERT: BERT's layers with other weight names, no token types, and config fields of its
+//! own (`dim`, `n_layers`, `activation`).
+
+use candle_core::{Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+use serde::Deserialize;
+
+use super::layers::{self, Activation, FeedForward, PostNormLayer, SelfAttention};
+use super::{Batch, EncoderBody};
+
+/// DistilBERT fixes its layer-norm epsilon rather than reading it from the config.
+const EPS: f64 = 1e-12;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DistilBertConfig {
+    pub vocab_size: usize,
+    pub dim: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub hidden_dim: usize,
+    pub activation: Activation,
+    pub max_position_embeddings: usize,
+}
+
+/// A loaded DistilBERT body.
+#[derive(Debug)]
+pub struct DistilBert {
+    words: Embedding,
+    positions: Embedding,
+    norm: LayerNorm,
+    layers: Vec<PostNormLayer>,
+    config: DistilBertConfig,
+    device: Device,
+}
+
+impl DistilBert {
+    pub fn load(vb: &VarBuilder, config: DistilBertConfig) -> candle_core::Result<Self> {
+            let c = &config;
+            let (d, emb) = (c.dim, vb.pp("embeddings"));
+            let layers = (0..c.n_layers)
+                .map(|i| {
+                    let l = vb.pp(format!("transformer.layer.{i}"));
+                    let att = l.pp("attention");
+                    Ok(PostNormLayer {
+                        attention: SelfAttention {
+                            q: layers::linear(&att, "q_lin", d, d)?,
+                            k: layers::linear(&att, "k_lin", d, d)?,
+                            v: layers::linear(&att, "v_lin", d, d)?,
+                            out: layers::linear(&att, "out_lin", d, d)?,
+                            heads: c.n_heads,
+                        },
+                        attention_norm: layers::layer_norm(&l, "sa_layer_norm", d, EPS)?,
+                        ffn: FeedForward {
+                            inner: layers::linear(&l, "ffn.lin1", d, c.hidden_dim)?,
+                            act: c.activation,
+                            out: layers::linear(&l, "ffn.lin2", c.hidden_dim, d)?,
+                        },
+                        output_norm: layers::layer_norm(&l, "output_layer_norm", d, EPS)?,
+                    })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Self {
+                words: candle_nn::embedding(c.vocab_size, d, emb.pp("word_embeddings"))?,
+                // Sinusoidal position tables are stored in the checkpoint like learned ones.
+                positions: candle_nn::embedding(
+                    c.max_position_embeddings,
+                    d,
+                    emb.pp("position_embeddings"),
+                )?,
+                norm: layers::layer_norm(&emb, "LayerNorm", d, EPS)?,
+                layers,
+                config: c.clone(),
+                device: vb.device().clone(),
+            })
+    }
+}
+
+impl EncoderBody for DistilBert {
+    fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let (b, t) = batch.ids.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, &self.device)?
+            .unsqueeze(0)?
+            .broadcast_as((b, t))?
+            .contiguous()?;
+        let xs = (self.words.forward(&batch.ids)? + self.positions.forward(&positions)?)?;
+        let mut xs = self.norm.forward(&xs)?;
+        let bias = layers::attention_bias(&batch.mask)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &bias)?;
+        }
+        Ok(xs)
+    }
+
+    fn word_embeddings(&self) -> &Tensor {
+        self.words.embeddings()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.config.dim
+    }
+
+    fn max_positions(&self) -> Option<usize> {
+        Some(self.config.max_position_embeddings)
+    }
+
+    fn uses_token_types(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,358 @@
+//! An encoder model ready to run: a family body plus the head its checkpoint carries, loaded from
+//! a model folder (the `AutoModelFor…` of Wick's encoder pipelines).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use super::bert::{Bert, BertConfig, Positions};
+use super::deberta_v2::{DebertaV2, DebertaV2Config};
+use super::distilbert::{DistilBert, DistilBertConfig};
+use super::heads::{self, Head, HeadKind, HeadSettings, HeadSpec};
+use super::layers::Activation;
+use super::{Batch, EncoderBody};
+use crate::error::{Result, WickError};
+use crate::registry::{self, Family};
+use crate::tokenize::Encoded;
+use crate::weights::Weights;
+
+/// The label names of a classification head and how its scores are meant to be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels {
+    /// `id2label`, by id.
+    pub names: Vec<String>,
+    /// `label2id`, in the order transformers iterates it (config files store it sorted).
+    pub ids: BTreeMap<String, usize>,
+    /// `problem_type`: single_label_classification, multi_label_classification or regression.
+    pub problem_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LabelFields {
+    #[serde(default)]
+    id2label: Option<HashMap<String, String>>,
+    #[serde(default)]
+    label2id: Option<BTreeMap<String, usize>>,
+    #[serde(default)]
+    num_labels: Option<usize>,
+    #[serde(default)]
+    problem_type: Option<String>,
+    #[serde(default)]
+    pad_token_id: Option<u32>,
+}
+
+impl Labels {
+    fn read(fields: &LabelFields) -> Self {
+        let names: Vec<String> = match &fields.id2label {
+            Some(map) => {
+                let mut pairs: Vec<(usize, String)> = map
+                    .iter()
+                    .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v.clone())))
+                    .collect();
+                pairs.sort();
+                pairs.into_iter().map(|(_, v)| v).collect()
+            }
+            // transformers' default: LABEL_0, LABEL_1.
+            None => (0..fields.num_labels.unwrap_or(2))
+                .map(|i| format!("LABEL_{i}"))
+                .collect(),
+        };
+        let ids = fields.label2id.clone().unwrap_or_else(|| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i))
+                .collect()
+        });
+        Self {
+            names,
+            ids,
+            problem_type: fields.problem_type.clone(),
+        }
+    }
+}
+
+/// A loaded encoder: body, head, labels.
+#[derive(Debug)]
+pub struct EncoderModel {
+    body: Box<dyn EncoderBody>,
+    head: Head,
+    kind: HeadKind,
+    labels: Labels,
+    pad_id: u32,
+    family: Family,
+    architecture: String,
+    device: Device,
+    dir: PathBuf,
+}
+
+/// Turns a candle error while reading weights into a message naming the folder.
+fn weights_error(dir: &Path) -> impl Fn(candle_core::Error) -> WickError + '_ {
+    move |e| WickError::InvalidModel {
+        path: dir.to_path_buf(),
+        reason: format!("the weights do not match config.json: {e}"),
+    }
+}
+
+impl EncoderModel {
+    /// Loads the model in `dir` for a task that needs head `want` (`Base` takes the body of
+    /// any checkpoint). A checkpoint without the head is refused, not given a random one.
+    pub fn load(dir: &Path, want: HeadKind) -> Result<Self> {
+        let detected = registry::detect(dir)?;
+        let architecture = detected
+            .architecture
+            .clone()
+            .unwrap_or_else(|| detected.model_type.clone());
+        let has = detected
+            .architecture
+            .as_deref()
+            .map_or(HeadKind::Base, HeadKind::from_architecture);
+        if want != HeadKind::Base && has != want {
+            return Err(WickError::MissingHead {
+                architecture,
+                has: has.describe().into(),
+                needs: want.describe().into(),
+            });
+        }
+        let config_path = dir.join("config.json");
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| WickError::io(&config_path, e))?;
+        let invalid_config = |reason: String| WickError::InvalidModel {
+            path: config_path.clone(),
+            reason,
+        };
+        let label_fields: LabelFields =
+            serde_json::from_str(&text).map_err(|e| invalid_config(e.to_string()))?;
+        let device = Device::Cpu;
+        let weights = Weights::load(dir, &device)?;
+        let family = detected.spec.family;
+        let prefix = family.body_prefix();
+        let body_prefix = if weights.has_prefix(prefix) {
+            format!("{prefix}.")
+        } else {
+            String::new()
+        };
+        let vb = VarBuilder::from_tensors(weights.tensors, DType::F32, &device);
+        let body_vb = if body_prefix.is_empty() {
+            vb.clone()
+        } else {
+            vb.pp(prefix)
+        };
+        let bad_weights = weights_error(dir);
+        let (body, settings): (Box<dyn EncoderBody>, HeadSettings) = match family {
+            Family::Bert | Family::Roberta => {
+                let c: BertConfig = parse(&text).map_err(invalid_config)?;
+                Bert::check(&c).map_err(invalid_config)?;
+                let settings = HeadSettings {
+                    pooler_act: Activation::Tanh,
+                    // RobertaLMHead applies GELU whatever hidden_act says.
+                    mlm_act: if family == Family::Roberta {
+                        Activation::Gelu
+                    } else {
+                        c.hidden_act
+                    },
+                    eps: c.layer_norm_eps,
+                    pooler_size: c.hidden_size,
+                };
+                let numbering = if family == Family::Roberta {
+                    Positions::AfterPadding
+                } else {
+                    Positions::FromZero
+                };
+                let body = Bert::load(&body_vb, c, numbering).map_err(&bad_weights)?;
+                (Box::new(body), settings)
+            }
+            Family::DistilBert => {
+                let c: DistilBertConfig = parse(&text).map_err(invalid_config)?;
+                let settings = HeadSettings {
+                    pooler_act: Activation::Relu,
+                    mlm_act: c.activation,
+                    eps: 1e-12,
+                    pooler_size: c.dim,
+                };
+                (
+                    Box::new(DistilBert::load(&body_vb, c).map_err(&bad_weights)?),
+                    settings,
+                )
+            }
+            Family::DebertaV2 => {
+                let c: DebertaV2Config = parse(&text).map_err(invalid_config)?;
+                DebertaV2::check(&c).map_err(invalid_config)?;
+                #[derive(Deserialize)]
+                struct Pooler {
+                    pooler_hidden_act: Option<Activation>,
+                    pooler_hidden_size: Option<usize>,
+                }
+                let p: Pooler = parse(&text).map_err(invalid_config)?;
+                let settings = HeadSettings {
+                    pooler_act: p.pooler_hidden_act.unwrap_or(Activation::Gelu),
+                    mlm_act: c.hidden_act,
+                    eps: c.layer_norm_eps,
+                    pooler_size: p.pooler_hidden_size.unwrap_or(c.hidden_size),
+                };
+                (
+                    Box::new(DebertaV2::load(&body_vb, c).map_err(&bad_weights)?),
+                    settings,
+                )
+            }
+        };
+        let labels = Labels::read(&label_fields);
+        let head = Head::load(
+            &vb,
+            &HeadSpec {
+                kind: want,
+                layout: heads::layout(family),
+                settings,
+                body_prefix: &body_prefix,
+                hidden: body.hidden_size(),
+                labels: labels.names.len(),
+                word_embeddings: body.word_embeddings(),
+            },
+        )
+        .map_err(&bad_weights)?;
+        tracing::info!(dir = %dir.display(), %architecture, "encoder loaded");
+        Ok(Self {
+            body,
+            head,
+            kind: want,
+            labels,
+            pad_id: label_fields
+                .pad_token_id
+                .unwrap_or(if family == Family::Roberta { 1 } else { 0 }),
+            family,
+            architecture,
+            device,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The longest input the model takes, if its position table limits it.
+    pub fn max_positions(&self) -> Option<usize> {
+        self.body.max_positions()
+    }
+
+    /// Pads encoded inputs on the right into one batch.
+    pub fn batch(&self, rows: &[&Encoded]) -> Result<Batch> {
+        let t = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let types = self.body.uses_token_types();
+        let (mut ids, mut type_ids, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+        for r in rows {
+            let pad = t - r.len();
+            ids.extend(r.ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
+            type_ids.extend(
+                r.type_ids
+                    .iter()
+                    .map(|&x| if types { x } else { 0 })
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
+            mask.extend(std::iter::repeat_n(1u32, r.len()).chain(std::iter::repeat_n(0, pad)));
+        }
+        let shape = (rows.len(), t);
+        let make = |v: Vec<u32>| Tensor::from_vec(v, shape, &self.device).map_err(failed);
+        Ok(Batch {
+            ids: make(ids)?,
+            type_ids: make(type_ids)?,
+            mask: make(mask)?,
+        })
+    }
+
+    /// Last hidden states `[batch, tokens, hidden]`.
+    pub fn hidden_states(&self, batch: &Batch) -> Result<Tensor> {
+        self.body.forward(batch).map_err(failed)
+    }
+
+    /// Sequence-classification logits, one row per input.
+    pub fn sequence_logits(&self, batch: &Batch) -> Result<Vec<Vec<f32>>> {
+        let Head::Sequence(head) = &self.head else {
+            return Err(self.wrong_head(HeadKind::SequenceClassification));
+        };
+        let hidden = self.hidden_states(batch)?;
+        head.forward(&hidden)
+            .and_then(|t| t.to_vec2::<f32>())
+            .map_err(failed)
+    }
+
+    /// Token-classification logits `[batch][token][label]`.
+    pub fn token_logits(&self, batch: &Batch) -> Result<Vec<Vec<Vec<f32>>>> {
+        let Head::Token(head) = &self.head else {
+            return Err(self.wrong_head(HeadKind::TokenClassification));
+        };
+        let hidden = self.hidden_states(batch)?;
+        candle_core::Module::forward(head, &hidden)
+            .and_then(|t| t.to_vec3::<f32>())
+            .map_err(failed)
+    }
+
+    /// Start and end logits `[batch][token]` of the question-answering head.
+    pub fn span_logits(&self, batch: &Batch) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+        let Head::Span(head) = &self.head else {
+            return Err(self.wrong_head(HeadKind::QuestionAnswering));
+        };
+        let hidden = self.hidden_states(batch)?;
+        let run = || -> candle_core::Result<_> {
+            let logits = candle_core::Module::forward(head, &hidden)?;
+            let start = logits.i((.., .., 0))?.to_vec2::<f32>()?;
+            let end = logits.i((.., .., 1))?.to_vec2::<f32>()?;
+            Ok((start, end))
+        };
+        run().map_err(failed)
+    }
+
+    /// Vocabulary logits at the given (row, token) positions of the batch.
+    pub fn masked_lm_logits(
+        &self,
+        batch: &Batch,
+        positions: &[(usize, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let Head::MaskedLm(head) = &self.head else {
+            return Err(self.wrong_head(HeadKind::MaskedLm));
+        };
+        let hidden = self.hidden_states(batch)?;
+        let run = || -> candle_core::Result<_> {
+            let rows = positions
+                .iter()
+                .map(|&(b, t)| hidden.i((b, t)))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            head.forward(&Tensor::stack(&rows, 0)?)?.to_vec2::<f32>()
+        };
+        run().map_err(failed)
+    }
+
+    fn wrong_head(&self, needs: HeadKind) -> WickError {
+        WickError::MissingHead {
+            architecture: self.architecture.clone(),
+            has: self.kind.describe().into(),
+            needs: needs.describe().into(),
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+fn failed(e: candle_core::Error) -> WickError {
+    WickError::ModelFailed(e.to_string())
+}

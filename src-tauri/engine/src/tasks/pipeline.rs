@@ -1,0 +1,343 @@
+//! `pipeline(task, model)(inputs, **kwargs)`: every encoder task behind one call taking and
+//! returning JSON shaped as `transformers` 4.57 takes and returns it. The CLI maps its flags to
+//! these keyword arguments, and the parity tests feed the recorded calls straight in.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use super::feature_extraction::FeatureExtractor;
+use super::fill_mask::{self, FillOptions, MaskFiller};
+use super::question_answering::{self, QaOptions, QuestionAnswerer};
+use super::scores::TopK;
+use super::text_classification::{self, ClassifyInput, TextClassifier};
+use super::token_classification::{NerOptions, TokenClassifier};
+use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, DEFAULT_TEMPLATE};
+use super::Task;
+use crate::error::{Result, WickError};
+
+/// A loaded encoder pipeline.
+#[derive(Debug)]
+pub enum Pipeline {
+    FeatureExtraction(FeatureExtractor),
+    TextClassification(TextClassifier),
+    TokenClassification(TokenClassifier),
+    QuestionAnswering(QuestionAnswerer),
+    FillMask(MaskFiller),
+    ZeroShotClassification(ZeroShotClassifier),
+}
+
+impl Pipeline {
+    pub fn load(task: Task, dir: &Path) -> Result<Self> {
+        Ok(match task {
+            Task::FeatureExtraction => Self::FeatureExtraction(FeatureExtractor::load(dir)?),
+            Task::TextClassification => Self::TextClassification(TextClassifier::load(dir)?),
+            Task::TokenClassification => Self::TokenClassification(TokenClassifier::load(dir)?),
+            Task::QuestionAnswering => Self::QuestionAnswering(QuestionAnswerer::load(dir)?),
+            Task::FillMask => Self::FillMask(MaskFiller::load(dir)?),
+            Task::ZeroShotClassification => {
+                Self::ZeroShotClassification(ZeroShotClassifier::load(dir)?)
+            }
+            Task::TextGeneration | Task::Summarization | Task::Translation => {
+                return Err(WickError::InvalidInput(format!(
+                    "{} is not an encoder pipeline",
+                    task.id()
+                )))
+            }
+        })
+    }
+
+    /// Runs the pipeline on `inputs` with `kwargs`, `batch_size` inputs at a time.
+    pub fn call(&self, inputs: &Value, kwargs: &Map<String, Value>, batch_size: usize) -> Result<Value> {
+        let mut args = Kwargs::new(kwargs);
+        let out = match self {
+            Self::FeatureExtraction(p) => {
+                args.finish("feature-extraction")?;
+                let (texts, single) = texts(inputs)?;
+                let mut out = Vec::new();
+                for t in &texts {
+                    // The pipeline's shape: [batch = 1][tokens][hidden].
+                    out.push(json!([p.token_features(t)?.vectors]));
+                }
+                unwrap_single(out, single)
+            }
+            Self::TextClassification(p) => {
+                let top_k = args.top_k("top_k")?;
+                let function = args.parsed("function_to_apply")?;
+                args.finish("text-classification")?;
+                let (pairs, single) = classify_inputs(inputs)?;
+                let refs: Vec<ClassifyInput> = pairs
+                    .iter()
+                    .map(|(a, b)| match b {
+                        Some(b) => ClassifyInput::Pair(a, b),
+                        None => ClassifyInput::Text(a),
+                    })
+                    .collect();
+                let results = p.classify(&refs, function, batch_size)?;
+                text_classification::pipeline_json(&results, top_k, single)?
+            }
+            Self::TokenClassification(p) => {
+                let mut o = NerOptions::default();
+                if let Some(a) = args.parsed("aggregation_strategy")? {
+                    o.aggregation = a;
+                }
+                if let Some(labels) = args.strings("ignore_labels")? {
+                    o.ignore_labels = labels;
+                }
+                args.finish("token-classification")?;
+                let (texts, single) = texts(inputs)?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let out = p
+                    .run(&refs, &o, batch_size)?
+                    .into_iter()
+                    .map(|r| json!(r.entities))
+                    .collect();
+                unwrap_single(out, single)
+            }
+            Self::QuestionAnswering(p) => {
+                let d = QaOptions::default();
+                let o = QaOptions {
+                    top_k: args.usize("top_k")?.unwrap_or(d.top_k),
+                    doc_stride: args.usize("doc_stride")?,
+                    max_answer_len: args.usize("max_answer_len")?.unwrap_or(d.max_answer_len),
+                    max_seq_len: args.usize("max_seq_len")?,
+                    handle_impossible_answer: args
+                        .bool("handle_impossible_answer")?
+                        .unwrap_or(d.handle_impossible_answer),
+                    align_to_words: args.bool("align_to_words")?.unwrap_or(d.align_to_words),
+                };
+                args.usize("max_question_len")?; // accepted; fast tokenizers ignore it
+                args.finish("question-answering")?;
+                let (questions, single) = qa_inputs(inputs)?;
+                let mut out = Vec::new();
+                for (q, c) in &questions {
+                    out.push(question_answering::pipeline_json(&p.answer(q, c, &o)?));
+                }
+                unwrap_single(out, single)
+            }
+            Self::FillMask(p) => {
+                let o = FillOptions {
+                    top_k: args.usize("top_k")?,
+                    targets: args.strings("targets")?,
+                };
+                args.finish("fill-mask")?;
+                let (texts, single) = texts(inputs)?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let out = p
+                    .fill(&refs, &o, batch_size)?
+                    .iter()
+                    .map(fill_mask::pipeline_json)
+                    .collect();
+                unwrap_single(out, single)
+            }
+            Self::ZeroShotClassification(p) => {
+                let o = ZeroShotOptions {
+                    candidate_labels: args.strings("candidate_labels")?.ok_or_else(|| {
+                        WickError::InvalidInput("candidate_labels is required".into())
+                    })?,
+                    hypothesis_template: args
+                        .string("hypothesis_template")?
+                        .unwrap_or_else(|| DEFAULT_TEMPLATE.into()),
+                    multi_label: args.bool("multi_label")?.unwrap_or(false),
+                };
+                args.finish("zero-shot-classification")?;
+                let (texts, single) = texts(inputs)?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let out = p
+                    .classify(&refs, &o, batch_size)?
+                    .into_iter()
+                    .map(|r| json!(r))
+                    .collect();
+                unwrap_single(out, single)
+            }
+        };
+        Ok(out)
+    }
+}
+
+fn unwrap_single(mut out: Vec<Value>, single: bool) -> Value {
+    if single && out.len() == 1 {
+        out.remove(0)
+    } else {
+        Value::Array(out)
+    }
+}
+
+fn bad_input(what: &str) -> WickError {
+    WickError::InvalidInput(format!("expected {what}"))
+}
+
+/// A text or a list of texts; `single` when it was one text (or a list of one, which the
+/// pipelines also unwrap).
+fn texts(inputs: &Value) -> Result<(Vec<String>, bool)> {
+    match inputs {
+        Value::String(s) => Ok((vec![s.clone()], true)),
+        Value::Array(items) => {
+            let texts = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad_input("a text or a list of texts"))?;
+            Ok((texts, false))
+        }
+        _ => Err(bad_input("a text or a list of texts")),
+    }
+}
+
+type Pair = (String, Option<String>);
+
+fn classify_inputs(inputs: &Value) -> Result<(Vec<Pair>, bool)> {
+    let one = |v: &Value| -> Result<Pair> {
+        match v {
+            Value::String(s) => Ok((s.clone(), None)),
+            Value::Object(m) => {
+                let get = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+                let text = get("text").ok_or_else(|| bad_input("{\"text\", \"text_pair\"}"))?;
+                Ok((text, get("text_pair")))
+            }
+            _ => Err(bad_input("a text, a {text, text_pair} object, or a list of them")),
+        }
+    };
+    match inputs {
+        Value::Array(items) => Ok((items.iter().map(one).collect::<Result<_>>()?, false)),
+        v => Ok((vec![one(v)?], true)),
+    }
+}
+
+fn qa_inputs(inputs: &Value) -> Result<(Vec<(String, String)>, bool)> {
+    let one = |v: &Value| -> Result<(String, String)> {
+        let get = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        match (get("question"), get("context")) {
+            (Some(q), Some(c)) => Ok((q, c)),
+            (Some(_), None) => Err(WickError::InvalidInput(
+                "the question has no context: give the text to find the answer in".into(),
+            )),
+            _ => Err(bad_input("{\"question\", \"context\"}")),
+        }
+    };
+    match inputs {
+        Value::Array(items) => Ok((items.iter().map(one).collect::<Result<_>>()?, false)),
+        v => Ok((vec![one(v)?], true)),
+    }
+}
+
+/// Keyword arguments, taken one by one so that leftovers can be reported as unknown.
+struct Kwargs<'a> {
+    map: &'a Map<String, Value>,
+    used: Vec<&'static str>,
+}
+
+impl<'a> Kwargs<'a> {
+    fn new(map: &'a Map<String, Value>) -> Self {
+        Self {
+            map,
+            used: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.used.push(key);
+        self.map.get(key)
+    }
+
+    fn invalid(key: &str, want: &str, got: &Value) -> WickError {
+        WickError::InvalidInput(format!("{key} must be {want}, got {got}"))
+    }
+
+    fn usize(&mut self, key: &'static str) -> Result<Option<usize>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| Self::invalid(key, "a whole number", v)),
+        }
+    }
+
+    fn bool(&mut self, key: &'static str) -> Result<Option<bool>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| Self::invalid(key, "true or false", v)),
+        }
+    }
+
+    fn string(&mut self, key: &'static str) -> Result<Option<String>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| Self::invalid(key, "text", v)),
+        }
+    }
+
+    /// A list of strings, or one string of comma-separated items (as zero-shot accepts).
+    fn strings(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
+        match self.take(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
+            )),
+            Some(v @ Value::Array(items)) => items
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .map(Some)
+                .ok_or_else(|| Self::invalid(key, "a list of texts", v)),
+            Some(v) => Err(Self::invalid(key, "a list of texts", v)),
+        }
+    }
+
+    fn parsed<T: std::str::FromStr<Err = String>>(&mut self, key: &'static str) -> Result<Option<T>> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e| WickError::InvalidInput(format!("{key}: {e}"))),
+        }
+    }
+
+    /// `top_k`: absent (the pipeline default), `null` (every label) or a number.
+    fn top_k(&mut self, key: &'static str) -> Result<Option<TopK>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(TopK::All)),
+            Some(v) => match v.as_u64() {
+                Some(k) if k > 0 => Ok(Some(TopK::K(k as usize))),
+                _ => Err(Self::invalid(key, "a positive number or null", v)),
+            },
+        }
+    }
+
+    /// Fails on keyword arguments nobody took.
+    fn finish(self, task: &str) -> Result<()> {
+        let unknown: Vec<&String> = self
+            .map
+            .keys()
+            .filter(|k| !self.used.contains(&k.as_str()))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let known = if self.used.is_empty() {
+            "none".to_string()
+        } else {
+            self.used.join(", ")
+        };
+        Err(WickError::InvalidInput(format!(
+            "{task} does not take {}; it takes: {known}",
+            unknown
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
