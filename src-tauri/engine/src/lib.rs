@@ -8,8 +8,8 @@ pub mod families;
 pub mod registry;
 pub mod source;
 pub mod tasks;
-pub mod weights;
 pub mod tokenize;
+pub mod weights;
 
 pub use error::{ErrorCode, ErrorPayload, Result, WickError};
 pub use source::ModelSource;

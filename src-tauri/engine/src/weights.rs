@@ -131,7 +131,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Weights::load(dir.path(), &Device::Cpu).unwrap_err();
         assert!(err.to_string().contains("no weights"), "{err}");
-        std::fs::write(dir.path().join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+        std::fs::write(
+            dir.path().join("model.safetensors"),
+            b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+        )
+        .unwrap();
         let err = Weights::load(dir.path(), &Device::Cpu).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::InvalidModel);
         assert!(err.to_string().contains("cannot read the weights"), "{err}");

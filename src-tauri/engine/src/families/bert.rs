@@ -47,24 +47,24 @@ fn bert_eps() -> f64 {
 
 /// Loads one encoder layer from `encoder.layer.{i}`.
 fn load_layer(vb: &VarBuilder, c: &BertConfig) -> candle_core::Result<PostNormLayer> {
-        let h = c.hidden_size;
-        let att = vb.pp("attention");
-        Ok(PostNormLayer {
-            attention: SelfAttention {
-                q: layers::linear(&att, "self.query", h, h)?,
-                k: layers::linear(&att, "self.key", h, h)?,
-                v: layers::linear(&att, "self.value", h, h)?,
-                out: layers::linear(&att, "output.dense", h, h)?,
-                heads: c.num_attention_heads,
-            },
-            attention_norm: layers::layer_norm(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
-            ffn: FeedForward {
-                inner: layers::linear(vb, "intermediate.dense", h, c.intermediate_size)?,
-                act: c.hidden_act,
-                out: layers::linear(vb, "output.dense", c.intermediate_size, h)?,
-            },
-            output_norm: layers::layer_norm(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
-        })
+    let h = c.hidden_size;
+    let att = vb.pp("attention");
+    Ok(PostNormLayer {
+        attention: SelfAttention {
+            q: layers::linear(&att, "self.query", h, h)?,
+            k: layers::linear(&att, "self.key", h, h)?,
+            v: layers::linear(&att, "self.value", h, h)?,
+            out: layers::linear(&att, "output.dense", h, h)?,
+            heads: c.num_attention_heads,
+        },
+        attention_norm: layers::layer_norm(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
+        ffn: FeedForward {
+            inner: layers::linear(vb, "intermediate.dense", h, c.intermediate_size)?,
+            act: c.hidden_act,
+            out: layers::linear(vb, "output.dense", c.intermediate_size, h)?,
+        },
+        output_norm: layers::layer_norm(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
+    })
 }
 
 /// A loaded BERT-style body.
@@ -98,38 +98,43 @@ impl Bert {
         config: BertConfig,
         numbering: Positions,
     ) -> candle_core::Result<Self> {
-            let c = &config;
-            let emb = vb.pp("embeddings");
-            let token_types = match numbering {
-                Positions::FromZero if c.type_vocab_size > 0 => Some(candle_nn::embedding(
+        let c = &config;
+        let emb = vb.pp("embeddings");
+        // RoBERTa checkpoints carry a one-row type table too; it is added (for type 0) even
+        // though its tokenizer produces no type ids.
+        let token_types = (c.type_vocab_size > 0)
+            .then(|| {
+                candle_nn::embedding(
                     c.type_vocab_size,
                     c.hidden_size,
                     emb.pp("token_type_embeddings"),
-                )?),
-                _ => None,
-            };
-            let layers = (0..c.num_hidden_layers)
-                .map(|i| load_layer(&vb.pp(format!("encoder.layer.{i}")), c))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            Ok(Self {
-                words: candle_nn::embedding(c.vocab_size, c.hidden_size, emb.pp("word_embeddings"))?,
-                positions: candle_nn::embedding(
-                    c.max_position_embeddings,
-                    c.hidden_size,
-                    emb.pp("position_embeddings"),
-                )?,
-                token_types,
-                norm: layers::layer_norm(&emb, "LayerNorm", c.hidden_size, c.layer_norm_eps)?,
-                layers,
-                numbering,
-                pad_id: c.pad_token_id.unwrap_or(if numbering == Positions::AfterPadding {
+                )
+            })
+            .transpose()?;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| load_layer(&vb.pp(format!("encoder.layer.{i}")), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            words: candle_nn::embedding(c.vocab_size, c.hidden_size, emb.pp("word_embeddings"))?,
+            positions: candle_nn::embedding(
+                c.max_position_embeddings,
+                c.hidden_size,
+                emb.pp("position_embeddings"),
+            )?,
+            token_types,
+            norm: layers::layer_norm(&emb, "LayerNorm", c.hidden_size, c.layer_norm_eps)?,
+            layers,
+            numbering,
+            pad_id: c
+                .pad_token_id
+                .unwrap_or(if numbering == Positions::AfterPadding {
                     1
                 } else {
                     0
                 }),
-                config: c.clone(),
-                device: vb.device().clone(),
-            })
+            config: c.clone(),
+            device: vb.device().clone(),
+        })
     }
 
     fn position_ids(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
@@ -167,7 +172,12 @@ impl EncoderBody for Bert {
         let mut xs = (self.words.forward(&batch.ids)?
             + self.positions.forward(&self.position_ids(&batch.ids)?)?)?;
         if let Some(types) = &self.token_types {
-            xs = (xs + types.forward(&batch.type_ids)?)?;
+            let ids = if self.uses_token_types() {
+                batch.type_ids.clone()
+            } else {
+                batch.type_ids.zeros_like()?
+            };
+            xs = (xs + types.forward(&ids)?)?;
         }
         let mut xs = self.norm.forward(&xs)?;
         let bias = layers::attention_bias(&batch.mask)?;
@@ -196,6 +206,6 @@ impl EncoderBody for Bert {
     }
 
     fn uses_token_types(&self) -> bool {
-        self.token_types.is_some()
+        self.numbering == Positions::FromZero && self.token_types.is_some()
     }
 }

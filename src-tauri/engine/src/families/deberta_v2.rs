@@ -87,7 +87,8 @@ fn bucket(rel: i64, bucket_size: i64, max_position: i64) -> i64 {
         return rel;
     }
     let ratio = ((max_position - 1) as f64 / mid as f64) as f32;
-    let log_pos = ((abs as f32 / mid as f32).ln() / ratio.ln() * (mid - 1) as f32).ceil() + mid as f32;
+    let log_pos =
+        ((abs as f32 / mid as f32).ln() / ratio.ln() * (mid - 1) as f32).ceil() + mid as f32;
     log_pos as i64 * rel.signum()
 }
 
@@ -199,104 +200,113 @@ impl DebertaV2 {
     /// Says which settings of `config` this implementation does not cover.
     pub fn check(config: &DebertaV2Config) -> Result<(), String> {
         if config.conv_kernel_size > 0 {
-            return Err("DeBERTa-v2 models with a convolution layer (conv_kernel_size > 0) are \
+            return Err(
+                "DeBERTa-v2 models with a convolution layer (conv_kernel_size > 0) are \
                         not supported yet"
-                .into());
+                    .into(),
+            );
         }
         Ok(())
     }
 
     pub fn load(vb: &VarBuilder, config: DebertaV2Config) -> candle_core::Result<Self> {
-            let c = &config;
-            let (h, eps) = (c.hidden_size, c.layer_norm_eps);
-            let e = c.embedding_size.unwrap_or(h);
-            let emb = vb.pp("embeddings");
-            let all_heads = c.num_attention_heads * c.attention_head_size.unwrap_or(h / c.num_attention_heads);
-            let c2p = c.pos_att_type.iter().any(|t| t == "c2p");
-            let p2c = c.pos_att_type.iter().any(|t| t == "p2c");
-            let separate = c.relative_attention && !c.share_att_key;
-            let layers = (0..c.num_hidden_layers)
-                .map(|i| {
-                    let l = vb.pp(format!("encoder.layer.{i}"));
-                    let att = l.pp("attention");
-                    Ok(Layer {
-                        attention: Attention {
-                            q: layers::linear(&att, "self.query_proj", h, all_heads)?,
-                            k: layers::linear(&att, "self.key_proj", h, all_heads)?,
-                            v: layers::linear(&att, "self.value_proj", h, all_heads)?,
-                            pos_k: (separate && c2p)
-                                .then(|| layers::linear(&att, "self.pos_key_proj", h, all_heads))
-                                .transpose()?,
-                            pos_q: (separate && p2c)
-                                .then(|| layers::linear(&att, "self.pos_query_proj", h, all_heads))
-                                .transpose()?,
-                            out: layers::linear(&att, "output.dense", all_heads, h)?,
-                            norm: layers::layer_norm(&att, "output.LayerNorm", h, eps)?,
-                            heads: c.num_attention_heads,
-                            scale_factor: 1 + usize::from(c2p) + usize::from(p2c),
-                        },
-                        ffn: FeedForward {
-                            inner: layers::linear(&l, "intermediate.dense", h, c.intermediate_size)?,
-                            act: c.hidden_act,
-                            out: layers::linear(&l, "output.dense", c.intermediate_size, h)?,
-                        },
-                        norm: layers::layer_norm(&l, "output.LayerNorm", h, eps)?,
-                    })
+        let c = &config;
+        let (h, eps) = (c.hidden_size, c.layer_norm_eps);
+        let e = c.embedding_size.unwrap_or(h);
+        let emb = vb.pp("embeddings");
+        let all_heads =
+            c.num_attention_heads * c.attention_head_size.unwrap_or(h / c.num_attention_heads);
+        let c2p = c.pos_att_type.iter().any(|t| t == "c2p");
+        let p2c = c.pos_att_type.iter().any(|t| t == "p2c");
+        let separate = c.relative_attention && !c.share_att_key;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                let l = vb.pp(format!("encoder.layer.{i}"));
+                let att = l.pp("attention");
+                Ok(Layer {
+                    attention: Attention {
+                        q: layers::linear(&att, "self.query_proj", h, all_heads)?,
+                        k: layers::linear(&att, "self.key_proj", h, all_heads)?,
+                        v: layers::linear(&att, "self.value_proj", h, all_heads)?,
+                        pos_k: (separate && c2p)
+                            .then(|| layers::linear(&att, "self.pos_key_proj", h, all_heads))
+                            .transpose()?,
+                        pos_q: (separate && p2c)
+                            .then(|| layers::linear(&att, "self.pos_query_proj", h, all_heads))
+                            .transpose()?,
+                        out: layers::linear(&att, "output.dense", all_heads, h)?,
+                        norm: layers::layer_norm(&att, "output.LayerNorm", h, eps)?,
+                        heads: c.num_attention_heads,
+                        scale_factor: 1 + usize::from(c2p) + usize::from(p2c),
+                    },
+                    ffn: FeedForward {
+                        inner: layers::linear(&l, "intermediate.dense", h, c.intermediate_size)?,
+                        act: c.hidden_act,
+                        out: layers::linear(&l, "output.dense", c.intermediate_size, h)?,
+                    },
+                    norm: layers::layer_norm(&l, "output.LayerNorm", h, eps)?,
                 })
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let relative = if c.relative_attention {
-                let max_positions = if c.max_relative_positions < 1 {
-                    c.max_position_embeddings as i64
-                } else {
-                    c.max_relative_positions
-                };
-                let span = if c.position_buckets > 0 {
-                    c.position_buckets
-                } else {
-                    max_positions
-                };
-                let enc = vb.pp("encoder");
-                let mut table = enc.get((2 * span as usize, h), "rel_embeddings.weight")?;
-                let normed = c
-                    .norm_rel_ebd
-                    .as_deref()
-                    .unwrap_or("none")
-                    .to_lowercase()
-                    .split('|')
-                    .any(|x| x.trim() == "layer_norm");
-                if normed {
-                    table = layers::layer_norm(&enc, "LayerNorm", h, eps)?.forward(&table)?;
-                }
-                Some(Relative {
-                    embeddings: table,
-                    span,
-                    buckets: c.position_buckets,
-                    max_positions,
-                    c2p,
-                    p2c,
-                })
-            } else {
-                None
-            };
-            Ok(Self {
-                words: candle_nn::embedding(c.vocab_size, e, emb.pp("word_embeddings"))?,
-                positions: c
-                    .position_biased_input
-                    .then(|| {
-                        candle_nn::embedding(c.max_position_embeddings, e, emb.pp("position_embeddings"))
-                    })
-                    .transpose()?,
-                token_types: (c.type_vocab_size > 0)
-                    .then(|| candle_nn::embedding(c.type_vocab_size, e, emb.pp("token_type_embeddings")))
-                    .transpose()?,
-                embed_proj: (e != h)
-                    .then(|| layers::linear_no_bias(&emb, "embed_proj", e, h))
-                    .transpose()?,
-                norm: layers::layer_norm(&emb, "LayerNorm", h, eps)?,
-                layers,
-                relative,
-                config: c.clone(),
             })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let relative = if c.relative_attention {
+            let max_positions = if c.max_relative_positions < 1 {
+                c.max_position_embeddings as i64
+            } else {
+                c.max_relative_positions
+            };
+            let span = if c.position_buckets > 0 {
+                c.position_buckets
+            } else {
+                max_positions
+            };
+            let enc = vb.pp("encoder");
+            let mut table = enc.get((2 * span as usize, h), "rel_embeddings.weight")?;
+            let normed = c
+                .norm_rel_ebd
+                .as_deref()
+                .unwrap_or("none")
+                .to_lowercase()
+                .split('|')
+                .any(|x| x.trim() == "layer_norm");
+            if normed {
+                table = layers::layer_norm(&enc, "LayerNorm", h, eps)?.forward(&table)?;
+            }
+            Some(Relative {
+                embeddings: table,
+                span,
+                buckets: c.position_buckets,
+                max_positions,
+                c2p,
+                p2c,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            words: candle_nn::embedding(c.vocab_size, e, emb.pp("word_embeddings"))?,
+            positions: c
+                .position_biased_input
+                .then(|| {
+                    candle_nn::embedding(
+                        c.max_position_embeddings,
+                        e,
+                        emb.pp("position_embeddings"),
+                    )
+                })
+                .transpose()?,
+            token_types: (c.type_vocab_size > 0)
+                .then(|| {
+                    candle_nn::embedding(c.type_vocab_size, e, emb.pp("token_type_embeddings"))
+                })
+                .transpose()?,
+            embed_proj: (e != h)
+                .then(|| layers::linear_no_bias(&emb, "embed_proj", e, h))
+                .transpose()?,
+            norm: layers::layer_norm(&emb, "LayerNorm", h, eps)?,
+            layers,
+            relative,
+            config: c.clone(),
+        })
     }
 }
 
@@ -329,7 +339,9 @@ impl EncoderBody for DebertaV2 {
         let rel = self.relative.as_ref().zip(index.as_ref());
         for layer in &self.layers {
             let attended = layer.attention.forward(&xs, &bias, rel)?;
-            xs = layer.norm.forward(&(layer.ffn.forward(&attended)? + &attended)?)?;
+            xs = layer
+                .norm
+                .forward(&(layer.ffn.forward(&attended)? + &attended)?)?;
         }
         Ok(xs)
     }

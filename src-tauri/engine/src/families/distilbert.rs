@@ -35,43 +35,43 @@ pub struct DistilBert {
 
 impl DistilBert {
     pub fn load(vb: &VarBuilder, config: DistilBertConfig) -> candle_core::Result<Self> {
-            let c = &config;
-            let (d, emb) = (c.dim, vb.pp("embeddings"));
-            let layers = (0..c.n_layers)
-                .map(|i| {
-                    let l = vb.pp(format!("transformer.layer.{i}"));
-                    let att = l.pp("attention");
-                    Ok(PostNormLayer {
-                        attention: SelfAttention {
-                            q: layers::linear(&att, "q_lin", d, d)?,
-                            k: layers::linear(&att, "k_lin", d, d)?,
-                            v: layers::linear(&att, "v_lin", d, d)?,
-                            out: layers::linear(&att, "out_lin", d, d)?,
-                            heads: c.n_heads,
-                        },
-                        attention_norm: layers::layer_norm(&l, "sa_layer_norm", d, EPS)?,
-                        ffn: FeedForward {
-                            inner: layers::linear(&l, "ffn.lin1", d, c.hidden_dim)?,
-                            act: c.activation,
-                            out: layers::linear(&l, "ffn.lin2", c.hidden_dim, d)?,
-                        },
-                        output_norm: layers::layer_norm(&l, "output_layer_norm", d, EPS)?,
-                    })
+        let c = &config;
+        let (d, emb) = (c.dim, vb.pp("embeddings"));
+        let layers = (0..c.n_layers)
+            .map(|i| {
+                let l = vb.pp(format!("transformer.layer.{i}"));
+                let att = l.pp("attention");
+                Ok(PostNormLayer {
+                    attention: SelfAttention {
+                        q: layers::linear(&att, "q_lin", d, d)?,
+                        k: layers::linear(&att, "k_lin", d, d)?,
+                        v: layers::linear(&att, "v_lin", d, d)?,
+                        out: layers::linear(&att, "out_lin", d, d)?,
+                        heads: c.n_heads,
+                    },
+                    attention_norm: layers::layer_norm(&l, "sa_layer_norm", d, EPS)?,
+                    ffn: FeedForward {
+                        inner: layers::linear(&l, "ffn.lin1", d, c.hidden_dim)?,
+                        act: c.activation,
+                        out: layers::linear(&l, "ffn.lin2", c.hidden_dim, d)?,
+                    },
+                    output_norm: layers::layer_norm(&l, "output_layer_norm", d, EPS)?,
                 })
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            Ok(Self {
-                words: candle_nn::embedding(c.vocab_size, d, emb.pp("word_embeddings"))?,
-                // Sinusoidal position tables are stored in the checkpoint like learned ones.
-                positions: candle_nn::embedding(
-                    c.max_position_embeddings,
-                    d,
-                    emb.pp("position_embeddings"),
-                )?,
-                norm: layers::layer_norm(&emb, "LayerNorm", d, EPS)?,
-                layers,
-                config: c.clone(),
-                device: vb.device().clone(),
             })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            words: candle_nn::embedding(c.vocab_size, d, emb.pp("word_embeddings"))?,
+            // Sinusoidal position tables are stored in the checkpoint like learned ones.
+            positions: candle_nn::embedding(
+                c.max_position_embeddings,
+                d,
+                emb.pp("position_embeddings"),
+            )?,
+            norm: layers::layer_norm(&emb, "LayerNorm", d, EPS)?,
+            layers,
+            config: c.clone(),
+            device: vb.device().clone(),
+        })
     }
 }
 

@@ -257,7 +257,12 @@ impl EncoderModel {
         let (mut ids, mut type_ids, mut mask) = (Vec::new(), Vec::new(), Vec::new());
         for r in rows {
             let pad = t - r.len();
-            ids.extend(r.ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
+            ids.extend(
+                r.ids
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(self.pad_id, pad)),
+            );
             type_ids.extend(
                 r.type_ids
                     .iter()

@@ -24,7 +24,10 @@ impl HeadKind {
     /// `BertForTokenClassification` -> `TokenClassification`; anything else is a bare body.
     pub fn from_architecture(name: &str) -> Self {
         const SUFFIXES: [(&str, HeadKind); 4] = [
-            ("ForSequenceClassification", HeadKind::SequenceClassification),
+            (
+                "ForSequenceClassification",
+                HeadKind::SequenceClassification,
+            ),
             ("ForTokenClassification", HeadKind::TokenClassification),
             ("ForQuestionAnswering", HeadKind::QuestionAnswering),
             ("ForMaskedLM", HeadKind::MaskedLm),
@@ -219,7 +222,9 @@ impl MaskedLmHead {
 
     /// Vocabulary logits `[rows, vocab]` for hidden states `[rows, hidden]`.
     pub fn forward(&self, rows: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.norm.forward(&self.act.apply(&self.dense.forward(rows)?)?)?;
+        let x = self
+            .norm
+            .forward(&self.act.apply(&self.dense.forward(rows)?)?)?;
         x.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)
     }
 }

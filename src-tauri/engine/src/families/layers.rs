@@ -145,7 +145,11 @@ mod tests {
     #[test]
     fn gelu_is_exact_and_gelu_new_is_the_tanh_form() {
         let x = Tensor::new(&[-1.5f32, 0.5, 2.0], &Device::Cpu).unwrap();
-        let exact = Activation::Gelu.apply(&x).unwrap().to_vec1::<f32>().unwrap();
+        let exact = Activation::Gelu
+            .apply(&x)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         // torch.nn.functional.gelu([-1.5, 0.5, 2.0])
         let want = [-0.100_204_5f32, 0.345_731_1, 1.954_499_7];
         for (a, b) in exact.iter().zip(want) {

@@ -139,7 +139,11 @@ fn to_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// Pools `[batch, tokens, hidden]` into one vector per row, ignoring padding, as
 /// sentence-transformers' Pooling module does.
-fn pool(hidden: &Tensor, mask: &Tensor, config: SentenceConfig) -> candle_core::Result<Vec<Vec<f32>>> {
+fn pool(
+    hidden: &Tensor,
+    mask: &Tensor,
+    config: SentenceConfig,
+) -> candle_core::Result<Vec<Vec<f32>>> {
     let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
     let v = match config.pooling {
         Pooling::Mean => {

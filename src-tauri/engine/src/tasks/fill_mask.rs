@@ -70,7 +70,12 @@ impl MaskFiller {
         &self.tokenizer
     }
 
-    pub fn fill(&self, texts: &[&str], options: &FillOptions, batch_size: usize) -> Result<Vec<Filled>> {
+    pub fn fill(
+        &self,
+        texts: &[&str],
+        options: &FillOptions,
+        batch_size: usize,
+    ) -> Result<Vec<Filled>> {
         let targets = options
             .targets
             .as_ref()
@@ -91,7 +96,11 @@ impl MaskFiller {
                     return Err(WickError::InvalidInput(format!(
                         "no mask token ({}) found in the input{}",
                         self.mask.1,
-                        if e.truncated_tokens > 0 { " after truncation" } else { "" }
+                        if e.truncated_tokens > 0 {
+                            " after truncation"
+                        } else {
+                            ""
+                        }
                     )));
                 }
                 Ok(e)
@@ -183,11 +192,7 @@ impl MaskFiller {
                     .encode_pipeline(target, None, Truncate::None)?
                     .into_iter()
                     .next()
-                    .and_then(|e| {
-                        (0..e.len())
-                            .find(|&i| !e.special[i])
-                            .map(|i| e.ids[i])
-                    }),
+                    .and_then(|e| (0..e.len()).find(|&i| !e.special[i]).map(|i| e.ids[i])),
             };
             match id {
                 Some(id) if !ids.contains(&id) => ids.push(id),

@@ -142,10 +142,14 @@ pub(crate) fn input_limit(
     model: &crate::families::encoder::EncoderModel,
     task_limit: Option<usize>,
 ) -> Option<usize> {
-    [tokenizer.model_max_length(), model.max_positions(), task_limit]
-        .into_iter()
-        .flatten()
-        .min()
+    [
+        tokenizer.model_max_length(),
+        model.max_positions(),
+        task_limit,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Loads the tokenizer and the encoder with the head `task` needs, after checking that the
@@ -180,7 +184,9 @@ pub(crate) fn single(
     mut windows: Vec<crate::tokenize::Encoded>,
 ) -> crate::Result<crate::tokenize::Encoded> {
     if windows.is_empty() {
-        return Err(crate::WickError::Tokenize("the tokenizer returned nothing".into()));
+        return Err(crate::WickError::Tokenize(
+            "the tokenizer returned nothing".into(),
+        ));
     }
     Ok(windows.swap_remove(0))
 }

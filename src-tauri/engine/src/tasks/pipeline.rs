@@ -48,7 +48,12 @@ impl Pipeline {
     }
 
     /// Runs the pipeline on `inputs` with `kwargs`, `batch_size` inputs at a time.
-    pub fn call(&self, inputs: &Value, kwargs: &Map<String, Value>, batch_size: usize) -> Result<Value> {
+    pub fn call(
+        &self,
+        inputs: &Value,
+        kwargs: &Map<String, Value>,
+        batch_size: usize,
+    ) -> Result<Value> {
         let mut args = Kwargs::new(kwargs);
         let out = match self {
             Self::FeatureExtraction(p) => {
@@ -195,7 +200,9 @@ fn classify_inputs(inputs: &Value) -> Result<(Vec<Pair>, bool)> {
                 let text = get("text").ok_or_else(|| bad_input("{\"text\", \"text_pair\"}"))?;
                 Ok((text, get("text_pair")))
             }
-            _ => Err(bad_input("a text, a {text, text_pair} object, or a list of them")),
+            _ => Err(bad_input(
+                "a text, a {text, text_pair} object, or a list of them",
+            )),
         }
     };
     match inputs {
@@ -294,7 +301,10 @@ impl<'a> Kwargs<'a> {
         }
     }
 
-    fn parsed<T: std::str::FromStr<Err = String>>(&mut self, key: &'static str) -> Result<Option<T>> {
+    fn parsed<T: std::str::FromStr<Err = String>>(
+        &mut self,
+        key: &'static str,
+    ) -> Result<Option<T>> {
         match self.string(key)? {
             None => Ok(None),
             Some(s) => s

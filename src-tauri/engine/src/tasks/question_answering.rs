@@ -96,7 +96,10 @@ impl QuestionAnswerer {
             ));
         }
         let max_seq_len = o.max_seq_len.unwrap_or_else(|| {
-            self.tokenizer.model_max_length().unwrap_or(usize::MAX).min(384)
+            self.tokenizer
+                .model_max_length()
+                .unwrap_or(usize::MAX)
+                .min(384)
         });
         let max_seq_len = self
             .model
@@ -120,7 +123,11 @@ impl QuestionAnswerer {
         let (starts, ends) = self.model.span_logits(&self.model.batch(&rows)?)?;
         let context_chars: Vec<char> = context.chars().collect();
         let cls = self.tokenizer.roles().cls.as_ref().map(|(id, _)| *id);
-        let pre_top_k = if o.align_to_words { o.top_k * 2 + 10 } else { o.top_k };
+        let pre_top_k = if o.align_to_words {
+            o.top_k * 2 + 10
+        } else {
+            o.top_k
+        };
         let mut answers: Vec<Answer> = Vec::new();
         let mut heat = Vec::new();
         let mut min_null = 1_000_000f64;
@@ -142,9 +149,11 @@ impl QuestionAnswerer {
             p_start[0] = 0.0;
             p_end[0] = 0.0;
             heat.push(window_heat(w, &p_start, &p_end));
-            for (s, e, score) in best_spans(&p_start, &p_end, &allowed, pre_top_k, o.max_answer_len) {
+            for (s, e, score) in best_spans(&p_start, &p_end, &allowed, pre_top_k, o.max_answer_len)
+            {
                 let (a, b) = self.char_span(w, s, e, o.align_to_words);
-                let text: String = context_chars[a.min(context_chars.len())..b.min(context_chars.len())]
+                let text: String = context_chars
+                    [a.min(context_chars.len())..b.min(context_chars.len())]
                     .iter()
                     .collect();
                 if let Some(existing) = answers

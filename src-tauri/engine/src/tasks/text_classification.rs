@@ -80,8 +80,11 @@ pub struct TextClassifier {
 
 impl TextClassifier {
     pub fn load(dir: &Path) -> Result<Self> {
-        let (tokenizer, model) =
-            super::load_encoder(dir, Task::TextClassification, HeadKind::SequenceClassification)?;
+        let (tokenizer, model) = super::load_encoder(
+            dir,
+            Task::TextClassification,
+            HeadKind::SequenceClassification,
+        )?;
         Ok(Self { tokenizer, model })
     }
 
@@ -159,7 +162,10 @@ impl TextClassifier {
         let labels = order_desc(&scores)
             .into_iter()
             .map(|i| LabelScore {
-                label: names.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}")),
+                label: names
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("LABEL_{i}")),
                 score: scores[i],
             })
             .collect();

@@ -143,8 +143,11 @@ struct Labelled {
 
 impl TokenClassifier {
     pub fn load(dir: &Path) -> Result<Self> {
-        let (tokenizer, model) =
-            super::load_encoder(dir, Task::TokenClassification, HeadKind::TokenClassification)?;
+        let (tokenizer, model) = super::load_encoder(
+            dir,
+            Task::TokenClassification,
+            HeadKind::TokenClassification,
+        )?;
         Ok(Self { tokenizer, model })
     }
 
@@ -153,7 +156,12 @@ impl TokenClassifier {
     }
 
     /// Finds entities in each text, `batch_size` texts at a time padded together.
-    pub fn run(&self, texts: &[&str], options: &NerOptions, batch_size: usize) -> Result<Vec<Entities>> {
+    pub fn run(
+        &self,
+        texts: &[&str],
+        options: &NerOptions,
+        batch_size: usize,
+    ) -> Result<Vec<Entities>> {
         let limit = super::input_limit(&self.tokenizer, &self.model, None);
         let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
         let encoded = texts
@@ -164,7 +172,10 @@ impl TokenClassifier {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(texts.len());
-        for (chunk, texts) in encoded.chunks(batch_size.max(1)).zip(texts.chunks(batch_size.max(1))) {
+        for (chunk, texts) in encoded
+            .chunks(batch_size.max(1))
+            .zip(texts.chunks(batch_size.max(1)))
+        {
             let rows: Vec<&Encoded> = chunk.iter().collect();
             let logits = self.model.token_logits(&self.model.batch(&rows)?)?;
             for ((e, text), logits) in chunk.iter().zip(texts).zip(logits) {
@@ -183,7 +194,9 @@ impl TokenClassifier {
     ) -> Result<Entities> {
         let chars: Vec<char> = text.chars().collect();
         let slice = |s: usize, e: usize| -> String {
-            chars[s.min(chars.len())..e.min(chars.len())].iter().collect()
+            chars[s.min(chars.len())..e.min(chars.len())]
+                .iter()
+                .collect()
         };
         let words_known = self.tokenizer.marks_subwords();
         let unk = self.tokenizer.roles().unk.as_ref().map(|(id, _)| *id);
@@ -224,7 +237,12 @@ impl TokenClassifier {
             });
         }
         let names = &self.model.labels().names;
-        let label = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}"));
+        let label = |i: usize| {
+            names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("LABEL_{i}"))
+        };
         let labelled: Vec<Labelled> = match options.aggregation {
             Aggregation::None | Aggregation::Simple => pre
                 .iter()

@@ -74,7 +74,12 @@ impl ZeroShotClassifier {
         &self.nli
     }
 
-    pub fn classify(&self, texts: &[&str], o: &ZeroShotOptions, batch_size: usize) -> Result<Vec<ZeroShotResult>> {
+    pub fn classify(
+        &self,
+        texts: &[&str],
+        o: &ZeroShotOptions,
+        batch_size: usize,
+    ) -> Result<Vec<ZeroShotResult>> {
         let labels: Vec<&str> = o
             .candidate_labels
             .iter()
@@ -124,7 +129,13 @@ impl ZeroShotClassifier {
             .collect()
     }
 
-    fn scores(&self, text: &str, labels: &[&str], logits: &[Vec<f32>], multi: bool) -> ZeroShotResult {
+    fn scores(
+        &self,
+        text: &str,
+        labels: &[&str],
+        logits: &[Vec<f32>],
+        multi: bool,
+    ) -> ZeroShotResult {
         let scores: Vec<f32> = if multi || labels.len() == 1 {
             logits
                 .iter()

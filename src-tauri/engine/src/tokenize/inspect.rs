@@ -131,11 +131,11 @@ impl WickTokenizer {
         let mut encoding = self.inner.encode(text, false).map_err(tokenize_err)?;
         let mut cut = 0;
         if let Some((max_length, stride, direction)) = self.truncation(options.truncation)? {
-            let room = self
-                .inner
-                .get_post_processor()
-                .filter(|_| options.add_special_tokens)
-                .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false));
+            let room = if options.add_special_tokens {
+                self.added_tokens(false)
+            } else {
+                0
+            };
             if max_length < room {
                 return Err(WickError::InvalidInput(format!(
                     "max length {max_length} leaves no room for the {room} special tokens"
@@ -151,10 +151,7 @@ impl WickTokenizer {
             cut = encoding.len().saturating_sub(keep);
             encoding.truncate(keep, stride, direction);
         }
-        let mut encoding = self
-            .inner
-            .post_process(encoding, None, options.add_special_tokens)
-            .map_err(tokenize_err)?;
+        let mut encoding = self.post_process(encoding, None, options.add_special_tokens)?;
         if let Some(target) = self.padding_target(options.padding, encoding.len())? {
             let (pad_id, pad_token) = self.pad.clone().ok_or_else(|| {
                 WickError::InvalidInput(

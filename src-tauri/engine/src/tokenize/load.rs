@@ -125,7 +125,7 @@ impl WickTokenizer {
     }
 
     fn assemble(
-        inner: Tokenizer,
+        mut inner: Tokenizer,
         path: &Path,
         origin: TokenizerOrigin,
         baked_info: BakedSettings,
@@ -149,6 +149,8 @@ impl WickTokenizer {
             special_tokens: special.into_iter().map(|(_, s)| s).collect(),
             baked: baked_info,
         };
+        let post = inner.get_post_processor().cloned();
+        inner.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
         let role = |name: &Option<String>| {
             name.as_ref()
                 .and_then(|n| inner.token_to_id(n).map(|id| (id, n.clone())))
@@ -169,6 +171,7 @@ impl WickTokenizer {
             clean_up_spaces: config.clean_up_tokenization_spaces,
             padding_side: config.padding_side,
             truncation_side: config.truncation_side,
+            post,
             roles,
             max_length: config.max_length(),
         }

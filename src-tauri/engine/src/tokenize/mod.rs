@@ -130,6 +130,10 @@ pub struct WickTokenizer {
     /// choices (baked settings carry their own direction).
     padding_side: config::Side,
     truncation_side: config::Side,
+    /// The post-processor (special tokens, pair merging), kept out of `inner` so that
+    /// `inner.encode` returns raw encodings we truncate ourselves before adding special tokens.
+    /// Running it twice would trim RoBERTa's byte-level offsets twice.
+    post: Option<tokenizers::PostProcessorWrapper>,
     /// Special tokens the pipelines look for, from tokenizer_config.json.
     roles: SpecialRoles,
     /// `model_max_length` when the tokenizer sets a real one.
@@ -149,8 +153,39 @@ impl WickTokenizer {
         &self.info
     }
 
-    /// The underlying `tokenizers` tokenizer, with no padding or truncation configured.
+    /// The underlying `tokenizers` tokenizer, with no padding, truncation or post-processor.
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+
+    /// How many special tokens the post-processor adds to one text or a pair.
+    fn added_tokens(&self, pair: bool) -> usize {
+        self.post
+            .as_ref()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, pair))
+    }
+
+    /// Adds special tokens (when asked) and merges a pair into one encoding, as
+    /// `Tokenizer::post_process` does after truncation.
+    fn post_process(
+        &self,
+        first: tokenizers::Encoding,
+        second: Option<tokenizers::Encoding>,
+        add_special_tokens: bool,
+    ) -> crate::Result<tokenizers::Encoding> {
+        let err = |e: tokenizers::Error| crate::WickError::Tokenize(e.to_string());
+        match &self.post {
+            Some(p) => tokenizers::PostProcessor::process(p, first, second, add_special_tokens)
+                .map_err(err),
+            None => {
+                let encodings = std::iter::once(first).chain(second).collect();
+                let mut merged =
+                    <dyn tokenizers::PostProcessor>::default_process(encodings, add_special_tokens)
+                        .map_err(err)?;
+                merged
+                    .pop()
+                    .ok_or_else(|| crate::WickError::Tokenize("nothing to post-process".into()))
+            }
+        }
     }
 }

@@ -16,7 +16,10 @@ pub enum Truncate {
     OnlyFirst(usize),
     /// Cut the second sequence; with a stride, the cut-off part comes back as further windows
     /// overlapping by `stride` tokens (question answering over long contexts).
-    OnlySecond { max_length: usize, stride: usize },
+    OnlySecond {
+        max_length: usize,
+        stride: usize,
+    },
 }
 
 /// One encoded input (or one window of it) with everything post-processing needs.
@@ -69,15 +72,18 @@ impl WickTokenizer {
     ) -> Result<Vec<Encoded>> {
         let err = |e: tokenizers::Error| WickError::Tokenize(e.to_string());
         let a = self.inner.encode(first, false).map_err(err)?;
+        // The second sequence's tokens carry type id 1 from the start (as `encode` of a pair
+        // does), so windows cut from it by overflow keep it.
         let b = second
             .map(|s| self.inner.encode(s, false))
             .transpose()
-            .map_err(err)?;
+            .map_err(err)?
+            .map(|mut b| {
+                b.set_type_ids(vec![1; b.len()]);
+                b
+            });
         let total = a.len() + b.as_ref().map_or(0, Encoding::len);
-        let added = self
-            .inner
-            .get_post_processor()
-            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, b.is_some()));
+        let added = self.added_tokens(b.is_some());
         let (max_length, strategy, stride) = match truncate {
             Truncate::None => (None, TruncationStrategy::LongestFirst, 0),
             Truncate::LongestFirst(n) => (Some(n), TruncationStrategy::LongestFirst, 0),
@@ -114,12 +120,15 @@ impl WickTokenizer {
         };
         let overflowing = matches!(truncate, Truncate::OnlySecond { .. });
         let truncated_tokens = if overflowing { 0 } else { total - kept };
-        let mut merged = self.inner.post_process(a, b, true).map_err(err)?;
+        let mut merged = self.post_process(a, b, true)?;
         let mut windows = vec![merged.clone()];
         if overflowing {
             windows.extend(merged.take_overflowing());
         }
-        let texts = [CharOffsets::new(first), CharOffsets::new(second.unwrap_or(""))];
+        let texts = [
+            CharOffsets::new(first),
+            CharOffsets::new(second.unwrap_or("")),
+        ];
         Ok(windows
             .iter()
             .map(|w| convert(w, &texts, truncated_tokens))
@@ -189,7 +198,11 @@ impl WickTokenizer {
 
 fn convert(w: &Encoding, texts: &[CharOffsets; 2], truncated_tokens: usize) -> Encoded {
     let sequence = w.get_sequence_ids();
-    let special: Vec<bool> = w.get_special_tokens_mask().iter().map(|m| *m == 1).collect();
+    let special: Vec<bool> = w
+        .get_special_tokens_mask()
+        .iter()
+        .map(|m| *m == 1)
+        .collect();
     let offsets = w
         .get_offsets()
         .iter()
