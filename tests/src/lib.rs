@@ -33,3 +33,33 @@ pub fn target_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"));
     target.join("debug").join(name)
 }
+
+/// Compares pipeline JSON: numbers within 1e-4 (the parity tolerance), everything else exactly,
+/// object keys in the same order. `path` names the place in failure messages.
+pub fn assert_close(got: &serde_json::Value, want: &serde_json::Value, path: &str) {
+    use serde_json::Value;
+    const TOLERANCE: f64 = 1e-4;
+    match (got, want) {
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
+            assert!((a - b).abs() <= TOLERANCE, "{path}: {a} vs {b}");
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            assert_eq!(a.len(), b.len(), "{path}: length\n got {got}\nwant {want}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_close(x, y, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            let (ka, kb): (Vec<_>, Vec<_>) = (a.keys().collect(), b.keys().collect());
+            assert_eq!(ka, kb, "{path}: keys");
+            for (k, v) in a {
+                assert_close(v, &b[k], &format!("{path}.{k}"));
+            }
+        }
+        _ => assert_eq!(got, want, "{path}"),
+    }
+}

@@ -4,39 +4,16 @@
 //! same keys in the same order, same labels, tokens and offsets, scores within 1e-4.
 //! Each call runs twice, one input at a time and padded together, which must agree.
 
+// Test helpers fail loudly by design: a missing fixture is a broken setup.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Map, Value};
 use wick_engine::families::encoder::EncoderModel;
 use wick_engine::families::heads::HeadKind;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
 use wick_engine::tokenize::{Truncate, WickTokenizer};
-use wick_tests::fixture;
-
-const TOLERANCE: f64 = 1e-4;
-
-/// Compares JSON values: numbers within the tolerance, everything else exactly, keys in order.
-fn assert_close(got: &Value, want: &Value, path: &str) {
-    match (got, want) {
-        (Value::Number(a), Value::Number(b)) => {
-            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-            assert!((a - b).abs() <= TOLERANCE, "{path}: {a} vs {b}");
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            assert_eq!(a.len(), b.len(), "{path}: length\n got {got}\nwant {want}");
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                assert_close(x, y, &format!("{path}[{i}]"));
-            }
-        }
-        (Value::Object(a), Value::Object(b)) => {
-            let (ka, kb): (Vec<_>, Vec<_>) = (a.keys().collect(), b.keys().collect());
-            assert_eq!(ka, kb, "{path}: keys");
-            for (k, v) in a {
-                assert_close(v, &b[k], &format!("{path}.{k}"));
-            }
-        }
-        _ => assert_eq!(got, want, "{path}"),
-    }
-}
+use wick_tests::{assert_close, fixture};
 
 fn cases(name: &str) -> Vec<Value> {
     let path = fixture(&format!("tiny/{name}/expected.json"));

@@ -287,3 +287,127 @@ fn padding_follows_the_configured_side() {
     ]));
     assert_eq!(v["ids"], serde_json::json!([0, 0, 0, 2, 9259, 1902]));
 }
+
+fn fixture(name: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+    root.join(name).to_str().expect("utf-8 path").to_string()
+}
+
+#[test]
+fn run_encoder_tasks_print_pipeline_json() {
+    let ner = model("rampart-ner");
+    let v = stdout_json(&wick(&[
+        "run",
+        "token-classification",
+        "--model",
+        ner.to_str().unwrap(),
+        "--aggregation-strategy",
+        "first",
+        "Hi, I am John Smith.",
+    ]));
+    assert_eq!(v[0]["entity_group"], "GIVEN_NAME");
+    assert_eq!(
+        (v[0]["start"].as_u64(), v[0]["end"].as_u64()),
+        (Some(9), Some(13))
+    );
+    assert_eq!(v[1]["word"], "smith");
+
+    let splade = model("splade-tiny");
+    let v = stdout_json(&wick(&[
+        "run",
+        "fill-mask",
+        "-m",
+        splade.to_str().unwrap(),
+        "--targets",
+        "city,house",
+        "Paris is the [MASK] of France.",
+    ]));
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert_eq!(v[0]["token_str"], "city");
+    assert_eq!(v[0]["sequence"], "paris is the city of france.");
+
+    let qa = fixture("bert-question-answering");
+    let v = stdout_json(&wick(&[
+        "run",
+        "question-answering",
+        "-m",
+        &qa,
+        "--question",
+        "Where does Sarah live?",
+        "--context",
+        "My name is Sarah Johnson and I live in Paris, the capital of France.",
+        "--top-k",
+        "2",
+    ]));
+    // The tiny random model's answers, as transformers gives them.
+    assert_eq!(v[0]["answer"], ".");
+    assert_eq!(v[1]["answer"], "I");
+
+    let nli = fixture("bert-nli");
+    let v = stdout_json(&wick(&[
+        "run",
+        "zero-shot-classification",
+        "-m",
+        &nli,
+        "--candidate-labels",
+        "technology,sports,politics",
+        "The new phone has a great camera and a long battery life.",
+    ]));
+    assert_eq!(
+        v["labels"],
+        serde_json::json!(["sports", "politics", "technology"])
+    );
+
+    let cls = fixture("bert-sequence-classification");
+    let v = stdout_json(&wick(&[
+        "run",
+        "text-classification",
+        "-m",
+        &cls,
+        "--top-k",
+        "all",
+        "I really enjoyed this film, the acting was wonderful.",
+    ]));
+    assert_eq!(v.as_array().map(Vec::len), Some(3));
+    assert_eq!(v[0]["label"], "positive");
+}
+
+#[test]
+fn run_errors_are_clear_and_json_on_request() {
+    let ner = model("rampart-ner");
+    let out = wick(&[
+        "run",
+        "fill-mask",
+        "--json",
+        "-m",
+        ner.to_str().unwrap(),
+        "a [MASK]",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).expect("JSON error on stderr");
+    assert_eq!(err["code"], "missing_head");
+
+    let cls = fixture("bert-sequence-classification");
+    let out = wick(&["run", "text-classification", "-m", &cls, ""]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: the text is empty: type some text first"
+    );
+
+    // A text far past 512 tokens runs, truncated, and says so.
+    let long = "My name is John Smith and I live in Springfield. ".repeat(100);
+    let out = wick(&[
+        "run",
+        "token-classification",
+        "-m",
+        ner.to_str().unwrap(),
+        &long,
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tokens beyond the model's limit were cut off"),
+        "{stderr}"
+    );
+}

@@ -75,6 +75,9 @@ impl Labels {
     }
 }
 
+/// Start and end logits, `[batch][token]` each.
+pub type SpanLogits = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// A loaded encoder: body, head, labels.
 #[derive(Debug)]
 pub struct EncoderModel {
@@ -308,7 +311,7 @@ impl EncoderModel {
     }
 
     /// Start and end logits `[batch][token]` of the question-answering head.
-    pub fn span_logits(&self, batch: &Batch) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    pub fn span_logits(&self, batch: &Batch) -> Result<SpanLogits> {
         let Head::Span(head) = &self.head else {
             return Err(self.wrong_head(HeadKind::QuestionAnswering));
         };

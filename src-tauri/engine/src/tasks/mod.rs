@@ -118,22 +118,6 @@ impl Task {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_match_serde_names_and_are_unique() {
-        for t in TASKS {
-            let json = serde_json::to_value(t.task).unwrap();
-            assert_eq!(json, serde_json::Value::String(t.id.to_string()));
-            assert_eq!(Task::from_id(t.id), Some(t.task));
-        }
-        assert_eq!(TASKS.len(), 9);
-        assert_eq!(Task::from_id("nope"), None);
-    }
-}
-
 /// The longest input (special tokens included) a pipeline feeds the model: the tokenizer's
 /// `model_max_length`, the model's position table and any limit of the task, whichever is
 /// smallest. Longer inputs are truncated and the result says by how much.
@@ -189,4 +173,20 @@ pub(crate) fn single(
         ));
     }
     Ok(windows.swap_remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_serde_names_and_are_unique() {
+        for t in TASKS {
+            let json = serde_json::to_value(t.task).unwrap();
+            assert_eq!(json, serde_json::Value::String(t.id.to_string()));
+            assert_eq!(Task::from_id(t.id), Some(t.task));
+        }
+        assert_eq!(TASKS.len(), 9);
+        assert_eq!(Task::from_id("nope"), None);
+    }
 }

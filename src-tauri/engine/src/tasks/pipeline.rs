@@ -54,15 +54,28 @@ impl Pipeline {
         kwargs: &Map<String, Value>,
         batch_size: usize,
     ) -> Result<Value> {
+        Ok(self.call_with_notes(inputs, kwargs, batch_size)?.json)
+    }
+
+    /// [`Self::call`], also saying what was done to the inputs (truncation).
+    pub fn call_with_notes(
+        &self,
+        inputs: &Value,
+        kwargs: &Map<String, Value>,
+        batch_size: usize,
+    ) -> Result<Output> {
         let mut args = Kwargs::new(kwargs);
+        let mut notes = Notes::default();
         let out = match self {
             Self::FeatureExtraction(p) => {
                 args.finish("feature-extraction")?;
                 let (texts, single) = texts(inputs)?;
                 let mut out = Vec::new();
-                for t in &texts {
+                for (i, t) in texts.iter().enumerate() {
+                    let features = p.token_features(t)?;
+                    notes.truncated(i, features.truncated_tokens);
                     // The pipeline's shape: [batch = 1][tokens][hidden].
-                    out.push(json!([p.token_features(t)?.vectors]));
+                    out.push(json!([features.vectors]));
                 }
                 unwrap_single(out, single)
             }
@@ -79,6 +92,9 @@ impl Pipeline {
                     })
                     .collect();
                 let results = p.classify(&refs, function, batch_size)?;
+                for (i, r) in results.iter().enumerate() {
+                    notes.truncated(i, r.truncated_tokens);
+                }
                 text_classification::pipeline_json(&results, top_k, single)?
             }
             Self::TokenClassification(p) => {
@@ -92,11 +108,11 @@ impl Pipeline {
                 args.finish("token-classification")?;
                 let (texts, single) = texts(inputs)?;
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let out = p
-                    .run(&refs, &o, batch_size)?
-                    .into_iter()
-                    .map(|r| json!(r.entities))
-                    .collect();
+                let results = p.run(&refs, &o, batch_size)?;
+                for (i, r) in results.iter().enumerate() {
+                    notes.truncated(i, r.truncated_tokens);
+                }
+                let out = results.into_iter().map(|r| json!(r.entities)).collect();
                 unwrap_single(out, single)
             }
             Self::QuestionAnswering(p) => {
@@ -128,11 +144,11 @@ impl Pipeline {
                 args.finish("fill-mask")?;
                 let (texts, single) = texts(inputs)?;
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let out = p
-                    .fill(&refs, &o, batch_size)?
-                    .iter()
-                    .map(fill_mask::pipeline_json)
-                    .collect();
+                let results = p.fill(&refs, &o, batch_size)?;
+                for (i, r) in results.iter().enumerate() {
+                    notes.truncated(i, r.truncated_tokens);
+                }
+                let out = results.iter().map(fill_mask::pipeline_json).collect();
                 unwrap_single(out, single)
             }
             Self::ZeroShotClassification(p) => {
@@ -156,7 +172,33 @@ impl Pipeline {
                 unwrap_single(out, single)
             }
         };
-        Ok(out)
+        Ok(Output {
+            json: out,
+            notes: notes.0,
+        })
+    }
+}
+
+/// A pipeline's JSON plus notes for the person running it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub json: Value,
+    /// E.g. that an input was longer than the model takes and was cut.
+    pub notes: Vec<String>,
+}
+
+#[derive(Default)]
+struct Notes(Vec<String>);
+
+impl Notes {
+    fn truncated(&mut self, input: usize, tokens: usize) {
+        if tokens > 0 {
+            self.0.push(format!(
+                "input {}: {tokens} tokens beyond the model's limit were cut off (as transformers \
+                 truncates); the result covers the start of the text",
+                input + 1
+            ));
+        }
     }
 }
 

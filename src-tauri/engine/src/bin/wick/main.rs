@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let (json, result) = match cli.command {
         Command::Tokenize(args) => (args.json, tokenize::run(&args)),
-        Command::Run(args) => (true, run::run(&args)),
+        Command::Run(args) => (args.json, run::run(&args)),
         Command::Bench(args) => (true, bench::run(&args)),
     };
     match result {

@@ -1,71 +1,338 @@
-//! `wick run <task>`: a pipeline on the command line, printing what `transformers` prints.
+//! `wick run <task>`: a pipeline on the command line, printing the JSON `transformers` returns.
+//! Flags carry the pipeline's keyword-argument names, so `top_k=3` is `--top-k 3` and
+//! `top_k=None` is `--top-k all`.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 
+use serde_json::{json, Map, Value};
 use wick_engine::tasks::feature_extraction::FeatureExtractor;
-use wick_engine::{ModelSource, Result};
+use wick_engine::tasks::pipeline::Pipeline;
+use wick_engine::{ModelSource, Result, WickError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
     task: Task,
+    /// Errors as a `{code, message}` JSON object on stderr (results are always JSON).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// What every task takes.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// A model folder, or a Hub repo already in the local Hugging Face cache.
+    #[arg(short, long)]
+    model: String,
+    /// Inputs run together, padded to one length (results do not change, speed does).
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// The texts; none reads one text per line from standard input.
+    inputs: Vec<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum Task {
+    /// Labels with scores for each text (or text pair).
+    TextClassification {
+        #[command(flatten)]
+        common: Common,
+        /// How many labels to return; `all` for every label. Default: the best label only.
+        #[arg(long)]
+        top_k: Option<String>,
+        /// softmax, sigmoid or none. Default: from the model's config.
+        #[arg(long)]
+        function_to_apply: Option<String>,
+        /// A second text paired with each input (e.g. the hypothesis for an NLI model).
+        #[arg(long)]
+        text_pair: Option<String>,
+    },
+    /// Entities (names, places, e-mails...) in each text.
+    TokenClassification {
+        #[command(flatten)]
+        common: Common,
+        /// none, simple, first, average or max.
+        #[arg(long)]
+        aggregation_strategy: Option<String>,
+        /// Comma-separated labels to leave out (default: O); empty for none.
+        #[arg(long)]
+        ignore_labels: Option<String>,
+    },
+    /// The span of --context that answers --question.
+    QuestionAnswering {
+        #[arg(short, long)]
+        model: String,
+        #[arg(long)]
+        question: String,
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long)]
+        doc_stride: Option<usize>,
+        #[arg(long)]
+        max_answer_len: Option<usize>,
+        #[arg(long)]
+        max_seq_len: Option<usize>,
+        /// Also consider that the context holds no answer.
+        #[arg(long)]
+        handle_impossible_answer: bool,
+        /// Keep answers at token boundaries instead of widening them to whole words.
+        #[arg(long)]
+        no_align_to_words: bool,
+    },
+    /// Candidates for the mask token ([MASK], <mask>) in each text.
+    FillMask {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Comma-separated words to score instead of the whole vocabulary.
+        #[arg(long)]
+        targets: Option<String>,
+    },
+    /// Scores for labels you choose, from an NLI model.
+    ZeroShotClassification {
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated labels.
+        #[arg(long)]
+        candidate_labels: String,
+        /// The hypothesis with {} where the label goes (default: "This example is {}.").
+        #[arg(long)]
+        hypothesis_template: Option<String>,
+        /// Score every label on its own instead of sharing one distribution.
+        #[arg(long)]
+        multi_label: bool,
+    },
     /// Hidden states per token (as `pipeline("feature-extraction")`), or with
     /// --sentence-embedding one vector per text (as sentence-transformers' `encode`).
     FeatureExtraction {
-        /// A model folder, or a Hub repo already in the local Hugging Face cache.
-        #[arg(short, long)]
-        model: String,
+        #[command(flatten)]
+        common: Common,
         /// Pool and normalise as the model's sentence-transformers config says (mean pooling
         /// without normalisation for plain models).
         #[arg(long)]
         sentence_embedding: bool,
-        /// The texts.
-        #[arg(required = true)]
-        inputs: Vec<String>,
     },
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    match &args.task {
-        Task::FeatureExtraction {
-            model,
-            sentence_embedding,
-            inputs,
-        } => {
-            let dir: PathBuf = ModelSource::parse(model)?.resolve()?;
-            let extractor = FeatureExtractor::load(&dir)?;
-            let mut outputs = Vec::with_capacity(inputs.len());
-            for text in inputs {
-                let features = if *sentence_embedding {
-                    extractor.sentence_embedding(text)?
-                } else {
-                    extractor.token_features(text)?
-                };
-                if features.truncated_tokens > 0 {
-                    eprintln!(
-                        "note: {} tokens beyond the model's limit were cut from {:?}",
-                        features.truncated_tokens,
-                        text.chars().take(40).collect::<String>()
-                    );
-                }
-                outputs.push(if *sentence_embedding {
-                    serde_json::json!(features.vectors[0])
-                } else {
-                    // The pipeline's shape: [batch = 1][tokens][hidden].
-                    serde_json::json!([features.vectors])
-                });
-            }
-            let value = if outputs.len() == 1 {
-                outputs.remove(0)
-            } else {
-                serde_json::Value::Array(outputs)
-            };
-            println!("{value}");
-            Ok(())
+    let mut kwargs = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            kwargs.insert(key.to_string(), v);
         }
+    };
+    let (task, model, inputs, batch_size) = match &args.task {
+        Task::TextClassification {
+            common,
+            top_k,
+            function_to_apply,
+            text_pair,
+        } => {
+            put("top_k", top_k.as_deref().map(top_k_value).transpose()?);
+            put(
+                "function_to_apply",
+                function_to_apply.clone().map(Value::from),
+            );
+            let texts = read_inputs(&common.inputs)?;
+            let inputs = match text_pair {
+                Some(pair) => texts
+                    .iter()
+                    .map(|t| json!({"text": t, "text_pair": pair}))
+                    .collect(),
+                None => texts.into_iter().map(Value::from).collect(),
+            };
+            (
+                "text-classification",
+                &common.model,
+                inputs,
+                common.batch_size,
+            )
+        }
+        Task::TokenClassification {
+            common,
+            aggregation_strategy,
+            ignore_labels,
+        } => {
+            put(
+                "aggregation_strategy",
+                aggregation_strategy.clone().map(Value::from),
+            );
+            put("ignore_labels", ignore_labels.as_deref().map(comma_list));
+            let inputs = read_inputs(&common.inputs)?
+                .into_iter()
+                .map(Value::from)
+                .collect();
+            (
+                "token-classification",
+                &common.model,
+                inputs,
+                common.batch_size,
+            )
+        }
+        Task::QuestionAnswering {
+            model,
+            question,
+            context,
+            top_k,
+            doc_stride,
+            max_answer_len,
+            max_seq_len,
+            handle_impossible_answer,
+            no_align_to_words,
+        } => {
+            put("top_k", top_k.map(Value::from));
+            put("doc_stride", doc_stride.map(Value::from));
+            put("max_answer_len", max_answer_len.map(Value::from));
+            put("max_seq_len", max_seq_len.map(Value::from));
+            put(
+                "handle_impossible_answer",
+                Some((*handle_impossible_answer).into()),
+            );
+            put("align_to_words", Some((!no_align_to_words).into()));
+            let inputs = vec![json!({"question": question, "context": context})];
+            ("question-answering", model, inputs, 1)
+        }
+        Task::FillMask {
+            common,
+            top_k,
+            targets,
+        } => {
+            put("top_k", top_k.map(Value::from));
+            put("targets", targets.as_deref().map(comma_list));
+            let inputs = read_inputs(&common.inputs)?
+                .into_iter()
+                .map(Value::from)
+                .collect();
+            ("fill-mask", &common.model, inputs, common.batch_size)
+        }
+        Task::ZeroShotClassification {
+            common,
+            candidate_labels,
+            hypothesis_template,
+            multi_label,
+        } => {
+            put("candidate_labels", Some(comma_list(candidate_labels)));
+            put(
+                "hypothesis_template",
+                hypothesis_template.clone().map(Value::from),
+            );
+            put("multi_label", Some((*multi_label).into()));
+            let inputs = read_inputs(&common.inputs)?
+                .into_iter()
+                .map(Value::from)
+                .collect();
+            (
+                "zero-shot-classification",
+                &common.model,
+                inputs,
+                common.batch_size,
+            )
+        }
+        Task::FeatureExtraction {
+            common,
+            sentence_embedding: true,
+        } => return sentence_embeddings(common),
+        Task::FeatureExtraction { common, .. } => {
+            let inputs = read_inputs(&common.inputs)?
+                .into_iter()
+                .map(Value::from)
+                .collect();
+            (
+                "feature-extraction",
+                &common.model,
+                inputs,
+                common.batch_size,
+            )
+        }
+    };
+    let dir: PathBuf = ModelSource::parse(model)?.resolve()?;
+    let task = wick_engine::tasks::Task::from_id(task)
+        .ok_or_else(|| WickError::InvalidInput(format!("unknown task {task}")))?;
+    let pipeline = Pipeline::load(task, &dir)?;
+    // One input is passed bare, as `pipeline(text)`; several as a list.
+    let inputs = match <[Value; 1]>::try_from(inputs) {
+        Ok([one]) => one,
+        Err(many) => Value::Array(many),
+    };
+    let output = pipeline.call_with_notes(&inputs, &kwargs, batch_size)?;
+    for note in &output.notes {
+        eprintln!("note: {note}");
+    }
+    println!("{}", output.json);
+    Ok(())
+}
+
+fn sentence_embeddings(common: &Common) -> Result<()> {
+    let dir: PathBuf = ModelSource::parse(&common.model)?.resolve()?;
+    let extractor = FeatureExtractor::load(&dir)?;
+    let texts = read_inputs(&common.inputs)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let features = extractor.sentence_embeddings(&refs, common.batch_size)?;
+    let mut out: Vec<Value> = Vec::with_capacity(features.len());
+    for (i, f) in features.into_iter().enumerate() {
+        if f.truncated_tokens > 0 {
+            eprintln!(
+                "note: input {}: {} tokens beyond the model's limit were cut off",
+                i + 1,
+                f.truncated_tokens
+            );
+        }
+        out.push(json!(f.vectors.into_iter().next().unwrap_or_default()));
+    }
+    let value = match <[Value; 1]>::try_from(out) {
+        Ok([one]) => one,
+        Err(many) => Value::Array(many),
+    };
+    println!("{value}");
+    Ok(())
+}
+
+/// The positional inputs, or one per non-empty line of standard input.
+fn read_inputs(given: &[String]) -> Result<Vec<String>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let lines: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| WickError::io("standard input", e))?;
+    let lines: Vec<String> = lines.into_iter().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return Err(WickError::InvalidInput(
+            "no input: give texts as arguments or one per line on standard input".into(),
+        ));
+    }
+    Ok(lines)
+}
+
+fn comma_list(s: &str) -> Value {
+    Value::Array(
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(Value::from)
+            .collect(),
+    )
+}
+
+/// `--top-k 3` -> 3, `--top-k all` -> null (the pipeline's `top_k=None`).
+fn top_k_value(s: &str) -> Result<Value> {
+    match s {
+        "all" | "none" | "None" => Ok(Value::Null),
+        n => n
+            .parse::<u64>()
+            .ok()
+            .filter(|k| *k > 0)
+            .map(Value::from)
+            .ok_or_else(|| {
+                WickError::InvalidInput(format!(
+                    "--top-k takes a positive number or `all`, not `{n}`"
+                ))
+            }),
     }
 }
