@@ -66,6 +66,14 @@ fn minilm_sentence_embeddings_match_sentence_transformers() {
         truncated >= 2,
         "the over-long references must be truncated ({truncated} were)"
     );
+
+    // Padded together 32 at a time (longest first), the same vectors come back, in order.
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+    let batched = extractor.sentence_embeddings(&texts, 32).expect("embeds");
+    for (item, got) in reference.items.iter().zip(&batched) {
+        let c = cosine(&got.vectors[0], &item.embedding);
+        assert!(c >= 0.99999, "batched: cosine {c:.7} for {:?}", item.text);
+    }
 }
 
 #[test]

@@ -87,7 +87,8 @@ impl FeatureExtractor {
     }
 
     /// Sentence embeddings for many texts, run `batch_size` at a time padded together (padding
-    /// is masked out of attention and pooling, so results equal one-at-a-time runs).
+    /// is masked out of attention and pooling, so results equal one-at-a-time runs). Texts are
+    /// batched longest first, as sentence-transformers does, so a batch pads little.
     pub fn sentence_embeddings(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Features>> {
         let config = self.recipe();
         let limit = super::input_limit(&self.tokenizer, &self.model, config.max_tokens);
@@ -95,18 +96,24 @@ impl FeatureExtractor {
             .iter()
             .map(|t| self.encode(t, limit))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in encoded.chunks(batch_size.max(1)) {
-            let rows: Vec<&Encoded> = chunk.iter().collect();
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+        let mut out: Vec<Option<Features>> = vec![None; texts.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let rows: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
             let batch = self.model.batch(&rows)?;
             let hidden = self.model.hidden_states(&batch)?;
             let pooled = pool(&hidden, &batch.mask, config).map_err(failed)?;
-            out.extend(chunk.iter().zip(pooled).map(|(e, v)| Features {
-                vectors: vec![v],
-                truncated_tokens: e.truncated_tokens,
-            }));
+            for (&i, v) in chunk.iter().zip(pooled) {
+                out[i] = Some(Features {
+                    vectors: vec![v],
+                    truncated_tokens: encoded[i].truncated_tokens,
+                });
+            }
         }
-        Ok(out)
+        out.into_iter()
+            .map(|f| f.ok_or_else(|| WickError::ModelFailed("an embedding is missing".into())))
+            .collect()
     }
 
     fn recipe(&self) -> SentenceConfig {

@@ -26,7 +26,7 @@ enum What {
         #[arg(long, default_value_t = 20)]
         repeat: u32,
     },
-    /// Load a sentence-transformers model, then embed a corpus one text at a time (batch 1).
+    /// Load a sentence-transformers model, then embed a corpus `--batch-size` texts at a time.
     Embed {
         /// A model folder or a cached Hub repo.
         #[arg(short, long)]
@@ -37,6 +37,10 @@ enum What {
         /// Passes over the corpus.
         #[arg(long, default_value_t = 3)]
         repeat: u32,
+        /// Texts per forward pass (1: one at a time; larger: the corpus is passed whole and
+        /// batched by length, as sentence-transformers' `encode(texts, batch_size=...)`).
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
     },
 }
 
@@ -44,6 +48,7 @@ enum What {
 #[derive(Serialize)]
 struct EmbedReport {
     model: String,
+    batch_size: usize,
     load_ms: f64,
     texts: usize,
     run_ms: f64,
@@ -90,6 +95,7 @@ pub fn run(args: &Args) -> Result<()> {
             model,
             corpus,
             repeat,
+            batch_size,
         } => {
             let texts = read_corpus(corpus)?;
             let (extractor, load_ms) = timed(|| {
@@ -97,9 +103,14 @@ pub fn run(args: &Args) -> Result<()> {
                 wick_engine::tasks::feature_extraction::FeatureExtractor::load(&dir)
             })?;
             let ((), run_ms) = timed(|| {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 for _ in 0..*repeat {
-                    for text in &texts {
-                        extractor.sentence_embedding(text)?;
+                    if *batch_size <= 1 {
+                        for text in &refs {
+                            extractor.sentence_embedding(text)?;
+                        }
+                    } else {
+                        extractor.sentence_embeddings(&refs, *batch_size)?;
                     }
                 }
                 Ok(())
@@ -107,6 +118,7 @@ pub fn run(args: &Args) -> Result<()> {
             let n = texts.len() * *repeat as usize;
             print_json(&EmbedReport {
                 model: model.clone(),
+                batch_size: *batch_size,
                 load_ms,
                 texts: n,
                 run_ms,
