@@ -4,7 +4,8 @@
 use serde::Serialize;
 use tauri::State;
 use ts_rs::TS;
-use wick_engine::tasks::{TaskInfo, TASKS};
+use wick_engine::tasks::pipeline::Detail;
+use wick_engine::tasks::{Task, TaskInfo, TASKS};
 use wick_engine::tokenize::TokenizerInfo;
 use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions};
 
@@ -66,6 +67,54 @@ pub async fn tokenize(
         Ok(TokenizeResponse {
             tokenizer: tokenizer.info().clone(),
             inspection,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    })
+    .await
+}
+
+/// A pipeline run: the JSON `transformers` would return, and everything behind the pictures.
+#[derive(Debug, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct PipelineResponse {
+    /// Exactly what `pipeline(task, model)(inputs, **kwargs)` returns.
+    #[ts(type = "unknown")]
+    pub json: serde_json::Value,
+    pub detail: Detail,
+    /// What was done to the inputs, e.g. truncation.
+    pub notes: Vec<String>,
+    /// The model class that ran (e.g. BertForTokenClassification).
+    pub architecture: String,
+    /// Where and in what precision it ran (no silent fallbacks: this is what happened).
+    pub device: String,
+    pub dtype: String,
+    /// Milliseconds spent running (not loading).
+    pub elapsed_ms: f64,
+}
+
+/// Runs an encoder pipeline. `inputs` and `kwargs` are the pipeline call's arguments, as JSON.
+#[tauri::command]
+pub async fn run_pipeline(
+    state: State<'_, AppState>,
+    task: Task,
+    model: String,
+    inputs: serde_json::Value,
+    kwargs: serde_json::Map<String, serde_json::Value>,
+    batch_size: Option<usize>,
+) -> CommandResult<PipelineResponse> {
+    let state = state.inner().clone();
+    blocking(move || {
+        let pipeline = state.pipeline(task, model.trim())?;
+        let started = std::time::Instant::now();
+        let output = pipeline.call_with_notes(&inputs, &kwargs, batch_size.unwrap_or(8))?;
+        Ok(PipelineResponse {
+            json: output.json,
+            detail: output.detail,
+            notes: output.notes,
+            architecture: pipeline.architecture().to_string(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })

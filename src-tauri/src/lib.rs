@@ -16,6 +16,7 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::tokenize,
+            commands::run_pipeline,
         ])
         .run(tauri::generate_context!());
     if let Err(err) = result {

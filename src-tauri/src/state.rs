@@ -1,65 +1,104 @@
-//! What the app keeps between commands.
+//! What the app keeps between commands: recently used tokenizers and loaded pipelines.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wick_engine::{ErrorPayload, WickTokenizer};
+use wick_engine::tasks::pipeline::Pipeline;
+use wick_engine::tasks::Task;
+use wick_engine::{ErrorPayload, ModelSource, WickTokenizer};
 
 /// How many tokenizers stay loaded. Building one from a large GGUF takes a second, and the
 /// inspector re-tokenizes on every keystroke, so recent ones are kept.
 const TOKENIZER_CACHE_SIZE: usize = 4;
 
-/// One tokenizer, loaded at most once: requests that arrive while it loads wait for that load
+/// How many loaded pipelines (model weights) stay in memory: one per encoder tab in use is the
+/// common case, and switching tabs must not reload.
+const PIPELINE_CACHE_SIZE: usize = 3;
+
+/// One value, loaded at most once: requests that arrive while it loads wait for that load
 /// instead of starting their own.
-type Slot = Arc<OnceLock<Result<Arc<WickTokenizer>, ErrorPayload>>>;
+type Slot<V> = Arc<OnceLock<Result<Arc<V>, ErrorPayload>>>;
 
 /// Cheap to clone: commands move a clone onto the blocking thread that does the work.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
-    tokenizers: Arc<Mutex<TokenizerCache>>,
+    tokenizers: Arc<Mutex<Cache<WickTokenizer>>>,
+    pipelines: Arc<Mutex<Cache<Pipeline>>>,
 }
 
-#[derive(Debug, Default)]
-struct TokenizerCache {
-    /// Tokenizers by the model name the UI sent, with a use counter for eviction.
-    entries: HashMap<String, (u64, Slot)>,
-    clock: u64,
+impl Default for AppState {
+    fn default() -> Self {
+        Self {
+            tokenizers: Arc::new(Mutex::new(Cache::new(TOKENIZER_CACHE_SIZE))),
+            pipelines: Arc::new(Mutex::new(Cache::new(PIPELINE_CACHE_SIZE))),
+        }
+    }
 }
 
 impl AppState {
     /// Returns the tokenizer for `model`, loading it on a miss. Runs on a blocking thread.
     pub fn tokenizer(&self, model: &str) -> Result<Arc<WickTokenizer>, ErrorPayload> {
-        let slot = self.lock().slot(model);
-        // Loads outside the cache lock, so one slow load does not hold up other models.
-        let result = slot
-            .get_or_init(|| {
-                WickTokenizer::from_model(model)
-                    .map(Arc::new)
-                    .map_err(ErrorPayload::from)
-            })
-            .clone();
-        if result.is_err() {
-            // A failure is not remembered: the user may fix the folder and try again.
-            self.lock().forget(model, &slot);
-        }
-        result
+        get_or_load(&self.tokenizers, model, || WickTokenizer::from_model(model))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, TokenizerCache> {
-        // A panic while holding the lock leaves only a cache behind; keep using it.
-        self.tokenizers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Returns the `task` pipeline for `model`, loading it on a miss. Runs on a blocking thread.
+    pub fn pipeline(&self, task: Task, model: &str) -> Result<Arc<Pipeline>, ErrorPayload> {
+        let key = format!("{}\u{0}{model}", task.id());
+        get_or_load(&self.pipelines, &key, || {
+            let dir = ModelSource::parse(model)?.resolve()?;
+            Pipeline::load(task, &dir)
+        })
     }
 }
 
-impl TokenizerCache {
-    /// The slot for `model`, new if needed, marked as just used; evicts the least recently
-    /// used beyond the cache size.
-    fn slot(&mut self, model: &str) -> Slot {
+/// Looks `key` up in `cache`, loading it with `load` outside the cache lock (one slow load does
+/// not hold up other keys). Failures are not remembered: the user may fix the folder and retry.
+fn get_or_load<V>(
+    cache: &Mutex<Cache<V>>,
+    key: &str,
+    load: impl FnOnce() -> wick_engine::Result<V>,
+) -> Result<Arc<V>, ErrorPayload> {
+    let slot = lock(cache).slot(key);
+    let result = slot
+        .get_or_init(|| load().map(Arc::new).map_err(ErrorPayload::from))
+        .clone();
+    if result.is_err() {
+        lock(cache).forget(key, &slot);
+    }
+    result
+}
+
+fn lock<V>(cache: &Mutex<Cache<V>>) -> std::sync::MutexGuard<'_, Cache<V>> {
+    // A panic while holding the lock leaves only a cache behind; keep using it.
+    cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A small least-recently-used map of single-flight slots.
+#[derive(Debug)]
+struct Cache<V> {
+    /// Values by key, with a use counter for eviction.
+    entries: HashMap<String, (u64, Slot<V>)>,
+    clock: u64,
+    capacity: usize,
+}
+
+impl<V> Cache<V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            clock: 0,
+            capacity,
+        }
+    }
+
+    /// The slot for `key`, new if needed, marked as just used; evicts the least recently used
+    /// beyond the capacity (a model still in use elsewhere stays alive until that use ends).
+    fn slot(&mut self, key: &str) -> Slot<V> {
         self.clock += 1;
         let clock = self.clock;
-        let slot = match self.entries.get_mut(model) {
+        let slot = match self.entries.get_mut(key) {
             Some((used, slot)) => {
                 *used = clock;
                 Arc::clone(slot)
@@ -67,31 +106,31 @@ impl TokenizerCache {
             None => {
                 let slot = Slot::default();
                 self.entries
-                    .insert(model.to_string(), (clock, Arc::clone(&slot)));
+                    .insert(key.to_string(), (clock, Arc::clone(&slot)));
                 slot
             }
         };
-        while self.entries.len() > TOKENIZER_CACHE_SIZE {
+        while self.entries.len() > self.capacity {
             let oldest = self
                 .entries
                 .iter()
                 .min_by_key(|(_, (used, _))| *used)
                 .map(|(k, _)| k.clone());
             match oldest {
-                Some(key) => self.entries.remove(&key),
+                Some(k) => self.entries.remove(&k),
                 None => break,
             };
         }
         slot
     }
 
-    fn forget(&mut self, model: &str, slot: &Slot) {
+    fn forget(&mut self, key: &str, slot: &Slot<V>) {
         if self
             .entries
-            .get(model)
+            .get(key)
             .is_some_and(|(_, s)| Arc::ptr_eq(s, slot))
         {
-            self.entries.remove(model);
+            self.entries.remove(key);
         }
     }
 }
@@ -105,14 +144,30 @@ mod tests {
         let state = AppState::default();
         let err = state.tokenizer("/nonexistent/model").unwrap_err();
         assert_eq!(err.code, wick_engine::ErrorCode::NotFound);
-        assert!(state.lock().entries.is_empty());
+        assert!(lock(&state.tokenizers).entries.is_empty());
+        let err = state
+            .pipeline(Task::FillMask, "/nonexistent/model")
+            .unwrap_err();
+        assert_eq!(err.code, wick_engine::ErrorCode::NotFound);
+        assert!(lock(&state.pipelines).entries.is_empty());
 
-        let mut cache = TokenizerCache::default();
+        let mut cache = Cache::<()>::new(TOKENIZER_CACHE_SIZE);
         for i in 0..10 {
             cache.slot(&format!("m{i}"));
         }
         assert_eq!(cache.entries.len(), TOKENIZER_CACHE_SIZE);
         assert!(cache.entries.contains_key("m9"));
         assert!(!cache.entries.contains_key("m0"));
+    }
+
+    #[test]
+    fn a_pipeline_is_loaded_once_and_reused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tiny/bert-sequence-classification");
+        let model = dir.to_str().unwrap();
+        let state = AppState::default();
+        let a = state.pipeline(Task::TextClassification, model).unwrap();
+        let b = state.pipeline(Task::TextClassification, model).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the second call reuses the loaded model");
     }
 }

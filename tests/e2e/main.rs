@@ -4,6 +4,7 @@
 //! its UI (`target/debug/wick-app`) and the test models fetched. Each case prints ok/FAILED,
 //! screenshots land in `tests/e2e-output/`, and the last line is `e2e: N passed, N failed`.
 
+mod encoder_tabs;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use webdriver::{Driver, Result, Session};
 use wick_engine::{TokenizeOptions, WickTokenizer};
 use wick_tests::{model_dir, repo_root, target_binary};
 
-const UI_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const UI_TIMEOUT: Duration = Duration::from_secs(30);
 
 const CHIP_IDS: &str = "return Array.from(document.querySelectorAll('[data-testid=chips] .chip'))\
     .map(c => Number(c.dataset.id));";
@@ -25,7 +26,7 @@ type Case = fn(&Session, &Path) -> Result<()>;
 fn main() -> ExitCode {
     let cases: &[(&str, Case)] = &[
         ("window shows the nine task tabs", nine_tabs),
-        ("every tab has a clear coming state", coming_states),
+        ("every tab shows whether it is ready or coming", coming_states),
         (
             "inspector chips match the engine (tokenizer.json)",
             inspector_tokenizer_json,
@@ -44,7 +45,15 @@ fn main() -> ExitCode {
             inspector_options,
         ),
         ("a missing model shows a clear error", missing_model_error),
+        ("NER tab highlights entities (Rampart)", encoder_tabs::ner),
+        ("fill-mask tab shows candidates (splade-tiny)", encoder_tabs::fill_mask),
+        ("embeddings tab shows a similarity heat map (MiniLM)", encoder_tabs::embeddings),
+        ("classification tab shows label bars and a batch table", encoder_tabs::classification),
+        ("question answering tab marks the answer", encoder_tabs::question_answering),
+        ("zero-shot tab scores your labels", encoder_tabs::zero_shot),
+        ("a model without the task's head is a clear error", encoder_tabs::missing_head),
     ];
+    let cases = &cases[..];
     let out_dir = repo_root().join("tests").join("e2e-output");
     let app = target_binary("wick-app");
     let (mut passed, mut failed) = match run_all(&app, &out_dir, cases) {
@@ -142,7 +151,7 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+pub(crate) fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
     if cond {
         Ok(())
     } else {
@@ -163,6 +172,8 @@ fn nine_tabs(s: &Session, _: &Path) -> Result<()> {
     ensure(title == "Wick", || format!("title was {title}"))
 }
 
+/// Every tab shows its card: "ready" for tasks whose pipeline has landed, "coming" for the rest,
+/// as the engine's task table says.
 fn coming_states(s: &Session, out: &Path) -> Result<()> {
     let tabs = s.script(
         "return Array.from(document.querySelectorAll('.tab')).map(t => t.id);",
@@ -184,7 +195,12 @@ fn coming_states(s: &Session, out: &Path) -> Result<()> {
             UI_TIMEOUT,
             |v| v.get(2).and_then(Value::as_str) == Some(id),
         )?;
-        ensure(state[0] == "coming", || format!("{id}: card state {state}"))?;
+        let task = id.trim_start_matches("tab-");
+        let want = match wick_engine::tasks::TASKS.iter().find(|t| t.id == task) {
+            Some(t) if t.availability == wick_engine::tasks::Availability::Ready => "ready",
+            _ => "coming",
+        };
+        ensure(state[0] == want, || format!("{id}: card state {state}"))?;
     }
     // Back to the first tab for the next cases.
     s.scroll_and_click(&s.find("#tab-text-generation", UI_TIMEOUT)?)?;
@@ -192,7 +208,7 @@ fn coming_states(s: &Session, out: &Path) -> Result<()> {
 }
 
 /// Points the model field at `model` the way a user would: select, type, press Enter.
-fn choose_model(s: &Session, model: &Path) -> Result<()> {
+pub(crate) fn choose_model(s: &Session, model: &Path) -> Result<()> {
     let field = s.find("#model-path", UI_TIMEOUT)?;
     s.clear(&field)?;
     s.type_text(&field, &format!("{}\u{E007}", model.display()))

@@ -5,12 +5,21 @@ import { open } from "@tauri-apps/plugin-dialog";
 import type { AppInfo } from "./bindings/AppInfo";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ErrorPayload } from "./bindings/ErrorPayload";
+import type { PipelineResponse } from "./bindings/PipelineResponse";
+import type { Task } from "./bindings/Task";
 import type { TokenizeOptions } from "./bindings/TokenizeOptions";
 import type { TokenizeResponse } from "./bindings/TokenizeResponse";
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
   tokenize(model: string, text: string, options: TokenizeOptions): Promise<TokenizeResponse>;
+  /** Runs `pipeline(task, model)(inputs, **kwargs)` in the engine. */
+  runPipeline(
+    task: Task,
+    model: string,
+    inputs: unknown,
+    kwargs: Record<string, unknown>,
+  ): Promise<PipelineResponse>;
   /** Opens the system picker; resolves to null when the user cancels. */
   pickModel(kind: "folder" | "file"): Promise<string | null>;
 }
@@ -51,6 +60,8 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
   tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
+  runPipeline: (task, model, inputs, kwargs) =>
+    call<PipelineResponse>("run_pipeline", { task, model, inputs, kwargs }),
   async pickModel(kind) {
     const picked = await open(
       kind === "folder"

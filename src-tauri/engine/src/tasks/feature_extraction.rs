@@ -67,6 +67,10 @@ impl FeatureExtractor {
         &self.tokenizer
     }
 
+    pub fn model(&self) -> &EncoderModel {
+        &self.model
+    }
+
     /// One vector per token, special tokens included: `pipeline("feature-extraction")(text)[0]`.
     pub fn token_features(&self, text: &str) -> Result<Features> {
         let limit = super::input_limit(&self.tokenizer, &self.model, None);

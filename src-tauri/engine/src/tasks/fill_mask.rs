@@ -70,6 +70,10 @@ impl MaskFiller {
         &self.tokenizer
     }
 
+    pub fn model(&self) -> &EncoderModel {
+        &self.model
+    }
+
     pub fn fill(
         &self,
         texts: &[&str],

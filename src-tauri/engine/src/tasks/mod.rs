@@ -10,11 +10,11 @@ pub mod text_classification;
 pub mod token_classification;
 pub mod zero_shot;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// A pipeline task, named as `transformers`' `pipeline()` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "kebab-case")]
 #[ts(export)]
 pub enum Task {
@@ -98,8 +98,11 @@ const fn info(
         title,
         summary,
         example,
-        // Pipelines land task by task; until then every tab says it is coming.
-        availability: Availability::Coming,
+        // The generation tasks land with their own issue; until then their tabs say so.
+        availability: match task {
+            Task::TextGeneration | Task::Summarization | Task::Translation => Availability::Coming,
+            _ => Availability::Ready,
+        },
     }
 }
 

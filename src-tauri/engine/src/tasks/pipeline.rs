@@ -4,15 +4,17 @@
 
 use std::path::Path;
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use ts_rs::TS;
 
 use super::feature_extraction::FeatureExtractor;
-use super::fill_mask::{self, FillOptions, MaskFiller};
-use super::question_answering::{self, QaOptions, QuestionAnswerer};
+use super::fill_mask::{self, FillOptions, Filled, MaskFiller};
+use super::question_answering::{self, Answers, QaOptions, QuestionAnswerer};
 use super::scores::TopK;
-use super::text_classification::{self, ClassifyInput, TextClassifier};
-use super::token_classification::{NerOptions, TokenClassifier};
-use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, DEFAULT_TEMPLATE};
+use super::text_classification::{self, Classification, ClassifyInput, TextClassifier};
+use super::token_classification::{Entities, NerOptions, TokenClassifier};
+use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, ZeroShotResult, DEFAULT_TEMPLATE};
 use super::Task;
 use crate::error::{Result, WickError};
 
@@ -66,7 +68,7 @@ impl Pipeline {
     ) -> Result<Output> {
         let mut args = Kwargs::new(kwargs);
         let mut notes = Notes::default();
-        let out = match self {
+        let (out, detail) = match self {
             Self::FeatureExtraction(p) => {
                 args.finish("feature-extraction")?;
                 let (texts, single) = texts(inputs)?;
@@ -77,7 +79,20 @@ impl Pipeline {
                     // The pipeline's shape: [batch = 1][tokens][hidden].
                     out.push(json!([features.vectors]));
                 }
-                unwrap_single(out, single)
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let vectors: Vec<Vec<f32>> = p
+                    .sentence_embeddings(&refs, batch_size)?
+                    .into_iter()
+                    .map(|f| f.vectors.into_iter().next().unwrap_or_default())
+                    .collect();
+                let similarity = cosine_matrix(&vectors);
+                (
+                    unwrap_single(out, single),
+                    Detail::Embeddings {
+                        vectors,
+                        similarity,
+                    },
+                )
             }
             Self::TextClassification(p) => {
                 let top_k = args.top_k("top_k")?;
@@ -95,7 +110,10 @@ impl Pipeline {
                 for (i, r) in results.iter().enumerate() {
                     notes.truncated(i, r.truncated_tokens);
                 }
-                text_classification::pipeline_json(&results, top_k, single)?
+                (
+                    text_classification::pipeline_json(&results, top_k, single)?,
+                    Detail::Classification { results },
+                )
             }
             Self::TokenClassification(p) => {
                 let mut o = NerOptions::default();
@@ -112,8 +130,8 @@ impl Pipeline {
                 for (i, r) in results.iter().enumerate() {
                     notes.truncated(i, r.truncated_tokens);
                 }
-                let out = results.into_iter().map(|r| json!(r.entities)).collect();
-                unwrap_single(out, single)
+                let out = results.iter().map(|r| json!(r.entities)).collect();
+                (unwrap_single(out, single), Detail::Entities { results })
             }
             Self::QuestionAnswering(p) => {
                 let d = QaOptions::default();
@@ -131,10 +149,13 @@ impl Pipeline {
                 args.finish("question-answering")?;
                 let (questions, single) = qa_inputs(inputs)?;
                 let mut out = Vec::new();
+                let mut results = Vec::new();
                 for (q, c) in &questions {
-                    out.push(question_answering::pipeline_json(&p.answer(q, c, &o)?));
+                    let answers = p.answer(q, c, &o)?;
+                    out.push(question_answering::pipeline_json(&answers));
+                    results.push(answers);
                 }
-                unwrap_single(out, single)
+                (unwrap_single(out, single), Detail::Answers { results })
             }
             Self::FillMask(p) => {
                 let o = FillOptions {
@@ -149,7 +170,13 @@ impl Pipeline {
                     notes.truncated(i, r.truncated_tokens);
                 }
                 let out = results.iter().map(fill_mask::pipeline_json).collect();
-                unwrap_single(out, single)
+                (
+                    unwrap_single(out, single),
+                    Detail::Filled {
+                        results,
+                        mask_token: p.mask_token().to_string(),
+                    },
+                )
             }
             Self::ZeroShotClassification(p) => {
                 let o = ZeroShotOptions {
@@ -164,27 +191,85 @@ impl Pipeline {
                 args.finish("zero-shot-classification")?;
                 let (texts, single) = texts(inputs)?;
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let out = p
-                    .classify(&refs, &o, batch_size)?
-                    .into_iter()
-                    .map(|r| json!(r))
-                    .collect();
-                unwrap_single(out, single)
+                let results = p.classify(&refs, &o, batch_size)?;
+                let out = results.iter().map(|r| json!(r)).collect();
+                (unwrap_single(out, single), Detail::ZeroShot { results })
             }
         };
         Ok(Output {
             json: out,
             notes: notes.0,
+            detail,
         })
+    }
+
+    /// What the model is, for the result header.
+    pub fn architecture(&self) -> &str {
+        match self {
+            Self::FeatureExtraction(p) => p.model().architecture(),
+            Self::TextClassification(p) => p.model().architecture(),
+            Self::TokenClassification(p) => p.model().architecture(),
+            Self::QuestionAnswering(p) => p.model().architecture(),
+            Self::FillMask(p) => p.model().architecture(),
+            Self::ZeroShotClassification(p) => p.classifier().model().architecture(),
+        }
     }
 }
 
-/// A pipeline's JSON plus notes for the person running it.
+/// A pipeline's JSON plus notes for the person running it and the full results the pictures
+/// are drawn from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub json: Value,
     /// E.g. that an input was longer than the model takes and was cut.
     pub notes: Vec<String>,
+    pub detail: Detail,
+}
+
+/// Everything a task computed, one entry per input: more than the pipeline JSON carries
+/// (every label's score, per-token probabilities, start/end heat, raw logits).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[ts(export)]
+pub enum Detail {
+    Classification {
+        results: Vec<Classification>,
+    },
+    Entities {
+        results: Vec<Entities>,
+    },
+    Answers {
+        results: Vec<Answers>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Filled {
+        results: Vec<Filled>,
+        mask_token: String,
+    },
+    ZeroShot {
+        results: Vec<ZeroShotResult>,
+    },
+    /// Sentence embeddings and their pairwise cosine similarities.
+    Embeddings {
+        vectors: Vec<Vec<f32>>,
+        similarity: Vec<Vec<f32>>,
+    },
+}
+
+fn cosine_matrix(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let norms: Vec<f32> = vectors.iter().map(|v| norm(v)).collect();
+    vectors
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            vectors
+                .iter()
+                .enumerate()
+                .map(|(j, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norms[i] * norms[j]))
+                .collect()
+        })
+        .collect()
 }
 
 #[derive(Default)]

@@ -87,6 +87,10 @@ impl QuestionAnswerer {
         &self.tokenizer
     }
 
+    pub fn model(&self) -> &EncoderModel {
+        &self.model
+    }
+
     pub fn answer(&self, question: &str, context: &str, o: &QaOptions) -> Result<Answers> {
         super::require_text(question, "question")?;
         super::require_text(context, "context")?;

@@ -155,6 +155,10 @@ impl TokenClassifier {
         &self.tokenizer
     }
 
+    pub fn model(&self) -> &EncoderModel {
+        &self.model
+    }
+
     /// Finds entities in each text, `batch_size` texts at a time padded together.
     pub fn run(
         &self,
