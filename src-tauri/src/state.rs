@@ -168,6 +168,9 @@ mod tests {
         let state = AppState::default();
         let a = state.pipeline(Task::TextClassification, model).unwrap();
         let b = state.pipeline(Task::TextClassification, model).unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "the second call reuses the loaded model");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second call reuses the loaded model"
+        );
     }
 }

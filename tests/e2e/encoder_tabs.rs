@@ -94,7 +94,13 @@ pub fn ner(s: &Session, out: &Path) -> Result<()> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| format!("{} {}", e["entity_group"].as_str().unwrap_or(""), e["word"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["entity_group"].as_str().unwrap_or(""),
+                e["word"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     let got = texts(s, "[data-testid=entity]")?;
     let got: Vec<String> = got
@@ -102,7 +108,9 @@ pub fn ner(s: &Session, out: &Path) -> Result<()> {
         .map(|t| t.rsplit_once(' ').map_or(t.clone(), |(a, _)| a.to_string()))
         .collect();
     ensure(got == want, || format!("entities {got:?}, engine {want:?}"))?;
-    ensure(got.iter().any(|e| e.starts_with("GIVEN_NAME john")), || format!("{got:?}"))?;
+    ensure(got.iter().any(|e| e.starts_with("GIVEN_NAME john")), || {
+        format!("{got:?}")
+    })?;
     // Keyboard focus on a highlighted word shows its label probabilities.
     s.script(
         "document.querySelector('[data-testid=ner-text] [data-entity=EMAIL]').focus(); return true;",
@@ -114,7 +122,9 @@ pub fn ner(s: &Session, out: &Path) -> Result<()> {
         UI_TIMEOUT,
         |v| v.is_string(),
     )?;
-    ensure(card.as_str().is_some_and(|c| c.contains("EMAIL")), || format!("card {card}"))?;
+    ensure(card.as_str().is_some_and(|c| c.contains("EMAIL")), || {
+        format!("card {card}")
+    })?;
     s.screenshot(&out.join("tab-ner.png"))
 }
 
@@ -132,9 +142,10 @@ pub fn fill_mask(s: &Session, out: &Path) -> Result<()> {
         .filter_map(|c| c["token_str"].as_str().map(str::to_string))
         .collect();
     let got = bar_labels(s, "fill-bars")?;
-    ensure(got == want && got.first().map(String::as_str) == Some("city"), || {
-        format!("candidates {got:?}, engine {want:?}")
-    })?;
+    ensure(
+        got == want && got.first().map(String::as_str) == Some("city"),
+        || format!("candidates {got:?}, engine {want:?}"),
+    )?;
     s.screenshot(&out.join("tab-fill-mask.png"))
 }
 
@@ -155,9 +166,13 @@ pub fn embeddings(s: &Session, out: &Path) -> Result<()> {
     )?;
     let cells: Vec<f64> = serde_json::from_value(cells).unwrap_or_default();
     ensure(cells.len() == 16, || format!("{} cells", cells.len()))?;
-    ensure((cells[0] - 1.0).abs() < 1e-4, || format!("diagonal {}", cells[0]))?;
+    ensure((cells[0] - 1.0).abs() < 1e-4, || {
+        format!("diagonal {}", cells[0])
+    })?;
     // sentence-transformers gives 0.7553 for the first pair.
-    ensure((cells[1] - 0.7553).abs() < 1e-3, || format!("cosine(1, 2) = {}", cells[1]))?;
+    ensure((cells[1] - 0.7553).abs() < 1e-3, || {
+        format!("cosine(1, 2) = {}", cells[1])
+    })?;
     let neighbours = texts(s, "[data-testid=neighbours] li")?;
     ensure(neighbours.len() == 4, || format!("{neighbours:?}"))?;
     s.screenshot(&out.join("tab-embeddings.png"))
@@ -173,7 +188,12 @@ pub fn classification(s: &Session, out: &Path) -> Result<()> {
     let text = "I really enjoyed this film, the acting was wonderful.";
     set(s, "#task-input", &json!(text))?;
     run(s)?;
-    let want = engine(Task::TextClassification, &model, json!(text), json!({"top_k": null}))?;
+    let want = engine(
+        Task::TextClassification,
+        &model,
+        json!(text),
+        json!({"top_k": null}),
+    )?;
     let want: Vec<String> = want
         .as_array()
         .into_iter()
@@ -188,7 +208,9 @@ pub fn classification(s: &Session, out: &Path) -> Result<()> {
     set(
         s,
         "#task-input",
-        &json!(format!("{text}\nThe service was slow and the food was cold.\nIt was fine.")),
+        &json!(format!(
+            "{text}\nThe service was slow and the food was cold.\nIt was fine."
+        )),
     )?;
     run(s)?;
     let rows = texts(s, "[data-testid=batch-table] tbody tr")?;
@@ -215,12 +237,16 @@ pub fn question_answering(s: &Session, out: &Path) -> Result<()> {
     )?;
     let want = want[0]["answer"].as_str().unwrap_or_default().to_string();
     let got = texts(s, "[data-testid=answer] mark")?;
-    ensure(got.first() == Some(&want), || format!("answer {got:?}, engine {want:?}"))?;
+    ensure(got.first() == Some(&want), || {
+        format!("answer {got:?}, engine {want:?}")
+    })?;
     let heat = s.script(
         "return document.querySelectorAll('[data-testid=qa-context] span[style*=color-mix]').length;",
         json!([]),
     )?;
-    ensure(heat.as_u64().is_some_and(|n| n >= 10), || format!("{heat} heat cells"))?;
+    ensure(heat.as_u64().is_some_and(|n| n >= 10), || {
+        format!("{heat} heat cells")
+    })?;
     s.screenshot(&out.join("tab-question-answering.png"))
 }
 
@@ -229,7 +255,11 @@ pub fn zero_shot(s: &Session, out: &Path) -> Result<()> {
     open_tab(s, "zero-shot-classification", &model)?;
     let text = "The new phone has a great camera and a long battery life.";
     set(s, "#task-input", &json!(text))?;
-    set(s, "#candidate-labels", &json!("technology, sports, politics"))?;
+    set(
+        s,
+        "#candidate-labels",
+        &json!("technology, sports, politics"),
+    )?;
     for multi in [false, true] {
         set(s, "#multi-label", &json!(multi))?;
         run(s)?;
@@ -241,7 +271,10 @@ pub fn zero_shot(s: &Session, out: &Path) -> Result<()> {
         )?;
         let got = bar_labels(s, "zero-shot-bars")?;
         ensure(json!(got) == want["labels"], || {
-            format!("multi_label={multi}: labels {got:?}, engine {}", want["labels"])
+            format!(
+                "multi_label={multi}: labels {got:?}, engine {}",
+                want["labels"]
+            )
         })?;
     }
     s.screenshot(&out.join("tab-zero-shot.png"))

@@ -26,7 +26,10 @@ type Case = fn(&Session, &Path) -> Result<()>;
 fn main() -> ExitCode {
     let cases: &[(&str, Case)] = &[
         ("window shows the nine task tabs", nine_tabs),
-        ("every tab shows whether it is ready or coming", coming_states),
+        (
+            "every tab shows whether it is ready or coming",
+            coming_states,
+        ),
         (
             "inspector chips match the engine (tokenizer.json)",
             inspector_tokenizer_json,
@@ -46,12 +49,27 @@ fn main() -> ExitCode {
         ),
         ("a missing model shows a clear error", missing_model_error),
         ("NER tab highlights entities (Rampart)", encoder_tabs::ner),
-        ("fill-mask tab shows candidates (splade-tiny)", encoder_tabs::fill_mask),
-        ("embeddings tab shows a similarity heat map (MiniLM)", encoder_tabs::embeddings),
-        ("classification tab shows label bars and a batch table", encoder_tabs::classification),
-        ("question answering tab marks the answer", encoder_tabs::question_answering),
+        (
+            "fill-mask tab shows candidates (splade-tiny)",
+            encoder_tabs::fill_mask,
+        ),
+        (
+            "embeddings tab shows a similarity heat map (MiniLM)",
+            encoder_tabs::embeddings,
+        ),
+        (
+            "classification tab shows label bars and a batch table",
+            encoder_tabs::classification,
+        ),
+        (
+            "question answering tab marks the answer",
+            encoder_tabs::question_answering,
+        ),
         ("zero-shot tab scores your labels", encoder_tabs::zero_shot),
-        ("a model without the task's head is a clear error", encoder_tabs::missing_head),
+        (
+            "a model without the task's head is a clear error",
+            encoder_tabs::missing_head,
+        ),
     ];
     let cases = &cases[..];
     let out_dir = repo_root().join("tests").join("e2e-output");

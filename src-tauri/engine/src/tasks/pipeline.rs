@@ -266,7 +266,9 @@ fn cosine_matrix(vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
             vectors
                 .iter()
                 .enumerate()
-                .map(|(j, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norms[i] * norms[j]))
+                .map(|(j, b)| {
+                    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norms[i] * norms[j])
+                })
                 .collect()
         })
         .collect()
