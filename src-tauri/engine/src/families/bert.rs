@@ -180,9 +180,9 @@ impl EncoderBody for Bert {
             xs = (xs + types.forward(&ids)?)?;
         }
         let mut xs = self.norm.forward(&xs)?;
-        let bias = layers::attention_bias(&batch.mask)?;
+        let mask = layers::Mask::new(&batch.mask)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &bias)?;
+            xs = layer.forward(&xs, &mask)?;
         }
         Ok(xs)
     }

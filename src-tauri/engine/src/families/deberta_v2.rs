@@ -3,10 +3,10 @@
 //! logarithmically beyond a window.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Deserializer};
 
-use super::layers::{self, Activation, FeedForward};
+use super::layers::{self, Activation, Dense, FeedForward};
 use super::{Batch, EncoderBody};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,13 +125,13 @@ impl Relative {
 
 #[derive(Debug)]
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    q: Dense,
+    k: Dense,
+    v: Dense,
     /// Separate projections of the position embeddings when keys are not shared.
-    pos_k: Option<Linear>,
-    pos_q: Option<Linear>,
-    out: Linear,
+    pos_k: Option<Dense>,
+    pos_q: Option<Dense>,
+    out: Dense,
     norm: LayerNorm,
     heads: usize,
     scale_factor: usize,
@@ -189,7 +189,7 @@ pub struct DebertaV2 {
     words: Embedding,
     positions: Option<Embedding>,
     token_types: Option<Embedding>,
-    embed_proj: Option<Linear>,
+    embed_proj: Option<Dense>,
     norm: LayerNorm,
     layers: Vec<Layer>,
     relative: Option<Relative>,

@@ -84,9 +84,9 @@ impl EncoderBody for DistilBert {
             .contiguous()?;
         let xs = (self.words.forward(&batch.ids)? + self.positions.forward(&positions)?)?;
         let mut xs = self.norm.forward(&xs)?;
-        let bias = layers::attention_bias(&batch.mask)?;
+        let mask = layers::Mask::new(&batch.mask)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &bias)?;
+            xs = layer.forward(&xs, &mask)?;
         }
         Ok(xs)
     }

@@ -4,9 +4,9 @@
 //! differ, so they are described per family in [`layout`] rather than written per family.
 
 use candle_core::{IndexOp, Module, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 
-use super::layers::{self, Activation};
+use super::layers::{self, Activation, Dense};
 use crate::registry::Family;
 
 /// Which head a checkpoint carries, from its `architectures` entry.
@@ -134,15 +134,15 @@ pub struct HeadSettings {
 /// `classifier(act(pooler(hidden[:, 0])))`.
 #[derive(Debug)]
 pub struct SequenceHead {
-    pooler: Linear,
+    pooler: Dense,
     act: Activation,
-    classifier: Linear,
+    classifier: Dense,
 }
 
 /// `norm(act(dense(h))) · decoderᵀ + bias`, the decoder usually tied to the word embeddings.
 #[derive(Debug)]
 pub struct MaskedLmHead {
-    dense: Linear,
+    dense: Dense,
     act: Activation,
     norm: LayerNorm,
     decoder: Tensor,
@@ -154,8 +154,8 @@ pub struct MaskedLmHead {
 pub enum Head {
     Base,
     Sequence(SequenceHead),
-    Token(Linear),
-    Span(Linear),
+    Token(Dense),
+    Span(Dense),
     MaskedLm(MaskedLmHead),
 }
 

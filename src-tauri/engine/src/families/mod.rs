@@ -9,6 +9,7 @@ pub mod deberta_v2;
 pub mod distilbert;
 pub mod encoder;
 pub mod heads;
+pub mod kernels;
 pub mod layers;
 
 use candle_core::Tensor;
