@@ -50,20 +50,20 @@ fn load_layer(vb: &VarBuilder, c: &BertConfig) -> candle_core::Result<PostNormLa
     let h = c.hidden_size;
     let att = vb.pp("attention");
     Ok(PostNormLayer {
-        attention: SelfAttention {
-            q: layers::linear(&att, "self.query", h, h)?,
-            k: layers::linear(&att, "self.key", h, h)?,
-            v: layers::linear(&att, "self.value", h, h)?,
-            out: layers::linear(&att, "output.dense", h, h)?,
-            heads: c.num_attention_heads,
-        },
-        attention_norm: layers::layer_norm(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
+        attention: SelfAttention::new(
+            &layers::linear(&att, "self.query", h, h)?,
+            &layers::linear(&att, "self.key", h, h)?,
+            &layers::linear(&att, "self.value", h, h)?,
+            layers::linear(&att, "output.dense", h, h)?,
+            c.num_attention_heads,
+        )?,
+        attention_norm: layers::Norm::load(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
         ffn: FeedForward {
             inner: layers::linear(vb, "intermediate.dense", h, c.intermediate_size)?,
             act: c.hidden_act,
             out: layers::linear(vb, "output.dense", c.intermediate_size, h)?,
         },
-        output_norm: layers::layer_norm(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
+        output_norm: layers::Norm::load(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
     })
 }
 

@@ -42,20 +42,20 @@ impl DistilBert {
                 let l = vb.pp(format!("transformer.layer.{i}"));
                 let att = l.pp("attention");
                 Ok(PostNormLayer {
-                    attention: SelfAttention {
-                        q: layers::linear(&att, "q_lin", d, d)?,
-                        k: layers::linear(&att, "k_lin", d, d)?,
-                        v: layers::linear(&att, "v_lin", d, d)?,
-                        out: layers::linear(&att, "out_lin", d, d)?,
-                        heads: c.n_heads,
-                    },
-                    attention_norm: layers::layer_norm(&l, "sa_layer_norm", d, EPS)?,
+                    attention: SelfAttention::new(
+                        &layers::linear(&att, "q_lin", d, d)?,
+                        &layers::linear(&att, "k_lin", d, d)?,
+                        &layers::linear(&att, "v_lin", d, d)?,
+                        layers::linear(&att, "out_lin", d, d)?,
+                        c.n_heads,
+                    )?,
+                    attention_norm: layers::Norm::load(&l, "sa_layer_norm", d, EPS)?,
                     ffn: FeedForward {
                         inner: layers::linear(&l, "ffn.lin1", d, c.hidden_dim)?,
                         act: c.activation,
                         out: layers::linear(&l, "ffn.lin2", c.hidden_dim, d)?,
                     },
-                    output_norm: layers::layer_norm(&l, "output_layer_norm", d, EPS)?,
+                    output_norm: layers::Norm::load(&l, "output_layer_norm", d, EPS)?,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;

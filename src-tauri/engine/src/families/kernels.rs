@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel task: enough to amortise the hand-off.
@@ -93,63 +93,141 @@ impl CustomOp1 for BiasGelu {
     }
 }
 
-/// `gelu(x + bias)` with exact GELU; `bias` is `[n]` for `x` of `[.., n]`.
-pub fn bias_gelu(x: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
-    let fused = x.device().is_cpu() && x.dtype() == DType::F32;
+/// `gelu(x + bias)` with exact GELU; `bias` is `[n]` for `x` of `[.., n]` (`values` is the
+/// same bias as plain numbers, which the kernel uses).
+pub fn bias_gelu(
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    values: Option<&Arc<Vec<f32>>>,
+) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let n = x.dim(candle_core::D::Minus1)?;
+        let op = BiasGelu {
+            bias: values.cloned().unwrap_or_else(|| Arc::new(vec![0.0; n])),
+        };
+        return x.contiguous()?.apply_op1_no_bwd(&op);
+    }
     match bias {
-        Some(b) if fused => {
-            let op = BiasGelu {
-                bias: Arc::new(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
-            };
-            x.contiguous()?.apply_op1_no_bwd(&op)
-        }
-        None if fused => {
-            let n = x.dim(candle_core::D::Minus1)?;
-            let op = BiasGelu {
-                bias: Arc::new(vec![0.0; n]),
-            };
-            x.contiguous()?.apply_op1_no_bwd(&op)
-        }
         Some(b) => x.broadcast_add(b)?.gelu_erf(),
         None => x.gelu_erf(),
     }
 }
 
-/// Multi-head self-attention over `[batch, tokens, heads * dim]` queries, keys and values whose
-/// padding is at the end of each row (`lengths` real tokens): one task per (row, head).
-struct Attention {
-    heads: usize,
-    lengths: Arc<Vec<usize>>,
+/// `layer_norm(y + bias + residual)` row by row.
+struct ResidualNorm {
+    bias: Option<Arc<Vec<f32>>>,
+    gamma: Arc<Vec<f32>>,
+    beta: Arc<Vec<f32>>,
+    eps: f32,
 }
 
-impl CustomOp3 for Attention {
+impl CustomOp2 for ResidualNorm {
     fn name(&self) -> &'static str {
-        "wick-attention"
+        "wick-residual-norm"
     }
 
     fn cpu_fwd(
         &self,
-        qs: &CpuStorage,
-        ql: &Layout,
-        ks: &CpuStorage,
-        kl: &Layout,
-        vs: &CpuStorage,
-        vl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (
-            contiguous_f32(qs, ql)?,
-            contiguous_f32(ks, kl)?,
-            contiguous_f32(vs, vl)?,
-        );
-        let (b, t, h) = ql.shape().dims3()?;
-        if kl.shape().dims3()? != (b, t, h) || vl.shape().dims3()? != (b, t, h) {
-            candle_core::bail!("attention: q, k and v shapes differ");
-        }
-        let (heads, d) = (self.heads, h / self.heads);
-        if self.lengths.len() != b || heads * d != h {
+        let (y, r) = (contiguous_f32(ys, yl)?, contiguous_f32(rs, rl)?);
+        let n = self.gamma.len();
+        if y.len() != r.len() || n == 0 || y.len() % n != 0 {
             candle_core::bail!(
-                "attention: {b} rows, {} lengths, {h} wide, {heads} heads",
-                self.lengths.len()
+                "residual norm: {} and {} values, rows of {n}",
+                y.len(),
+                r.len()
+            );
+        }
+        let rows = (CHUNK / n).max(1) * n;
+        let zeros;
+        let bias: &[f32] = match &self.bias {
+            Some(b) => b,
+            None => {
+                zeros = vec![0f32; n];
+                &zeros
+            }
+        };
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(rows)
+            .zip(y.par_chunks(rows).zip(r.par_chunks(rows)))
+            .for_each(|(o, (y, r))| {
+                for ((o, y), r) in o
+                    .chunks_exact_mut(n)
+                    .zip(y.chunks_exact(n))
+                    .zip(r.chunks_exact(n))
+                {
+                    let mut sum = 0f32;
+                    for (((o, &y), &r), &b) in o.iter_mut().zip(y).zip(r).zip(bias) {
+                        *o = y + b + r;
+                        sum += *o;
+                    }
+                    let mean = sum / n as f32;
+                    let mut var = 0f32;
+                    for o in o.iter_mut() {
+                        *o -= mean;
+                        var += *o * *o;
+                    }
+                    let inv = 1.0 / (var / n as f32 + self.eps).sqrt();
+                    for ((o, &g), &b) in o.iter_mut().zip(self.gamma.iter()).zip(self.beta.iter()) {
+                        *o = *o * inv * g + b;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), yl.shape().clone()))
+    }
+}
+
+/// `layer_norm(y + bias + residual)` on the CPU in f32; `None` means "use candle's ops".
+pub fn residual_norm(
+    y: &Tensor,
+    residual: &Tensor,
+    bias: Option<&Arc<Vec<f32>>>,
+    gamma: &Arc<Vec<f32>>,
+    beta: &Arc<Vec<f32>>,
+    eps: f64,
+) -> candle_core::Result<Option<Tensor>> {
+    if !y.device().is_cpu() || y.dtype() != DType::F32 || residual.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let op = ResidualNorm {
+        bias: bias.cloned(),
+        gamma: Arc::clone(gamma),
+        beta: Arc::clone(beta),
+        eps: eps as f32,
+    };
+    y.contiguous()?
+        .apply_op2_no_bwd(&residual.contiguous()?, &op)
+        .map(Some)
+}
+
+/// Multi-head self-attention from one `[batch, tokens, 3 * hidden]` tensor of query, key and
+/// value projections (bias not yet added), padding at the end of each row (`lengths` real
+/// tokens): one task per (row, head), each gathering its query, key and value rows first.
+struct Attention {
+    heads: usize,
+    lengths: Arc<Vec<usize>>,
+    bias: Arc<Vec<f32>>,
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "wick-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let qkv = contiguous_f32(s, l)?;
+        let (b, t, w) = l.shape().dims3()?;
+        let h = w / 3;
+        let (heads, d) = (self.heads, h / self.heads);
+        if self.lengths.len() != b || heads * d != h || 3 * h != w || self.bias.len() != w {
+            candle_core::bail!(
+                "attention: {b} rows, {} lengths, {w} wide, {heads} heads, {} biases",
+                self.lengths.len(),
+                self.bias.len()
             );
         }
         let scale = 1.0 / (d as f32).sqrt();
@@ -158,18 +236,24 @@ impl CustomOp3 for Attention {
             .map(|unit| {
                 let (row, head) = (unit / heads, unit % heads);
                 let len = self.lengths[row].clamp(1, t);
-                // Where token `tok` of this row and head sits in q, k and v.
-                let at = |tok: usize| -> std::ops::Range<usize> {
-                    let s = (row * t + tok) * h + head * d;
-                    s..s + d
+                // This head's q, k and v for the row's tokens, bias added, `[t, d]` each.
+                let gather = |part: usize, n: usize| -> Vec<f32> {
+                    let col = part * h + head * d;
+                    let bias = &self.bias[col..col + d];
+                    let mut out = Vec::with_capacity(n * d);
+                    for tok in 0..n {
+                        let at = (row * t + tok) * w + col;
+                        out.extend(qkv[at..at + d].iter().zip(bias).map(|(x, b)| x + b));
+                    }
+                    out
                 };
+                let (q, k, v) = (gather(0, t), gather(1, len), gather(2, len));
                 let mut ctx = vec![0f32; t * d];
                 let mut scores = vec![0f32; len];
-                for i in 0..t {
-                    let qi = &q[at(i)];
+                for (qi, out) in q.chunks_exact(d).zip(ctx.chunks_exact_mut(d)) {
                     let mut max = f32::NEG_INFINITY;
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        *s = dot(qi, &k[at(j)]) * scale;
+                    for (s, kj) in scores.iter_mut().zip(k.chunks_exact(d)) {
+                        *s = dot(qi, kj) * scale;
                         max = max.max(*s);
                     }
                     let mut sum = 0.0;
@@ -177,10 +261,10 @@ impl CustomOp3 for Attention {
                         *s = exp(*s - max);
                         sum += *s;
                     }
-                    let out = &mut ctx[i * d..(i + 1) * d];
-                    for (j, s) in scores.iter().enumerate() {
-                        let p = s / sum;
-                        for (o, &x) in out.iter_mut().zip(&v[at(j)]) {
+                    let inv = 1.0 / sum;
+                    for (s, vj) in scores.iter().zip(v.chunks_exact(d)) {
+                        let p = s * inv;
+                        for (o, &x) in out.iter_mut().zip(vj) {
                             *o += p * x;
                         }
                     }
@@ -191,9 +275,9 @@ impl CustomOp3 for Attention {
         let mut out = vec![0f32; b * t * h];
         for (unit, ctx) in units.iter().enumerate() {
             let (row, head) = (unit / heads, unit % heads);
-            for i in 0..t {
+            for (i, c) in ctx.chunks_exact(d).enumerate() {
                 let dst = (row * t + i) * h + head * d;
-                out[dst..dst + d].copy_from_slice(&ctx[i * d..(i + 1) * d]);
+                out[dst..dst + d].copy_from_slice(c);
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
@@ -219,24 +303,23 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Fused attention when on the CPU in f32; `None` means "use candle's ops".
+/// Fused attention from raw (bias-free) `[batch, tokens, 3 * hidden]` projections when on the
+/// CPU in f32; `None` means "use candle's ops".
 pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+    qkv: &Tensor,
+    bias: &Arc<Vec<f32>>,
     heads: usize,
     lengths: &Arc<Vec<usize>>,
 ) -> candle_core::Result<Option<Tensor>> {
-    if !q.device().is_cpu() || q.dtype() != DType::F32 {
+    if !qkv.device().is_cpu() || qkv.dtype() != DType::F32 {
         return Ok(None);
     }
     let op = Attention {
         heads,
         lengths: Arc::clone(lengths),
+        bias: Arc::clone(bias),
     };
-    q.contiguous()?
-        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)
-        .map(Some)
+    qkv.contiguous()?.apply_op1_no_bwd(&op).map(Some)
 }
 
 #[cfg(test)]
@@ -268,7 +351,9 @@ mod tests {
         let k = Tensor::randn(0f32, 1.0, (b, t, heads * d), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (b, t, heads * d), &dev).unwrap();
         let lengths = Arc::new(vec![5, 3]);
-        let fused = attention(&q, &k, &v, heads, &lengths).unwrap().unwrap();
+        let zero = Arc::new(vec![0f32; 3 * heads * d]);
+        let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
+        let fused = attention(&qkv, &zero, heads, &lengths).unwrap().unwrap();
         let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &dev).unwrap();
         let bias = super::super::layers::attention_bias(&mask).unwrap();
         let split = |x: &Tensor| super::super::layers::split_heads(x, heads).unwrap();

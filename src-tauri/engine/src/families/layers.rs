@@ -36,14 +36,28 @@ impl Activation {
 /// A dense layer, `x · Wᵀ + b`, stored for fast CPU matmuls: the weight is kept transposed and
 /// contiguous (`[in, out]`), and inputs of any rank are flattened to one `[rows, in]` matrix, so
 /// a whole batch is one GEMM instead of one per sequence with the weight repacked each time
-/// (what `candle_nn::Dense` does with a 3-D input).
+/// (what `candle_nn::Linear` does with a 3-D input).
 #[derive(Debug, Clone)]
 pub struct Dense {
     wt: Tensor,
     bias: Option<Tensor>,
+    /// The bias as plain numbers, for the fused kernels.
+    bias_values: Option<Arc<Vec<f32>>>,
 }
 
 impl Dense {
+    fn new(wt: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
+        let bias_values = bias
+            .as_ref()
+            .map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new))
+            .transpose()?;
+        Ok(Self {
+            wt,
+            bias,
+            bias_values,
+        })
+    }
+
     fn load(
         vb: &VarBuilder,
         name: &str,
@@ -53,10 +67,27 @@ impl Dense {
     ) -> candle_core::Result<Self> {
         let vb = vb.pp(name);
         let w = vb.get((out, inp), "weight")?;
-        Ok(Self {
-            wt: w.t()?.contiguous()?,
-            bias: bias.then(|| vb.get(out, "bias")).transpose()?,
-        })
+        let b = bias.then(|| vb.get(out, "bias")).transpose()?;
+        Self::new(w.t()?.contiguous()?, b)
+    }
+
+    /// Several layers over the same input as one wider layer (query, key and value become one
+    /// GEMM); outputs side by side in the given order.
+    pub fn concat(parts: &[&Dense]) -> candle_core::Result<Self> {
+        let wts: Vec<&Tensor> = parts.iter().map(|p| &p.wt).collect();
+        let biases: Option<Vec<&Tensor>> = parts.iter().map(|p| p.bias.as_ref()).collect();
+        Self::new(
+            Tensor::cat(&wts, 1)?,
+            biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
+        )
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.wt.dims().get(1).copied().unwrap_or(0)
+    }
+
+    pub fn bias_values(&self) -> Option<&Arc<Vec<f32>>> {
+        self.bias_values.as_ref()
     }
 }
 
@@ -181,35 +212,49 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> candle_core:
     probs.matmul(v)
 }
 
-/// A BERT-style self-attention block's projections: query, key, value and output.
+/// A BERT-style self-attention block: query, key and value projections (kept as one layer, so
+/// they are one GEMM) and the output projection.
 #[derive(Debug, Clone)]
 pub struct SelfAttention {
-    pub q: Dense,
-    pub k: Dense,
-    pub v: Dense,
+    qkv: Dense,
+    /// The output projection. Its bias is added by whatever follows (the residual norm).
     pub out: Dense,
-    pub heads: usize,
+    heads: usize,
 }
 
 impl SelfAttention {
-    pub fn forward(&self, xs: &Tensor, mask: &Mask) -> candle_core::Result<Tensor> {
-        let (q, k, v) = (
-            self.q.forward(xs)?,
-            self.k.forward(xs)?,
-            self.v.forward(xs)?,
-        );
-        if let Some(lengths) = &mask.lengths {
-            if let Some(ctx) = super::kernels::attention(&q, &k, &v, self.heads, lengths)? {
-                return self.out.forward(&ctx);
+    pub fn new(
+        q: &Dense,
+        k: &Dense,
+        v: &Dense,
+        out: Dense,
+        heads: usize,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            qkv: Dense::concat(&[q, k, v])?,
+            out,
+            heads,
+        })
+    }
+
+    /// The attention context before the output projection, `[batch, tokens, hidden]`.
+    pub fn context(&self, xs: &Tensor, mask: &Mask) -> candle_core::Result<Tensor> {
+        if let (Some(lengths), Some(bias)) = (&mask.lengths, self.qkv.bias_values()) {
+            let raw = self.qkv.forward_no_bias(xs)?;
+            if let Some(ctx) = super::kernels::attention(&raw, bias, self.heads, lengths)? {
+                return Ok(ctx);
             }
         }
-        let (q, k, v) = (
-            split_heads(&q, self.heads)?,
-            split_heads(&k, self.heads)?,
-            split_heads(&v, self.heads)?,
-        );
-        self.out
-            .forward(&merge_heads(&attend(&q, &k, &v, &mask.bias)?)?)
+        let qkv = self.qkv.forward(xs)?;
+        let h = self.qkv.out_features() / 3;
+        let part = |i: usize| -> candle_core::Result<Tensor> {
+            split_heads(&qkv.narrow(D::Minus1, i * h, h)?.contiguous()?, self.heads)
+        };
+        merge_heads(&attend(&part(0)?, &part(1)?, &part(2)?, &mask.bias)?)
+    }
+
+    pub fn forward(&self, xs: &Tensor, mask: &Mask) -> candle_core::Result<Tensor> {
+        self.out.forward(&self.context(xs, mask)?)
     }
 }
 
@@ -222,15 +267,71 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
+    /// `act(inner(x))`: bias and exact GELU in one pass (the scalar erf was a tenth of the run).
+    pub fn inner_activation(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self.act {
+            Activation::Gelu => super::kernels::bias_gelu(
+                &self.inner.forward_no_bias(xs)?,
+                self.inner.bias(),
+                self.inner.bias_values(),
+            ),
+            act => act.apply(&self.inner.forward(xs)?),
+        }
+    }
+
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let h = match self.act {
-            // Bias and exact GELU in one pass (the scalar erf was a tenth of the run time).
-            Activation::Gelu => {
-                super::kernels::bias_gelu(&self.inner.forward_no_bias(xs)?, self.inner.bias())?
+        self.out.forward(&self.inner_activation(xs)?)
+    }
+}
+
+/// A layer norm that can also take the residual sum and the preceding layer's bias in the same
+/// pass: `norm(y + bias + residual)`.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    inner: LayerNorm,
+    gamma: Arc<Vec<f32>>,
+    beta: Arc<Vec<f32>>,
+    eps: f64,
+}
+
+impl Norm {
+    pub fn load(vb: &VarBuilder, name: &str, size: usize, eps: f64) -> candle_core::Result<Self> {
+        let vbn = vb.pp(name);
+        let values = |t: Tensor| t.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new);
+        Ok(Self {
+            gamma: values(vbn.get(size, "weight")?)?,
+            beta: values(vbn.get(size, "bias")?)?,
+            inner: layer_norm(vb, name, size, eps)?,
+            eps,
+        })
+    }
+
+    /// `norm(dense(x) + residual)`, with the dense layer's bias folded into the norm's pass.
+    pub fn after(
+        &self,
+        dense: &Dense,
+        x: &Tensor,
+        residual: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let y = dense.forward_no_bias(x)?;
+        let fused = super::kernels::residual_norm(
+            &y,
+            residual,
+            dense.bias_values(),
+            &self.gamma,
+            &self.beta,
+            self.eps,
+        )?;
+        match fused {
+            Some(out) => Ok(out),
+            None => {
+                let y = match &dense.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                };
+                self.inner.forward(&(y + residual)?)
             }
-            act => act.apply(&self.inner.forward(xs)?)?,
-        };
-        self.out.forward(&h)
+        }
     }
 }
 
@@ -239,17 +340,17 @@ impl FeedForward {
 #[derive(Debug, Clone)]
 pub struct PostNormLayer {
     pub attention: SelfAttention,
-    pub attention_norm: LayerNorm,
+    pub attention_norm: Norm,
     pub ffn: FeedForward,
-    pub output_norm: LayerNorm,
+    pub output_norm: Norm,
 }
 
 impl PostNormLayer {
     pub fn forward(&self, xs: &Tensor, mask: &Mask) -> candle_core::Result<Tensor> {
-        let h = self
-            .attention_norm
-            .forward(&(self.attention.forward(xs, mask)? + xs)?)?;
-        self.output_norm.forward(&(self.ffn.forward(&h)? + &h)?)
+        let ctx = self.attention.context(xs, mask)?;
+        let h = self.attention_norm.after(&self.attention.out, &ctx, xs)?;
+        let inner = self.ffn.inner_activation(&h)?;
+        self.output_norm.after(&self.ffn.out, &inner, &h)
     }
 }
 
