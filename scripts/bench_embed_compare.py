@@ -9,7 +9,6 @@ both see the same machine, and reporting medians, the ratio, and each side's pea
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,13 +19,13 @@ PEER_PY = Path.home() / ".cache" / "wick" / "fixtures-venv" / "bin" / "python"
 
 
 def run(cmd: list[str], env: dict) -> tuple[dict, float]:
-    """Runs one benchmark process; returns its JSON report and peak RSS in MiB."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    report = json.loads(out.strip().splitlines()[-1])
-    # ru_maxrss of children is the largest so far; a run that is not the largest reads as 0.
-    return report, max(after, before) / 1024 if after > before else float("nan")
+    """Runs one benchmark process; returns its JSON report and its own peak RSS in MiB."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        sys.exit(f"{cmd[0]} failed with status {status}")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -44,14 +43,20 @@ def main() -> None:
     for b in args.batch_sizes:
         common = ["--model", args.model, "--corpus", args.corpus, "--repeat", str(args.repeat),
                   "--batch-size", str(b)]
-        wick, peer = [], []
+        wick, peer, wick_rss, peer_rss = [], [], [], []
         for _ in range(args.rounds):
-            wick.append(run([args.wick, "bench", "embed", *common], env)[0]["texts_per_s"])
-            peer.append(run([str(PEER_PY), str(ROOT / "scripts" / "bench_embed_peer.py"), *common,
-                             "--threads", str(args.threads)], env)[0]["texts_per_s"])
+            report, rss = run([args.wick, "bench", "embed", *common], env)
+            wick.append(report["texts_per_s"])
+            wick_rss.append(rss)
+            report, rss = run([str(PEER_PY), str(ROOT / "scripts" / "bench_embed_peer.py"), *common,
+                               "--threads", str(args.threads)], env)
+            peer.append(report["texts_per_s"])
+            peer_rss.append(rss)
         w, s = statistics.median(wick), statistics.median(peer)
         print(json.dumps({"batch_size": b, "wick_texts_per_s": round(w, 1),
                           "peer_texts_per_s": round(s, 1), "ratio": round(w / s, 3),
+                          "wick_peak_mib": round(max(wick_rss)), "peer_peak_mib": round(max(peer_rss)),
+                          "memory_ratio": round(max(wick_rss) / max(peer_rss), 3),
                           "wick_runs": [round(x, 1) for x in wick],
                           "peer_runs": [round(x, 1) for x in peer]}))
         sys.stdout.flush()
