@@ -140,10 +140,7 @@ impl Bert {
     fn position_ids(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         match self.numbering {
-            Positions::FromZero => Tensor::arange(0u32, t as u32, &self.device)?
-                .unsqueeze(0)?
-                .broadcast_as((b, t))?
-                .contiguous(),
+            Positions::FromZero => layers::positions_from_zero(ids),
             Positions::AfterPadding => {
                 let rows = ids.to_vec2::<u32>()?;
                 let pad = self.pad_id;
@@ -179,12 +176,7 @@ impl EncoderBody for Bert {
             };
             xs = (xs + types.forward(&ids)?)?;
         }
-        let mut xs = self.norm.forward(&xs)?;
-        let mask = layers::Mask::new(&batch.mask)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, &mask)?;
-        }
-        Ok(xs)
+        layers::run_layers(&self.layers, self.norm.forward(&xs)?, &batch.mask)
     }
 
     fn word_embeddings(&self) -> &Tensor {

@@ -313,14 +313,10 @@ impl DebertaV2 {
 impl EncoderBody for DebertaV2 {
     fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
         let device = batch.ids.device();
-        let (b, t) = batch.ids.dims2()?;
+        let t = batch.ids.dim(1)?;
         let mut xs = self.words.forward(&batch.ids)?;
         if let Some(positions) = &self.positions {
-            let ids = Tensor::arange(0u32, t as u32, device)?
-                .unsqueeze(0)?
-                .broadcast_as((b, t))?
-                .contiguous()?;
-            xs = (xs + positions.forward(&ids)?)?;
+            xs = (xs + positions.forward(&layers::positions_from_zero(&batch.ids)?)?)?;
         }
         if let Some(types) = &self.token_types {
             xs = (xs + types.forward(&batch.type_ids)?)?;

@@ -1,7 +1,7 @@
 //! DistilBERT: BERT's layers with other weight names, no token types, and config fields of its
 //! own (`dim`, `n_layers`, `activation`).
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
@@ -30,7 +30,6 @@ pub struct DistilBert {
     norm: LayerNorm,
     layers: Vec<PostNormLayer>,
     config: DistilBertConfig,
-    device: Device,
 }
 
 impl DistilBert {
@@ -70,25 +69,15 @@ impl DistilBert {
             norm: layers::layer_norm(&emb, "LayerNorm", d, EPS)?,
             layers,
             config: c.clone(),
-            device: vb.device().clone(),
         })
     }
 }
 
 impl EncoderBody for DistilBert {
     fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        let (b, t) = batch.ids.dims2()?;
-        let positions = Tensor::arange(0u32, t as u32, &self.device)?
-            .unsqueeze(0)?
-            .broadcast_as((b, t))?
-            .contiguous()?;
+        let positions = layers::positions_from_zero(&batch.ids)?;
         let xs = (self.words.forward(&batch.ids)? + self.positions.forward(&positions)?)?;
-        let mut xs = self.norm.forward(&xs)?;
-        let mask = layers::Mask::new(&batch.mask)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, &mask)?;
-        }
-        Ok(xs)
+        layers::run_layers(&self.layers, self.norm.forward(&xs)?, &batch.mask)
     }
 
     fn word_embeddings(&self) -> &Tensor {

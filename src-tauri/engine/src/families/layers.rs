@@ -354,6 +354,28 @@ impl PostNormLayer {
     }
 }
 
+/// Runs post-norm layers over embedded inputs, masking the batch's padding.
+pub fn run_layers(
+    layers: &[PostNormLayer],
+    mut xs: Tensor,
+    mask: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let mask = Mask::new(mask)?;
+    for layer in layers {
+        xs = layer.forward(&xs, &mask)?;
+    }
+    Ok(xs)
+}
+
+/// Position ids 0, 1, 2, ... for every row of a `[batch, tokens]` batch.
+pub fn positions_from_zero(ids: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, t) = ids.dims2()?;
+    Tensor::arange(0u32, t as u32, ids.device())?
+        .unsqueeze(0)?
+        .broadcast_as((b, t))?
+        .contiguous()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,9 @@ use candle_core::{DType, IndexOp, Tensor, D};
 use serde::Deserialize;
 
 use crate::error::{Result, WickError};
-use crate::families::encoder::EncoderModel;
 use crate::families::heads::HeadKind;
-use crate::registry;
 use crate::tasks::Task;
-use crate::tokenize::{Encoded, Truncate, WickTokenizer};
+use crate::tokenize::{Encoded, Truncate};
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +32,7 @@ pub struct SentenceConfig {
 /// A feature extractor: tokenizer, encoder and (for sentence-transformers models) pooling.
 #[derive(Debug)]
 pub struct FeatureExtractor {
-    tokenizer: WickTokenizer,
-    model: EncoderModel,
+    encoder: super::Encoder,
     sentence: Option<SentenceConfig>,
 }
 
@@ -49,11 +46,8 @@ pub struct Features {
 
 impl FeatureExtractor {
     pub fn load(dir: &Path) -> Result<Self> {
-        let detected = registry::detect(dir)?;
-        registry::require_task(&detected, Task::FeatureExtraction)?;
         Ok(Self {
-            tokenizer: WickTokenizer::from_path(dir)?,
-            model: EncoderModel::load(dir, HeadKind::Base)?,
+            encoder: super::Encoder::load(dir, Task::FeatureExtraction, HeadKind::Base)?,
             sentence: SentenceConfig::read(dir)?,
         })
     }
@@ -63,19 +57,19 @@ impl FeatureExtractor {
         self.sentence
     }
 
-    pub fn tokenizer(&self) -> &WickTokenizer {
-        &self.tokenizer
-    }
-
-    pub fn model(&self) -> &EncoderModel {
-        &self.model
+    /// The tokenizer and model it runs.
+    pub fn encoder(&self) -> &super::Encoder {
+        &self.encoder
     }
 
     /// One vector per token, special tokens included: `pipeline("feature-extraction")(text)[0]`.
     pub fn token_features(&self, text: &str) -> Result<Features> {
-        let limit = super::input_limit(&self.tokenizer, &self.model, None);
+        let limit = self.encoder.limit(None);
         let encoded = self.encode(text, limit)?;
-        let hidden = self.model.hidden_states(&self.model.batch(&[&encoded])?)?;
+        let hidden = self
+            .encoder
+            .model
+            .hidden_states(&self.encoder.model.batch(&[&encoded])?)?;
         Ok(Features {
             vectors: to_rows(&hidden.i(0).map_err(failed)?)?,
             truncated_tokens: encoded.truncated_tokens,
@@ -95,7 +89,7 @@ impl FeatureExtractor {
     /// batched longest first, as sentence-transformers does, so a batch pads little.
     pub fn sentence_embeddings(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Features>> {
         let config = self.recipe();
-        let limit = super::input_limit(&self.tokenizer, &self.model, config.max_tokens);
+        let limit = self.encoder.limit(config.max_tokens);
         let encoded = texts
             .iter()
             .map(|t| self.encode(t, limit))
@@ -105,8 +99,8 @@ impl FeatureExtractor {
         let mut out: Vec<Option<Features>> = vec![None; texts.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let rows: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
-            let batch = self.model.batch(&rows)?;
-            let hidden = self.model.hidden_states(&batch)?;
+            let batch = self.encoder.model.batch(&rows)?;
+            let hidden = self.encoder.model.hidden_states(&batch)?;
             let pooled = pool(&hidden, &batch.mask, config).map_err(failed)?;
             for (&i, v) in chunk.iter().zip(pooled) {
                 out[i] = Some(Features {
@@ -130,7 +124,9 @@ impl FeatureExtractor {
 
     fn encode(&self, text: &str, limit: Option<usize>) -> Result<Encoded> {
         let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
-        self.tokenizer
+        // Empty text is allowed here: sentence-transformers embeds "" too.
+        self.encoder
+            .tokenizer
             .encode_pipeline(text, None, truncate)?
             .into_iter()
             .next()

@@ -8,10 +8,9 @@ use ts_rs::TS;
 
 use super::scores::{order_desc, softmax};
 use crate::error::{Result, WickError};
-use crate::families::encoder::EncoderModel;
 use crate::families::heads::HeadKind;
 use crate::tasks::Task;
-use crate::tokenize::{Encoded, Truncate, WickTokenizer};
+use crate::tokenize::{Encoded, Truncate};
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[ts(export)]
@@ -43,22 +42,17 @@ pub struct FillOptions {
 
 #[derive(Debug)]
 pub struct MaskFiller {
-    tokenizer: WickTokenizer,
-    model: EncoderModel,
+    encoder: super::Encoder,
     mask: (u32, String),
 }
 
 impl MaskFiller {
     pub fn load(dir: &Path) -> Result<Self> {
-        let (tokenizer, model) = super::load_encoder(dir, Task::FillMask, HeadKind::MaskedLm)?;
-        let mask = tokenizer.roles().mask.clone().ok_or_else(|| {
+        let encoder = super::Encoder::load(dir, Task::FillMask, HeadKind::MaskedLm)?;
+        let mask = encoder.tokenizer.roles().mask.clone().ok_or_else(|| {
             WickError::InvalidInput("the tokenizer does not define a mask token".into())
         })?;
-        Ok(Self {
-            tokenizer,
-            model,
-            mask,
-        })
+        Ok(Self { encoder, mask })
     }
 
     /// The mask token to write in the text (`[MASK]`, `<mask>`).
@@ -66,12 +60,9 @@ impl MaskFiller {
         &self.mask.1
     }
 
-    pub fn tokenizer(&self) -> &WickTokenizer {
-        &self.tokenizer
-    }
-
-    pub fn model(&self) -> &EncoderModel {
-        &self.model
+    /// The tokenizer and model it runs.
+    pub fn encoder(&self) -> &super::Encoder {
+        &self.encoder
     }
 
     pub fn fill(
@@ -89,27 +80,18 @@ impl MaskFiller {
         if let Some(t) = &targets {
             top_k = top_k.min(t.len());
         }
-        let limit = super::input_limit(&self.tokenizer, &self.model, None);
-        let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
-        let encoded = texts
-            .iter()
-            .map(|t| {
-                super::require_text(t, "text")?;
-                let e = super::single(self.tokenizer.encode_pipeline(t, None, truncate)?)?;
-                if !e.ids.contains(&self.mask.0) {
-                    return Err(WickError::InvalidInput(format!(
-                        "no mask token ({}) found in the input{}",
-                        self.mask.1,
-                        if e.truncated_tokens > 0 {
-                            " after truncation"
-                        } else {
-                            ""
-                        }
-                    )));
+        let encoded = self.encoder.encode_texts(texts, None)?;
+        if let Some(e) = encoded.iter().find(|e| !e.ids.contains(&self.mask.0)) {
+            return Err(WickError::InvalidInput(format!(
+                "no mask token ({}) found in the input{}",
+                self.mask.1,
+                if e.truncated_tokens > 0 {
+                    " after truncation"
+                } else {
+                    ""
                 }
-                Ok(e)
-            })
-            .collect::<Result<Vec<_>>>()?;
+            )));
+        }
         let mut out = Vec::with_capacity(texts.len());
         for chunk in encoded.chunks(batch_size.max(1)) {
             let rows: Vec<&Encoded> = chunk.iter().collect();
@@ -119,8 +101,9 @@ impl MaskFiller {
                 .flat_map(|(b, e)| self.mask_positions(e).into_iter().map(move |t| (b, t)))
                 .collect();
             let logits = self
+                .encoder
                 .model
-                .masked_lm_logits(&self.model.batch(&rows)?, &positions)?;
+                .masked_lm_logits(&self.encoder.model.batch(&rows)?, &positions)?;
             let mut logits = logits.into_iter();
             for e in chunk {
                 let masks = self.mask_positions(e);
@@ -159,7 +142,7 @@ impl MaskFiller {
             Some(t) => (t.to_vec(), t.iter().map(|&id| probs[id as usize]).collect()),
             None => ((0..probs.len() as u32).collect(), probs),
         };
-        let pad = self.tokenizer.pad_id();
+        let pad = self.encoder.tokenizer.pad_id();
         order_desc(&scores)
             .into_iter()
             .take(top_k)
@@ -171,14 +154,14 @@ impl MaskFiller {
                 // One mask: the sentence without special tokens; several: as is, so the other
                 // masks stay visible.
                 let sequence = if single {
-                    self.tokenizer.decode_without_special(&filled)?
+                    self.encoder.tokenizer.decode_without_special(&filled)?
                 } else {
-                    self.tokenizer.decode(&filled)?
+                    self.encoder.tokenizer.decode(&filled)?
                 };
                 Ok(Candidate {
                     score: scores[i],
                     token,
-                    token_str: self.tokenizer.decode(&[token])?,
+                    token_str: self.encoder.tokenizer.decode(&[token])?,
                     sequence,
                 })
             })
@@ -189,9 +172,10 @@ impl MaskFiller {
     fn target_ids(&self, targets: &[String]) -> Result<Vec<u32>> {
         let mut ids: Vec<u32> = Vec::new();
         for target in targets {
-            let id = match self.tokenizer.token_to_id(target) {
+            let id = match self.encoder.tokenizer.token_to_id(target) {
                 Some(id) => Some(id),
                 None => self
+                    .encoder
                     .tokenizer
                     .encode_pipeline(target, None, Truncate::None)?
                     .into_iter()

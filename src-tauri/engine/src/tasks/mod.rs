@@ -121,39 +121,65 @@ impl Task {
     }
 }
 
-/// The longest input (special tokens included) a pipeline feeds the model: the tokenizer's
-/// `model_max_length`, the model's position table and any limit of the task, whichever is
-/// smallest. Longer inputs are truncated and the result says by how much.
-pub(crate) fn input_limit(
-    tokenizer: &crate::tokenize::WickTokenizer,
-    model: &crate::families::encoder::EncoderModel,
-    task_limit: Option<usize>,
-) -> Option<usize> {
-    [
-        tokenizer.model_max_length(),
-        model.max_positions(),
-        task_limit,
-    ]
-    .into_iter()
-    .flatten()
-    .min()
+/// A tokenizer and an encoder (with the head a task needs) loaded from one model folder: what
+/// every encoder pipeline starts from.
+#[derive(Debug)]
+pub struct Encoder {
+    pub tokenizer: crate::tokenize::WickTokenizer,
+    pub model: crate::families::encoder::EncoderModel,
 }
 
-/// Loads the tokenizer and the encoder with the head `task` needs, after checking that the
-/// architecture can run it at all.
-pub(crate) fn load_encoder(
-    dir: &std::path::Path,
-    task: Task,
-    head: crate::families::heads::HeadKind,
-) -> crate::Result<(
-    crate::tokenize::WickTokenizer,
-    crate::families::encoder::EncoderModel,
-)> {
-    let detected = crate::registry::detect(dir)?;
-    crate::registry::require_task(&detected, task)?;
-    let model = crate::families::encoder::EncoderModel::load(dir, head)?;
-    let tokenizer = crate::tokenize::WickTokenizer::from_path(dir)?;
-    Ok((tokenizer, model))
+impl Encoder {
+    /// Loads both, after checking that the architecture can run `task` at all.
+    pub(crate) fn load(
+        dir: &std::path::Path,
+        task: Task,
+        head: crate::families::heads::HeadKind,
+    ) -> crate::Result<Self> {
+        let detected = crate::registry::detect(dir)?;
+        crate::registry::require_task(&detected, task)?;
+        let model = crate::families::encoder::EncoderModel::load(dir, head)?;
+        let tokenizer = crate::tokenize::WickTokenizer::from_path(dir)?;
+        Ok(Self { tokenizer, model })
+    }
+
+    /// The longest input (special tokens included) a pipeline feeds the model: the tokenizer's
+    /// `model_max_length`, the model's position table and any limit of the task, whichever is
+    /// smallest. Longer inputs are truncated and the result says by how much.
+    pub fn limit(&self, task_limit: Option<usize>) -> Option<usize> {
+        [
+            self.tokenizer.model_max_length(),
+            self.model.max_positions(),
+            task_limit,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// How `limit` truncates: cut whatever is longest.
+    pub(crate) fn truncation(&self, task_limit: Option<usize>) -> crate::tokenize::Truncate {
+        self.limit(task_limit).map_or(
+            crate::tokenize::Truncate::None,
+            crate::tokenize::Truncate::LongestFirst,
+        )
+    }
+
+    /// Encodes each text on its own, truncated to [`Self::limit`]; empty texts are refused.
+    pub(crate) fn encode_texts(
+        &self,
+        texts: &[&str],
+        task_limit: Option<usize>,
+    ) -> crate::Result<Vec<crate::tokenize::Encoded>> {
+        let truncate = self.truncation(task_limit);
+        texts
+            .iter()
+            .map(|t| {
+                require_text(t, "text")?;
+                single(self.tokenizer.encode_pipeline(t, None, truncate)?)
+            })
+            .collect()
+    }
 }
 
 /// Refuses empty (or whitespace-only) text with a message naming what was empty.

@@ -206,12 +206,12 @@ impl Pipeline {
     /// What the model is, for the result header.
     pub fn architecture(&self) -> &str {
         match self {
-            Self::FeatureExtraction(p) => p.model().architecture(),
-            Self::TextClassification(p) => p.model().architecture(),
-            Self::TokenClassification(p) => p.model().architecture(),
-            Self::QuestionAnswering(p) => p.model().architecture(),
-            Self::FillMask(p) => p.model().architecture(),
-            Self::ZeroShotClassification(p) => p.classifier().model().architecture(),
+            Self::FeatureExtraction(p) => p.encoder().model.architecture(),
+            Self::TextClassification(p) => p.encoder().model.architecture(),
+            Self::TokenClassification(p) => p.encoder().model.architecture(),
+            Self::QuestionAnswering(p) => p.encoder().model.architecture(),
+            Self::FillMask(p) => p.encoder().model.architecture(),
+            Self::ZeroShotClassification(p) => p.classifier().encoder().model.architecture(),
         }
     }
 }

@@ -8,10 +8,9 @@ use ts_rs::TS;
 
 use super::scores::softmax;
 use crate::error::{Result, WickError};
-use crate::families::encoder::EncoderModel;
 use crate::families::heads::HeadKind;
 use crate::tasks::Task;
-use crate::tokenize::{Encoded, Truncate, WickTokenizer};
+use crate::tokenize::{Encoded, Truncate};
 
 /// Options, named as the pipeline's keyword arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,23 +71,19 @@ pub struct Answers {
 
 #[derive(Debug)]
 pub struct QuestionAnswerer {
-    tokenizer: WickTokenizer,
-    model: EncoderModel,
+    encoder: super::Encoder,
 }
 
 impl QuestionAnswerer {
     pub fn load(dir: &Path) -> Result<Self> {
-        let (tokenizer, model) =
-            super::load_encoder(dir, Task::QuestionAnswering, HeadKind::QuestionAnswering)?;
-        Ok(Self { tokenizer, model })
+        let encoder =
+            super::Encoder::load(dir, Task::QuestionAnswering, HeadKind::QuestionAnswering)?;
+        Ok(Self { encoder })
     }
 
-    pub fn tokenizer(&self) -> &WickTokenizer {
-        &self.tokenizer
-    }
-
-    pub fn model(&self) -> &EncoderModel {
-        &self.model
+    /// The tokenizer and model it runs.
+    pub fn encoder(&self) -> &super::Encoder {
+        &self.encoder
     }
 
     pub fn answer(&self, question: &str, context: &str, o: &QaOptions) -> Result<Answers> {
@@ -100,12 +95,14 @@ impl QuestionAnswerer {
             ));
         }
         let max_seq_len = o.max_seq_len.unwrap_or_else(|| {
-            self.tokenizer
+            self.encoder
+                .tokenizer
                 .model_max_length()
                 .unwrap_or(usize::MAX)
                 .min(384)
         });
         let max_seq_len = self
+            .encoder
             .model
             .max_positions()
             .map_or(max_seq_len, |m| m.min(max_seq_len));
@@ -115,7 +112,7 @@ impl QuestionAnswerer {
                 "doc_stride ({stride}) is larger than max_seq_len ({max_seq_len})"
             )));
         }
-        let windows = self.tokenizer.encode_pipeline(
+        let windows = self.encoder.tokenizer.encode_pipeline(
             question,
             Some(context),
             Truncate::OnlySecond {
@@ -124,9 +121,18 @@ impl QuestionAnswerer {
             },
         )?;
         let rows: Vec<&Encoded> = windows.iter().collect();
-        let (starts, ends) = self.model.span_logits(&self.model.batch(&rows)?)?;
+        let (starts, ends) = self
+            .encoder
+            .model
+            .span_logits(&self.encoder.model.batch(&rows)?)?;
         let context_chars: Vec<char> = context.chars().collect();
-        let cls = self.tokenizer.roles().cls.as_ref().map(|(id, _)| *id);
+        let cls = self
+            .encoder
+            .tokenizer
+            .roles()
+            .cls
+            .as_ref()
+            .map(|(id, _)| *id);
         let pre_top_k = if o.align_to_words {
             o.top_k * 2 + 10
         } else {

@@ -8,10 +8,9 @@ use ts_rs::TS;
 
 use super::scores::{order_desc, sigmoid, softmax, TopK};
 use crate::error::{Result, WickError};
-use crate::families::encoder::EncoderModel;
 use crate::families::heads::HeadKind;
 use crate::tasks::Task;
-use crate::tokenize::{Encoded, Truncate, WickTokenizer};
+use crate::tokenize::Encoded;
 
 /// What turns logits into scores (`function_to_apply`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -74,26 +73,22 @@ pub struct Classification {
 
 #[derive(Debug)]
 pub struct TextClassifier {
-    tokenizer: WickTokenizer,
-    model: EncoderModel,
+    encoder: super::Encoder,
 }
 
 impl TextClassifier {
     pub fn load(dir: &Path) -> Result<Self> {
-        let (tokenizer, model) = super::load_encoder(
+        let encoder = super::Encoder::load(
             dir,
             Task::TextClassification,
             HeadKind::SequenceClassification,
         )?;
-        Ok(Self { tokenizer, model })
+        Ok(Self { encoder })
     }
 
-    pub fn tokenizer(&self) -> &WickTokenizer {
-        &self.tokenizer
-    }
-
-    pub fn model(&self) -> &EncoderModel {
-        &self.model
+    /// The tokenizer and model it runs.
+    pub fn encoder(&self) -> &super::Encoder {
+        &self.encoder
     }
 
     /// Classifies `inputs`, `batch_size` at a time padded together.
@@ -111,7 +106,10 @@ impl TextClassifier {
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in encoded.chunks(batch_size.max(1)) {
             let rows: Vec<&Encoded> = chunk.iter().collect();
-            let logits = self.model.sequence_logits(&self.model.batch(&rows)?)?;
+            let logits = self
+                .encoder
+                .model
+                .sequence_logits(&self.encoder.model.batch(&rows)?)?;
             for (e, logits) in chunk.iter().zip(logits) {
                 out.push(self.score(logits, function, e.truncated_tokens));
             }
@@ -121,21 +119,24 @@ impl TextClassifier {
 
     /// Raw logits for one encoded input (zero-shot builds on this).
     pub(crate) fn logits_for(&self, rows: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
-        self.model.sequence_logits(&self.model.batch(rows)?)
+        self.encoder
+            .model
+            .sequence_logits(&self.encoder.model.batch(rows)?)
     }
 
     fn encode(&self, input: ClassifyInput) -> Result<Encoded> {
-        let limit = super::input_limit(&self.tokenizer, &self.model, None);
-        let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
+        let truncate = self.encoder.truncation(None);
         let windows = match input {
             ClassifyInput::Text(t) => {
                 super::require_text(t, "text")?;
-                self.tokenizer.encode_pipeline(t, None, truncate)?
+                self.encoder.tokenizer.encode_pipeline(t, None, truncate)?
             }
             ClassifyInput::Pair(a, b) => {
                 super::require_text(a, "text")?;
                 super::require_text(b, "text pair")?;
-                self.tokenizer.encode_pipeline(a, Some(b), truncate)?
+                self.encoder
+                    .tokenizer
+                    .encode_pipeline(a, Some(b), truncate)?
             }
         };
         super::single(windows)
@@ -143,7 +144,7 @@ impl TextClassifier {
 
     /// transformers 4.57: regression -> none; multi-label or one label -> sigmoid; else softmax.
     fn default_function(&self) -> ScoreFunction {
-        let labels = self.model.labels();
+        let labels = self.encoder.model.labels();
         match labels.problem_type.as_deref() {
             Some("regression") => ScoreFunction::None,
             Some("multi_label_classification") => ScoreFunction::Sigmoid,
@@ -158,7 +159,7 @@ impl TextClassifier {
             ScoreFunction::Sigmoid => logits.iter().map(|x| sigmoid(*x)).collect(),
             ScoreFunction::None => logits.clone(),
         };
-        let names = &self.model.labels().names;
+        let names = &self.encoder.model.labels().names;
         let labels = order_desc(&scores)
             .into_iter()
             .map(|i| LabelScore {

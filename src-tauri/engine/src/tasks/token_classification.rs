@@ -8,10 +8,9 @@ use ts_rs::TS;
 
 use super::scores::{argmax, softmax};
 use crate::error::{Result, WickError};
-use crate::families::encoder::EncoderModel;
 use crate::families::heads::HeadKind;
 use crate::tasks::Task;
-use crate::tokenize::{Encoded, Truncate, WickTokenizer};
+use crate::tokenize::Encoded;
 
 /// How tokens are merged (`aggregation_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, TS)]
@@ -117,8 +116,7 @@ impl Default for NerOptions {
 
 #[derive(Debug)]
 pub struct TokenClassifier {
-    tokenizer: WickTokenizer,
-    model: EncoderModel,
+    encoder: super::Encoder,
 }
 
 /// A token before aggregation (`pre_entity` in transformers).
@@ -143,20 +141,17 @@ struct Labelled {
 
 impl TokenClassifier {
     pub fn load(dir: &Path) -> Result<Self> {
-        let (tokenizer, model) = super::load_encoder(
+        let encoder = super::Encoder::load(
             dir,
             Task::TokenClassification,
             HeadKind::TokenClassification,
         )?;
-        Ok(Self { tokenizer, model })
+        Ok(Self { encoder })
     }
 
-    pub fn tokenizer(&self) -> &WickTokenizer {
-        &self.tokenizer
-    }
-
-    pub fn model(&self) -> &EncoderModel {
-        &self.model
+    /// The tokenizer and model it runs.
+    pub fn encoder(&self) -> &super::Encoder {
+        &self.encoder
     }
 
     /// Finds entities in each text, `batch_size` texts at a time padded together.
@@ -166,22 +161,17 @@ impl TokenClassifier {
         options: &NerOptions,
         batch_size: usize,
     ) -> Result<Vec<Entities>> {
-        let limit = super::input_limit(&self.tokenizer, &self.model, None);
-        let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
-        let encoded = texts
-            .iter()
-            .map(|t| {
-                super::require_text(t, "text")?;
-                super::single(self.tokenizer.encode_pipeline(t, None, truncate)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = self.encoder.encode_texts(texts, None)?;
         let mut out = Vec::with_capacity(texts.len());
         for (chunk, texts) in encoded
             .chunks(batch_size.max(1))
             .zip(texts.chunks(batch_size.max(1)))
         {
             let rows: Vec<&Encoded> = chunk.iter().collect();
-            let logits = self.model.token_logits(&self.model.batch(&rows)?)?;
+            let logits = self
+                .encoder
+                .model
+                .token_logits(&self.encoder.model.batch(&rows)?)?;
             for ((e, text), logits) in chunk.iter().zip(texts).zip(logits) {
                 out.push(self.postprocess(text, e, &logits, options)?);
             }
@@ -202,14 +192,24 @@ impl TokenClassifier {
                 .iter()
                 .collect()
         };
-        let words_known = self.tokenizer.marks_subwords();
-        let unk = self.tokenizer.roles().unk.as_ref().map(|(id, _)| *id);
+        let words_known = self.encoder.tokenizer.marks_subwords();
+        let unk = self
+            .encoder
+            .tokenizer
+            .roles()
+            .unk
+            .as_ref()
+            .map(|(id, _)| *id);
         let mut pre = Vec::new();
         let mut tokens = Vec::new();
         for (idx, row) in logits.iter().enumerate().take(e.len()) {
             let scores = softmax(row);
             let (start, end) = e.offsets[idx];
-            let mut word = self.tokenizer.id_to_token(e.ids[idx]).unwrap_or_default();
+            let mut word = self
+                .encoder
+                .tokenizer
+                .id_to_token(e.ids[idx])
+                .unwrap_or_default();
             if !e.special[idx] {
                 tokens.push(TokenScores {
                     token: word.clone(),
@@ -240,7 +240,7 @@ impl TokenClassifier {
                 is_subword,
             });
         }
-        let names = &self.model.labels().names;
+        let names = &self.encoder.model.labels().names;
         let label = |i: usize| {
             names
                 .get(i)
@@ -315,7 +315,7 @@ impl TokenClassifier {
             .iter()
             .map(|g| {
                 let words: Vec<String> = g.iter().map(|p| p.word.clone()).collect();
-                let word = self.tokenizer.tokens_to_string(&words)?;
+                let word = self.encoder.tokenizer.tokens_to_string(&words)?;
                 let (i, score) = match strategy {
                     Aggregation::First => {
                         let i = argmax(&g[0].scores);
@@ -379,7 +379,7 @@ impl TokenClassifier {
                 Ok(Entity::Group {
                     entity_group,
                     score: g.iter().map(|l| l.score).sum::<f32>() / g.len() as f32,
-                    word: self.tokenizer.tokens_to_string(&words)?,
+                    word: self.encoder.tokenizer.tokens_to_string(&words)?,
                     start: g[0].start,
                     end: g[g.len() - 1].end,
                 })

@@ -44,7 +44,7 @@ impl ZeroShotClassifier {
         let detected = crate::registry::detect(dir)?;
         crate::registry::require_task(&detected, Task::ZeroShotClassification)?;
         let nli = TextClassifier::load(dir)?;
-        let labels = nli.model().labels();
+        let labels = nli.encoder().model.labels();
         let n = labels.names.len();
         // The first label (in label2id order) starting with "entail"; transformers falls back
         // to -1, i.e. the last label, and warns. We refuse: the scores would mean nothing.
@@ -58,7 +58,7 @@ impl ZeroShotClassifier {
                 WickError::InvalidInput(format!(
                     "{} has no `entailment` label (its labels: {}); zero-shot classification \
                      needs a model trained on NLI",
-                    nli.model().architecture(),
+                    nli.encoder().model.architecture(),
                     labels.names.join(", ")
                 ))
             })?;
@@ -97,8 +97,8 @@ impl ZeroShotClassifier {
                 o.hypothesis_template
             )));
         }
-        let tokenizer = self.nli.tokenizer();
-        let limit = super::input_limit(tokenizer, self.nli.model(), None);
+        let tokenizer = &self.nli.encoder().tokenizer;
+        let limit = self.nli.encoder().limit(None);
         texts
             .iter()
             .map(|text| {
