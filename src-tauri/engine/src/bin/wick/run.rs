@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value};
 use wick_engine::tasks::feature_extraction::FeatureExtractor;
 use wick_engine::tasks::pipeline::Pipeline;
+use wick_engine::tasks::scores::TopK;
 use wick_engine::{ModelSource, Result, WickError};
 
 #[derive(Debug, clap::Args)]
@@ -322,17 +323,9 @@ fn comma_list(s: &str) -> Value {
 
 /// `--top-k 3` -> 3, `--top-k all` -> null (the pipeline's `top_k=None`).
 fn top_k_value(s: &str) -> Result<Value> {
-    match s {
-        "all" | "none" | "None" => Ok(Value::Null),
-        n => n
-            .parse::<u64>()
-            .ok()
-            .filter(|k| *k > 0)
-            .map(Value::from)
-            .ok_or_else(|| {
-                WickError::InvalidInput(format!(
-                    "--top-k takes a positive number or `all`, not `{n}`"
-                ))
-            }),
+    match s.parse::<TopK>() {
+        Ok(TopK::All) => Ok(Value::Null),
+        Ok(TopK::K(k)) => Ok(Value::from(k)),
+        Err(e) => Err(WickError::InvalidInput(format!("--top-k: {e}"))),
     }
 }
