@@ -2,7 +2,7 @@
 //! a model folder (the `AutoModelFor…` of Wick's encoder pipelines).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
@@ -89,7 +89,6 @@ pub struct EncoderModel {
     family: Family,
     architecture: String,
     device: Device,
-    dir: PathBuf,
 }
 
 /// Turns a candle error while reading weights into a message naming the folder.
@@ -228,7 +227,6 @@ impl EncoderModel {
             family,
             architecture,
             device,
-            dir: dir.to_path_buf(),
         })
     }
 
@@ -242,10 +240,6 @@ impl EncoderModel {
 
     pub fn family(&self) -> Family {
         self.family
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The longest input the model takes, if its position table limits it.
