@@ -86,7 +86,6 @@ pub struct EncoderModel {
     kind: HeadKind,
     labels: Labels,
     pad_id: u32,
-    family: Family,
     architecture: String,
     device: Device,
 }
@@ -224,7 +223,6 @@ impl EncoderModel {
             pad_id: label_fields
                 .pad_token_id
                 .unwrap_or(if family == Family::Roberta { 1 } else { 0 }),
-            family,
             architecture,
             device,
         })
@@ -236,10 +234,6 @@ impl EncoderModel {
 
     pub fn architecture(&self) -> &str {
         &self.architecture
-    }
-
-    pub fn family(&self) -> Family {
-        self.family
     }
 
     /// The longest input the model takes, if its position table limits it.

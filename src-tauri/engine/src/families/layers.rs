@@ -252,10 +252,6 @@ impl SelfAttention {
         };
         merge_heads(&attend(&part(0)?, &part(1)?, &part(2)?, &mask.bias)?)
     }
-
-    pub fn forward(&self, xs: &Tensor, mask: &Mask) -> candle_core::Result<Tensor> {
-        self.out.forward(&self.context(xs, mask)?)
-    }
 }
 
 /// The feed-forward block: `out(act(inner(x)))`.

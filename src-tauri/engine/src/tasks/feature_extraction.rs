@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::{Result, WickError};
 use crate::families::heads::HeadKind;
 use crate::tasks::Task;
-use crate::tokenize::{Encoded, Truncate};
+use crate::tokenize::Encoded;
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +64,7 @@ impl FeatureExtractor {
 
     /// One vector per token, special tokens included: `pipeline("feature-extraction")(text)[0]`.
     pub fn token_features(&self, text: &str) -> Result<Features> {
-        let limit = self.encoder.limit(None);
-        let encoded = self.encode(text, limit)?;
+        let encoded = self.encode(text, None)?;
         let hidden = self
             .encoder
             .model
@@ -89,10 +88,9 @@ impl FeatureExtractor {
     /// batched longest first, as sentence-transformers does, so a batch pads little.
     pub fn sentence_embeddings(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Features>> {
         let config = self.recipe();
-        let limit = self.encoder.limit(config.max_tokens);
         let encoded = texts
             .iter()
-            .map(|t| self.encode(t, limit))
+            .map(|t| self.encode(t, config.max_tokens))
             .collect::<Result<Vec<_>>>()?;
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
@@ -122,15 +120,15 @@ impl FeatureExtractor {
         })
     }
 
-    fn encode(&self, text: &str, limit: Option<usize>) -> Result<Encoded> {
-        let truncate = limit.map_or(Truncate::None, Truncate::LongestFirst);
-        // Empty text is allowed here: sentence-transformers embeds "" too.
-        self.encoder
-            .tokenizer
-            .encode_pipeline(text, None, truncate)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| WickError::Tokenize("the tokenizer returned nothing".into()))
+    /// Like `Encoder::encode_texts`, but empty text is allowed: sentence-transformers embeds ""
+    /// too.
+    fn encode(&self, text: &str, task_limit: Option<usize>) -> Result<Encoded> {
+        let truncate = self.encoder.truncation(task_limit);
+        super::single(
+            self.encoder
+                .tokenizer
+                .encode_pipeline(text, None, truncate)?,
+        )
     }
 }
 

@@ -94,18 +94,11 @@ impl QuestionAnswerer {
                 "top_k and max_answer_len must be at least 1".into(),
             ));
         }
-        let max_seq_len = o.max_seq_len.unwrap_or_else(|| {
-            self.encoder
-                .tokenizer
-                .model_max_length()
-                .unwrap_or(usize::MAX)
-                .min(384)
-        });
-        let max_seq_len = self
-            .encoder
-            .model
-            .max_positions()
-            .map_or(max_seq_len, |m| m.min(max_seq_len));
+        // transformers: min(model_max_length, 384) unless given; never past the position table.
+        let max_seq_len = match o.max_seq_len {
+            Some(n) => self.encoder.model.max_positions().map_or(n, |m| m.min(n)),
+            None => self.encoder.limit(Some(384)).unwrap_or(384),
+        };
         let stride = o.doc_stride.unwrap_or((max_seq_len / 2).min(128));
         if stride > max_seq_len {
             return Err(WickError::InvalidInput(format!(

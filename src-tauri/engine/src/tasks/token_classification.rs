@@ -210,16 +210,15 @@ impl TokenClassifier {
                 .tokenizer
                 .id_to_token(e.ids[idx])
                 .unwrap_or_default();
-            if !e.special[idx] {
-                tokens.push(TokenScores {
-                    token: word.clone(),
-                    start,
-                    end,
-                    scores: scores.clone(),
-                });
-            } else {
+            if e.special[idx] {
                 continue;
             }
+            tokens.push(TokenScores {
+                token: word.clone(),
+                start,
+                end,
+                scores: scores.clone(),
+            });
             let word_ref = slice(start, end);
             let mut is_subword = if words_known {
                 word.chars().count() != word_ref.chars().count()

@@ -113,7 +113,7 @@ impl ZeroShotClassifier {
                         tokenizer
                             .encode_pipeline(text, Some(&hypothesis), only_first)
                             .or_else(|_| {
-                                let longest = limit.map_or(Truncate::None, Truncate::LongestFirst);
+                                let longest = self.nli.encoder().truncation(None);
                                 tokenizer.encode_pipeline(text, Some(&hypothesis), longest)
                             })
                             .and_then(super::single)
