@@ -107,10 +107,14 @@ pub async fn run_pipeline(
     blocking(move || {
         let pipeline = state.pipeline(task, model.trim())?;
         let started = std::time::Instant::now();
-        let output = pipeline.call_with_notes(&inputs, &kwargs, batch_size.unwrap_or(8))?;
+        let output = pipeline.call_with_detail(&inputs, &kwargs, batch_size.unwrap_or(8))?;
+        let detail = output.detail.ok_or_else(|| ErrorPayload {
+            code: ErrorCode::Internal,
+            message: "the pipeline returned no detail".into(),
+        })?;
         Ok(PipelineResponse {
             json: output.json,
-            detail: output.detail,
+            detail,
             notes: output.notes,
             architecture: pipeline.architecture().to_string(),
             device: "cpu".into(),

@@ -66,6 +66,26 @@ impl Pipeline {
         kwargs: &Map<String, Value>,
         batch_size: usize,
     ) -> Result<Output> {
+        self.run(inputs, kwargs, batch_size, false)
+    }
+
+    /// [`Self::call_with_notes`] plus [`Output::detail`], what the tabs draw from.
+    pub fn call_with_detail(
+        &self,
+        inputs: &Value,
+        kwargs: &Map<String, Value>,
+        batch_size: usize,
+    ) -> Result<Output> {
+        self.run(inputs, kwargs, batch_size, true)
+    }
+
+    fn run(
+        &self,
+        inputs: &Value,
+        kwargs: &Map<String, Value>,
+        batch_size: usize,
+        with_detail: bool,
+    ) -> Result<Output> {
         let mut args = Kwargs::new(kwargs);
         let mut notes = Notes::default();
         let (out, detail) = match self {
@@ -79,20 +99,23 @@ impl Pipeline {
                     // The pipeline's shape: [batch = 1][tokens][hidden].
                     out.push(json!([features.vectors]));
                 }
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let vectors: Vec<Vec<f32>> = p
-                    .sentence_embeddings(&refs, batch_size)?
-                    .into_iter()
-                    .map(|f| f.vectors.into_iter().next().unwrap_or_default())
-                    .collect();
-                let similarity = cosine_matrix(&vectors);
-                (
-                    unwrap_single(out, single),
-                    Detail::Embeddings {
+                // Sentence embeddings are a second run of the model: only when pictures need them.
+                let detail = if with_detail {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    let vectors: Vec<Vec<f32>> = p
+                        .sentence_embeddings(&refs, batch_size)?
+                        .into_iter()
+                        .map(|f| f.vectors.into_iter().next().unwrap_or_default())
+                        .collect();
+                    let similarity = cosine_matrix(&vectors);
+                    Some(Detail::Embeddings {
                         vectors,
                         similarity,
-                    },
-                )
+                    })
+                } else {
+                    None
+                };
+                (unwrap_single(out, single), detail)
             }
             Self::TextClassification(p) => {
                 let top_k = args.top_k("top_k")?;
@@ -112,7 +135,7 @@ impl Pipeline {
                 }
                 (
                     text_classification::pipeline_json(&results, top_k, single)?,
-                    Detail::Classification { results },
+                    Some(Detail::Classification { results }),
                 )
             }
             Self::TokenClassification(p) => {
@@ -131,7 +154,10 @@ impl Pipeline {
                     notes.truncated(i, r.truncated_tokens);
                 }
                 let out = results.iter().map(|r| json!(r.entities)).collect();
-                (unwrap_single(out, single), Detail::Entities { results })
+                (
+                    unwrap_single(out, single),
+                    Some(Detail::Entities { results }),
+                )
             }
             Self::QuestionAnswering(p) => {
                 let d = QaOptions::default();
@@ -155,7 +181,10 @@ impl Pipeline {
                     out.push(question_answering::pipeline_json(&answers));
                     results.push(answers);
                 }
-                (unwrap_single(out, single), Detail::Answers { results })
+                (
+                    unwrap_single(out, single),
+                    Some(Detail::Answers { results }),
+                )
             }
             Self::FillMask(p) => {
                 let o = FillOptions {
@@ -172,10 +201,10 @@ impl Pipeline {
                 let out = results.iter().map(fill_mask::pipeline_json).collect();
                 (
                     unwrap_single(out, single),
-                    Detail::Filled {
+                    Some(Detail::Filled {
                         results,
                         mask_token: p.mask_token().to_string(),
-                    },
+                    }),
                 )
             }
             Self::ZeroShotClassification(p) => {
@@ -193,13 +222,16 @@ impl Pipeline {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 let results = p.classify(&refs, &o, batch_size)?;
                 let out = results.iter().map(|r| json!(r)).collect();
-                (unwrap_single(out, single), Detail::ZeroShot { results })
+                (
+                    unwrap_single(out, single),
+                    Some(Detail::ZeroShot { results }),
+                )
             }
         };
         Ok(Output {
             json: out,
             notes: notes.0,
-            detail,
+            detail: detail.filter(|_| with_detail),
         })
     }
 
@@ -223,7 +255,8 @@ pub struct Output {
     pub json: Value,
     /// E.g. that an input was longer than the model takes and was cut.
     pub notes: Vec<String>,
-    pub detail: Detail,
+    /// The full results, from [`Pipeline::call_with_detail`].
+    pub detail: Option<Detail>,
 }
 
 /// Everything a task computed, one entry per input: more than the pipeline JSON carries
