@@ -11,8 +11,8 @@ export class Runner {
   busy = $state(false);
   /** The equivalent `pipeline(...)(...)` call. */
   call = $state("");
-  /** How many inputs the last run had (1 unless in batch mode). */
-  inputs = $state(1);
+  /** The inputs the current response answers, as a list (one entry unless in batch mode). */
+  ran = $state<unknown[]>([]);
   /** Finished runs so far, successful or not (tests wait for it to move). */
   runs = $state(0);
   readonly #backend: Backend;
@@ -29,10 +29,12 @@ export class Runner {
     this.busy = true;
     this.error = null;
     this.call = pythonCall(this.#task, model, inputs, kwargs);
-    this.inputs = Array.isArray(inputs) ? inputs.length : 1;
     try {
       const r = await this.#backend.runPipeline(this.#task, model.trim(), inputs, kwargs);
-      if (id === this.#latest) this.response = r;
+      if (id === this.#latest) {
+        this.response = r;
+        this.ran = Array.isArray(inputs) ? inputs : [inputs];
+      }
     } catch (err) {
       if (id === this.#latest) {
         this.error = toBackendError(err);
@@ -70,6 +72,14 @@ export function pythonCall(
 ): string {
   const args = [py(inputs), ...Object.entries(kwargs).map(([k, v]) => `${k}=${py(v)}`)];
   return `pipeline("${task}", model=${JSON.stringify(model.trim())})(${args.join(", ")})`;
+}
+
+/** One pipeline input as a person reads it: the text, a text pair, or the question. */
+export function describe(input: unknown): string {
+  if (typeof input === "string") return input;
+  const o = (input ?? {}) as { text?: string; text_pair?: string; question?: string };
+  if (o.text !== undefined) return o.text_pair ? `${o.text} / ${o.text_pair}` : o.text;
+  return o.question ?? "";
 }
 
 /** Non-empty lines of a text: batch mode's inputs. */

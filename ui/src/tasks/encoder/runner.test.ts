@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { colourOf, lines, py, pythonCall } from "./runner.svelte";
+import { colourOf, describe as describeInput, lines, py, pythonCall } from "./runner.svelte";
 
 describe("pythonCall", () => {
   it("writes the call a transformers user would type", () => {
@@ -16,5 +16,13 @@ describe("pythonCall", () => {
     expect(colourOf("PER")).toBe(colourOf("PER"));
     expect(colourOf("PER")).toBeGreaterThanOrEqual(0);
     expect(colourOf("PER")).toBeLessThan(8);
+  });
+});
+
+describe("describeInput", () => {
+  it("reads a text, a text pair or a question", () => {
+    expect(describeInput("plain")).toBe("plain");
+    expect(describeInput({ text: "a", text_pair: "b" })).toBe("a / b");
+    expect(describeInput({ question: "Q?", context: "C" })).toBe("Q?");
   });
 });
