@@ -163,10 +163,7 @@ pub fn run(args: &Args) -> Result<()> {
                 aggregation_strategy.clone().map(Value::from),
             );
             put("ignore_labels", ignore_labels.as_deref().map(comma_list));
-            let inputs = read_inputs(&common.inputs)?
-                .into_iter()
-                .map(Value::from)
-                .collect();
+            let inputs = text_values(common)?;
             (
                 "token-classification",
                 &common.model,
@@ -204,10 +201,7 @@ pub fn run(args: &Args) -> Result<()> {
         } => {
             put("top_k", top_k.map(Value::from));
             put("targets", targets.as_deref().map(comma_list));
-            let inputs = read_inputs(&common.inputs)?
-                .into_iter()
-                .map(Value::from)
-                .collect();
+            let inputs = text_values(common)?;
             ("fill-mask", &common.model, inputs, common.batch_size)
         }
         Task::ZeroShotClassification {
@@ -222,10 +216,7 @@ pub fn run(args: &Args) -> Result<()> {
                 hypothesis_template.clone().map(Value::from),
             );
             put("multi_label", Some((*multi_label).into()));
-            let inputs = read_inputs(&common.inputs)?
-                .into_iter()
-                .map(Value::from)
-                .collect();
+            let inputs = text_values(common)?;
             (
                 "zero-shot-classification",
                 &common.model,
@@ -238,10 +229,7 @@ pub fn run(args: &Args) -> Result<()> {
             sentence_embedding: true,
         } => return sentence_embeddings(common),
         Task::FeatureExtraction { common, .. } => {
-            let inputs = read_inputs(&common.inputs)?
-                .into_iter()
-                .map(Value::from)
-                .collect();
+            let inputs = text_values(common)?;
             (
                 "feature-extraction",
                 &common.model,
@@ -290,6 +278,14 @@ fn sentence_embeddings(common: &Common) -> Result<()> {
     };
     println!("{value}");
     Ok(())
+}
+
+/// The inputs as pipeline arguments (JSON strings).
+fn text_values(common: &Common) -> Result<Vec<Value>> {
+    Ok(read_inputs(&common.inputs)?
+        .into_iter()
+        .map(Value::from)
+        .collect())
 }
 
 /// The positional inputs, or one per non-empty line of standard input.
