@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod families;
+pub mod generate;
 pub mod registry;
 pub mod source;
 pub mod tasks;

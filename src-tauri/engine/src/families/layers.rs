@@ -46,7 +46,9 @@ pub struct Dense {
 }
 
 impl Dense {
-    fn new(wt: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
+    /// From a weight already laid out `[in, out]` (GPT-2's `Conv1D` stores it so; a transposed
+    /// view of an embedding matrix works too, without a copy).
+    pub fn new(wt: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
         let bias_values = bias
             .as_ref()
             .map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new))

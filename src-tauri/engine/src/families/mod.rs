@@ -5,6 +5,7 @@
 //! here, a row in `registry`, and its head names in `heads`.
 
 pub mod bert;
+pub mod causal;
 pub mod deberta_v2;
 pub mod distilbert;
 pub mod encoder;

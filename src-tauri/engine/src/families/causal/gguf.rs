@@ -1,0 +1,184 @@
+//! A causal model from a GGUF file: its [`CausalConfig`] read from llama.cpp's metadata keys
+//! (`general.architecture`, `<arch>.block_count` ...), its projections kept quantized.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::Device;
+
+use super::config::{CausalConfig, CausalFamily, NormKind, Positions, RopeStyle};
+use super::source::GgufSource;
+use super::{CausalLm, Format, LoadedCausal};
+use crate::error::{Result, WickError};
+use crate::families::layers::Activation;
+
+/// `general.architecture` values Wick runs, and their family. llama.cpp permutes Llama's query
+/// and key weights for interleaved rotary; the others keep transformers' half rotation.
+const ARCHITECTURES: &[(&str, CausalFamily, RopeStyle)] = &[
+    ("llama", CausalFamily::Llama, RopeStyle::Interleaved),
+    ("qwen2", CausalFamily::Qwen2, RopeStyle::Half),
+    ("qwen3", CausalFamily::Qwen3, RopeStyle::Half),
+    ("gemma3", CausalFamily::Gemma3, RopeStyle::Half),
+    ("phi3", CausalFamily::Phi3, RopeStyle::Half),
+];
+
+pub fn supported() -> String {
+    ARCHITECTURES
+        .iter()
+        .map(|(a, ..)| *a)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn load(file: &Path, device: &Device) -> Result<LoadedCausal> {
+    let invalid = |reason: String| WickError::InvalidGguf {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let mut reader = BufReader::new(File::open(file).map_err(|e| WickError::io(file, e))?);
+    let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
+    let config = config_from_metadata(&content).map_err(|e| match e {
+        MetaError::Unsupported(arch) => WickError::UnsupportedArchitecture {
+            found: format!("{arch} (GGUF)"),
+            supported: supported(),
+        },
+        MetaError::Invalid(reason) => invalid(reason),
+    })?;
+    let quantization = quantization_of(&content);
+    let arch = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .unwrap_or_default();
+    let src = GgufSource {
+        path: file.to_path_buf(),
+        content,
+        device: device.clone(),
+    };
+    let model = CausalLm::load(config, &src).map_err(|e| invalid(e.to_string()))?;
+    Ok(LoadedCausal {
+        model,
+        format: Format::Gguf {
+            file: file.to_path_buf(),
+            quantization,
+        },
+        architecture: format!("{arch} (GGUF)"),
+    })
+}
+
+#[derive(Debug)]
+enum MetaError {
+    Unsupported(String),
+    Invalid(String),
+}
+
+/// The quantization most of the blocks' weights use ("Q4_1"), or a list when they mix.
+fn quantization_of(content: &Content) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, info) in &content.tensor_infos {
+        if name.starts_with("blk.") && name.ends_with(".weight") && info.shape.dims().len() == 2 {
+            *counts.entry(format!("{:?}", info.ggml_dtype)).or_default() += 1;
+        }
+    }
+    let mut by_count: Vec<(String, usize)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    by_count
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+fn config_from_metadata(content: &Content) -> std::result::Result<CausalConfig, MetaError> {
+    let meta = &content.metadata;
+    let arch = meta
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or_else(|| MetaError::Invalid("no general.architecture".into()))?;
+    let &(_, family, style) = ARCHITECTURES
+        .iter()
+        .find(|(a, ..)| *a == arch)
+        .ok_or_else(|| MetaError::Unsupported(arch.clone()))?;
+    let key = |k: &str| format!("{arch}.{k}");
+    let uint = |k: &str| -> Option<usize> {
+        meta.get(&key(k))
+            .and_then(|v| v.to_u64().ok().or_else(|| v.to_u32().ok().map(u64::from)))
+            .map(|n| n as usize)
+    };
+    let need = |k: &str| uint(k).ok_or_else(|| MetaError::Invalid(format!("no {}", key(k))));
+    let float = |k: &str| meta.get(&key(k)).and_then(|v| v.to_f32().ok());
+    let hidden_size = need("embedding_length")?;
+    let heads = need("attention.head_count")?;
+    let layers = need("block_count")?;
+    let head_dim = uint("attention.key_length").unwrap_or(hidden_size / heads.max(1));
+    let gemma = family == CausalFamily::Gemma3;
+    let window = uint("attention.sliding_window");
+    let sliding_windows = (0..layers)
+        .map(|i| match (gemma, window) {
+            // llama.cpp: every sixth Gemma 3 layer attends globally.
+            (true, Some(w)) => ((i + 1) % 6 != 0).then_some(w),
+            _ => None,
+        })
+        .collect();
+    let vocab_size = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .map(|t| t.shape.dims()[0])
+        .or_else(|| {
+            meta.get("tokenizer.ggml.tokens")
+                .and_then(|v| v.to_vec().ok())
+                .map(Vec::len)
+        })
+        .ok_or_else(|| MetaError::Invalid("no token embeddings".into()))?;
+    let token = |k: &str| meta.get(k).and_then(|v| v.to_u32().ok());
+    Ok(CausalConfig {
+        family,
+        vocab_size,
+        hidden_size,
+        layers,
+        heads,
+        kv_heads: uint("attention.head_count_kv").unwrap_or(heads),
+        head_dim,
+        intermediate_size: need("feed_forward_length")?,
+        norm: if gemma {
+            NormKind::RmsOffset
+        } else {
+            NormKind::Rms
+        },
+        norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-6) as f64,
+        activation: if gemma {
+            Activation::GeluNew
+        } else {
+            Activation::Silu
+        },
+        positions: Positions::Rope {
+            theta: float("rope.freq_base").unwrap_or(10_000.0) as f64,
+            local_theta: gemma.then_some(10_000.0),
+            style,
+            llama3: None,
+            linear_factor: match meta.get(&key("rope.scaling.type")).and_then(|v| v.to_string().ok()) {
+                Some(kind) if kind == "linear" => float("rope.scaling.factor").unwrap_or(1.0) as f64,
+                _ => 1.0,
+            },
+        },
+        qkv_bias: content.tensor_infos.contains_key("blk.0.attn_q.bias"),
+        dense_bias: false,
+        qk_norm: content.tensor_infos.contains_key("blk.0.attn_q_norm.weight"),
+        sandwich_norms: gemma,
+        gated_mlp: true,
+        attention_scale: 1.0 / (head_dim as f64).sqrt(),
+        embedding_scale: gemma.then(|| (hidden_size as f64).sqrt()),
+        sliding_windows,
+        tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
+        final_logit_softcap: float("final_logit_softcapping").map(f64::from),
+        max_positions: uint("context_length").unwrap_or(usize::MAX),
+        bos_token_id: token("tokenizer.ggml.bos_token_id"),
+        eos_token_ids: token("tokenizer.ggml.eos_token_id").into_iter().collect(),
+        pad_token_id: token("tokenizer.ggml.padding_token_id"),
+    })
+}

@@ -1,0 +1,152 @@
+//! Causal (decoder-only) language models: GPT-2, Llama, Mistral, Qwen2/3, Gemma 3 and Phi-3,
+//! from a transformers folder or a GGUF file. One forward pass (`model`) serves them all; the
+//! families differ in their [`CausalConfig`] and in the names of their weights (`source`).
+//!
+//! Adding a family: a `CausalFamily` variant, its config fields in `config`, its weight names in
+//! `source` if they differ, and a row in `crate::registry`.
+
+pub mod config;
+pub mod gguf;
+pub mod model;
+pub mod rope;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+
+pub use config::{CausalConfig, CausalFamily};
+pub use model::{CausalLm, KvCache};
+
+use crate::error::{Result, WickError};
+use crate::weights::Weights;
+
+/// What a causal model was loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// transformers safetensors / pytorch_model.bin, in the given dtype.
+    Transformers,
+    /// A GGUF file; the string names its quantization (e.g. "Q4_1", "Q4_K_M" or "mixed").
+    Gguf { file: PathBuf, quantization: String },
+}
+
+/// A loaded causal model and where it came from.
+#[derive(Debug)]
+pub struct LoadedCausal {
+    pub model: CausalLm,
+    pub format: Format,
+    /// `architectures[0]` of config.json, or e.g. "llama (GGUF)".
+    pub architecture: String,
+}
+
+/// The family a config.json `model_type` names, if it is a causal one.
+pub fn family_of(model_type: &str) -> Option<CausalFamily> {
+    Some(match model_type {
+        "gpt2" => CausalFamily::Gpt2,
+        "llama" | "mistral" => CausalFamily::Llama,
+        "qwen2" => CausalFamily::Qwen2,
+        "qwen3" => CausalFamily::Qwen3,
+        "gemma3_text" | "gemma3" => CausalFamily::Gemma3,
+        "phi3" => CausalFamily::Phi3,
+        _ => return None,
+    })
+}
+
+/// The GGUF file of a model path: the path itself, or the only/first `.gguf` in a folder without
+/// a config.json.
+pub fn gguf_file(path: &Path) -> Option<PathBuf> {
+    if path.is_file() {
+        return path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+            .then(|| path.to_path_buf());
+    }
+    if path.join("config.json").is_file() {
+        return None;
+    }
+    let mut ggufs: Vec<PathBuf> = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")))
+        .collect();
+    ggufs.sort();
+    ggufs.into_iter().next()
+}
+
+/// Loads a causal model from a folder (config.json + weights) or a GGUF file, on `device`, in
+/// `dtype` for transformers checkpoints (GGUF files keep their own types).
+pub fn load(path: &Path, device: &Device, dtype: DType) -> Result<LoadedCausal> {
+    if let Some(file) = gguf_file(path) {
+        return gguf::load(&file, device);
+    }
+    let config_path = path.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| WickError::io(&config_path, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| WickError::InvalidModel {
+            path: config_path.clone(),
+            reason: e.to_string(),
+        })?;
+    let model_type = json
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let family = family_of(model_type).ok_or_else(|| WickError::UnsupportedArchitecture {
+        found: model_type.to_string(),
+        supported: "gpt2, llama, mistral, qwen2, qwen3, gemma3_text, phi3".into(),
+    })?;
+    let invalid = |reason: String| WickError::InvalidModel {
+        path: config_path.clone(),
+        reason,
+    };
+    let config = CausalConfig::from_json(&json, family).map_err(invalid)?;
+    let weights = Weights::load(path, device)?;
+    let files = weights.files.clone();
+    let src = source::Checkpoint::new(weights.tensors, family, dtype, device.clone());
+    let model = CausalLm::load(config, &src).map_err(|e| WickError::InvalidModel {
+        path: files.first().cloned().unwrap_or_else(|| path.to_path_buf()),
+        reason: e.to_string(),
+    })?;
+    let architecture = json
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.as_str())
+        .unwrap_or(model_type)
+        .to_string();
+    Ok(LoadedCausal {
+        model,
+        format: Format::Transformers,
+        architecture,
+    })
+}
+
+/// A model with its key/value cache: one generation in progress.
+#[derive(Debug)]
+pub struct Session<'a> {
+    model: &'a CausalLm,
+    cache: KvCache,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(model: &'a CausalLm) -> Self {
+        Self {
+            cache: model.new_cache(),
+            model,
+        }
+    }
+}
+
+impl crate::generate::Decoder for Session<'_> {
+    fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let failed = |e: candle_core::Error| WickError::ModelFailed(e.to_string());
+        self.model
+            .forward(tokens, &mut self.cache)
+            .and_then(|logits| logits.to_vec2::<f32>())
+            .map_err(failed)
+    }
+
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        self.cache
+            .select_rows(rows)
+            .map_err(|e| WickError::ModelFailed(e.to_string()))
+    }
+}

@@ -1,0 +1,531 @@
+//! The forward pass of a decoder-only transformer, for every family in [`CausalFamily`]: token
+//! embeddings, pre-norm blocks of (grouped-query) self-attention and an MLP, a final norm and the
+//! language-model head. What differs between families is read from [`CausalConfig`].
+//!
+//! The key/value cache belongs to the caller ([`KvCache`]), so one loaded model serves any number
+//! of generations at once, and beam search can reorder a cache's rows.
+
+use candle_core::{DType, Device, IndexOp, Tensor, D};
+
+use super::config::{CausalConfig, CausalFamily, NormKind, Positions};
+use super::rope::Rope;
+use super::source::{Part, Proj, Source};
+
+fn missing(part: Part, layer: Option<usize>) -> candle_core::Error {
+    let at = layer.map(|l| format!(" of layer {l}")).unwrap_or_default();
+    candle_core::Error::Msg(format!("the weights have no {part:?}{at}"))
+}
+
+/// A normalisation layer.
+#[derive(Debug, Clone)]
+enum Norm {
+    Layer { weight: Tensor, bias: Tensor, eps: f64 },
+    Rms { weight: Tensor, eps: f64 },
+}
+
+impl Norm {
+    fn load(
+        src: &dyn Source,
+        cfg: &CausalConfig,
+        part: Part,
+        layer: Option<usize>,
+    ) -> candle_core::Result<Self> {
+        let weight = src
+            .tensor(part, layer)?
+            .ok_or_else(|| missing(part, layer))?;
+        Ok(match cfg.norm {
+            NormKind::Layer => {
+                let bias = match src.bias(part, layer)? {
+                    Some(b) => b,
+                    None => weight.zeros_like()?,
+                };
+                Norm::Layer {
+                    weight,
+                    bias,
+                    eps: cfg.norm_eps,
+                }
+            }
+            NormKind::Rms => Norm::Rms {
+                weight,
+                eps: cfg.norm_eps,
+            },
+            // Gemma scales by (1 + w); GGUF files store w + 1 already.
+            NormKind::RmsOffset if src.norm_offset_applied() => Norm::Rms {
+                weight,
+                eps: cfg.norm_eps,
+            },
+            NormKind::RmsOffset => Norm::Rms {
+                weight: (weight + 1.0)?,
+                eps: cfg.norm_eps,
+            },
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Norm::Layer { weight, bias, eps } => {
+                candle_nn::ops::layer_norm(&xs.contiguous()?, weight, bias, *eps as f32)
+            }
+            Norm::Rms { weight, eps } => {
+                candle_nn::ops::rms_norm(&xs.contiguous()?, weight, *eps as f32)
+            }
+        }
+    }
+}
+
+/// Query, key and value projections: one matrix (fused at load when dense) or three.
+#[derive(Debug, Clone)]
+enum Qkv {
+    Fused(Proj),
+    Split(Proj, Proj, Proj),
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    qkv: Qkv,
+    out: Proj,
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+    window: Option<usize>,
+    rope: Option<Rope>,
+}
+
+#[derive(Debug, Clone)]
+enum Mlp {
+    /// `down(act(gate(x)) * up(x))`.
+    Gated {
+        gate_up: GateUp,
+        down: Proj,
+        act: crate::families::layers::Activation,
+    },
+    /// `down(act(up(x)))` (GPT-2's c_fc / c_proj).
+    Plain {
+        up: Proj,
+        down: Proj,
+        act: crate::families::layers::Activation,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum GateUp {
+    Fused(Proj, usize),
+    Split(Proj, Proj),
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    attn_norm: Norm,
+    attn: Attention,
+    post_attn_norm: Option<Norm>,
+    mlp_norm: Norm,
+    mlp: Mlp,
+    post_mlp_norm: Option<Norm>,
+}
+
+/// Keys and values of the tokens seen so far, per layer, `[batch, kv_heads, tokens, head_dim]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// How many tokens the cache holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps the rows `rows` (in that order), for beam search and for expanding one prompt into
+    /// several sequences.
+    pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let idx = Tensor::new(rows, k.device())?;
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// A causal language model, loaded.
+#[derive(Debug)]
+pub struct CausalLm {
+    pub config: CausalConfig,
+    embeddings: Tensor,
+    positions: Option<Tensor>,
+    blocks: Vec<Block>,
+    final_norm: Norm,
+    lm_head: Proj,
+    device: Device,
+    dtype: DType,
+}
+
+impl CausalLm {
+    pub fn load(config: CausalConfig, src: &dyn Source) -> candle_core::Result<Self> {
+        let cfg = &config;
+        let embeddings = src
+            .tensor(Part::Embeddings, None)?
+            .ok_or_else(|| missing(Part::Embeddings, None))?;
+        let dtype = embeddings.dtype();
+        let positions = match cfg.positions {
+            Positions::Learned { .. } => Some(
+                src.tensor(Part::Positions, None)?
+                    .ok_or_else(|| missing(Part::Positions, None))?,
+            ),
+            Positions::Rope { .. } => None,
+        };
+        let blocks = (0..cfg.layers)
+            .map(|l| Block::load(src, cfg, l))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let lm_head = match src.proj(Part::LmHead, None, false)? {
+            Some(p) if !cfg.tie_word_embeddings => p,
+            // Tied: the head is the embedding matrix, used through a transposed view.
+            _ => match src.proj(Part::Embeddings, None, false)? {
+                Some(Proj::Quantized { weight, .. }) => Proj::Quantized { weight, bias: None },
+                _ => Proj::Dense(crate::families::layers::Dense::new(
+                    embeddings.t()?,
+                    None,
+                )?),
+            },
+        };
+        Ok(Self {
+            final_norm: Norm::load(src, cfg, Part::FinalNorm, None)?,
+            embeddings,
+            positions,
+            blocks,
+            lm_head,
+            device: src.device().clone(),
+            dtype,
+            config,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: vec![None; self.blocks.len()],
+            len: 0,
+        }
+    }
+
+    /// Runs `ids` (`[batch][tokens]`, all rows the same length) after what `cache` holds, and
+    /// returns the logits of each row's last token, `[batch, vocab]` in f32.
+    pub fn forward(&self, ids: &[Vec<u32>], cache: &mut KvCache) -> candle_core::Result<Tensor> {
+        let b = ids.len();
+        let t = ids.first().map(Vec::len).unwrap_or(0);
+        if t == 0 || ids.iter().any(|r| r.len() != t) {
+            candle_core::bail!("forward needs rows of one non-zero length");
+        }
+        let offset = cache.len;
+        if offset + t > self.config.max_positions {
+            candle_core::bail!(
+                "the sequence would be {} tokens; the model's positions cover {}",
+                offset + t,
+                self.config.max_positions
+            );
+        }
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        let idx = Tensor::from_vec(flat, b * t, &self.device)?;
+        let mut xs = self.embeddings.index_select(&idx, 0)?.reshape((b, t, ()))?;
+        if let Some(scale) = self.config.embedding_scale {
+            // transformers multiplies by the scale rounded to the model's dtype.
+            let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(self.dtype)?;
+            xs = xs.broadcast_mul(&scale)?;
+        }
+        if let Some(table) = &self.positions {
+            xs = xs.broadcast_add(&table.narrow(0, offset, t)?)?;
+        }
+        if cache.layers.len() != self.blocks.len() {
+            cache.layers = vec![None; self.blocks.len()];
+        }
+        for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            xs = block.forward(&xs, slot, offset)?;
+        }
+        cache.len = offset + t;
+        let last = xs.i((.., t - 1, ..))?;
+        let last = self.final_norm.forward(&last)?;
+        let mut logits = self.lm_head.forward(&last)?.to_dtype(DType::F32)?;
+        if let Some(cap) = self.config.final_logit_softcap {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        Ok(logits)
+    }
+}
+
+impl Block {
+    fn load(
+        src: &dyn Source,
+        cfg: &CausalConfig,
+        l: usize,
+    ) -> candle_core::Result<Self> {
+        let layer = Some(l);
+        let proj = |part: Part, bias: bool| -> candle_core::Result<Proj> {
+            src.proj(part, layer, bias)?
+                .ok_or_else(|| missing(part, layer))
+        };
+        let norm = |part: Part| Norm::load(src, cfg, part, layer);
+        let qkv = match src.proj(Part::QueryKeyValue, layer, cfg.qkv_bias)? {
+            Some(p) => Qkv::Fused(p),
+            None => {
+                let (q, k, v) = (
+                    proj(Part::Query, cfg.qkv_bias)?,
+                    proj(Part::Key, cfg.qkv_bias)?,
+                    proj(Part::Value, cfg.qkv_bias)?,
+                );
+                match (&q, &k, &v) {
+                    // Dense projections become one GEMM.
+                    (Proj::Dense(q), Proj::Dense(k), Proj::Dense(v)) => Qkv::Fused(Proj::Dense(
+                        crate::families::layers::Dense::concat(&[q, k, v])?,
+                    )),
+                    _ => Qkv::Split(q, k, v),
+                }
+            }
+        };
+        let window = cfg.sliding_windows.get(l).copied().flatten();
+        let rope = match &cfg.positions {
+            Positions::Rope {
+                theta,
+                local_theta,
+                style,
+                llama3,
+                linear_factor,
+            } => Some(match (window, local_theta) {
+                // Gemma's sliding layers use their own base and no scaling.
+                (Some(_), Some(local)) => Rope::new(cfg.head_dim, *local, *style, None, 1.0),
+                _ => Rope::new(cfg.head_dim, *theta, *style, *llama3, *linear_factor),
+            }),
+            Positions::Learned { .. } => None,
+        };
+        let attn = Attention {
+            qkv,
+            out: proj(Part::AttentionOut, cfg.dense_bias)?,
+            q_norm: cfg.qk_norm.then(|| norm(Part::QueryNorm)).transpose()?,
+            k_norm: cfg.qk_norm.then(|| norm(Part::KeyNorm)).transpose()?,
+            heads: cfg.heads,
+            kv_heads: cfg.kv_heads,
+            head_dim: cfg.head_dim,
+            scale: cfg.attention_scale,
+            window,
+            rope,
+        };
+        let mlp = if cfg.gated_mlp {
+            let gate_up = match src.proj(Part::GateUp, layer, false)? {
+                Some(p) if cfg.family == CausalFamily::Phi3 => {
+                    GateUp::Fused(p, cfg.intermediate_size)
+                }
+                _ => GateUp::Split(proj(Part::Gate, false)?, proj(Part::Up, false)?),
+            };
+            Mlp::Gated {
+                gate_up,
+                down: proj(Part::Down, false)?,
+                act: cfg.activation,
+            }
+        } else {
+            Mlp::Plain {
+                up: proj(Part::Up, cfg.dense_bias)?,
+                down: proj(Part::Down, cfg.dense_bias)?,
+                act: cfg.activation,
+            }
+        };
+        Ok(Self {
+            attn_norm: norm(Part::AttentionNorm)?,
+            attn,
+            post_attn_norm: cfg
+                .sandwich_norms
+                .then(|| norm(Part::PostAttentionNorm))
+                .transpose()?,
+            mlp_norm: norm(Part::MlpNorm)?,
+            mlp,
+            post_mlp_norm: cfg
+                .sandwich_norms
+                .then(|| norm(Part::PostMlpNorm))
+                .transpose()?,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cache: &mut Option<(Tensor, Tensor)>,
+        offset: usize,
+    ) -> candle_core::Result<Tensor> {
+        let mut a = self
+            .attn
+            .forward(&self.attn_norm.forward(xs)?, cache, offset)?;
+        if let Some(n) = &self.post_attn_norm {
+            a = n.forward(&a)?;
+        }
+        let xs = (xs + a)?;
+        let mut m = self.mlp.forward(&self.mlp_norm.forward(&xs)?)?;
+        if let Some(n) = &self.post_mlp_norm {
+            m = n.forward(&m)?;
+        }
+        xs + m
+    }
+}
+
+impl Mlp {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Mlp::Gated { gate_up, down, act } => {
+                let (gate, up) = match gate_up {
+                    GateUp::Fused(p, inter) => {
+                        let both = p.forward(xs)?;
+                        (
+                            both.narrow(D::Minus1, 0, *inter)?,
+                            both.narrow(D::Minus1, *inter, *inter)?,
+                        )
+                    }
+                    GateUp::Split(g, u) => (g.forward(xs)?, u.forward(xs)?),
+                };
+                down.forward(&(act.apply(&gate)? * up)?)
+            }
+            Mlp::Plain { up, down, act } => down.forward(&act.apply(&up.forward(xs)?)?),
+        }
+    }
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cache: &mut Option<(Tensor, Tensor)>,
+        offset: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        let (q_len, kv_len) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let (q, k, v) = match &self.qkv {
+            Qkv::Fused(p) => {
+                let all = p.forward(xs)?;
+                (
+                    all.narrow(D::Minus1, 0, q_len)?,
+                    all.narrow(D::Minus1, q_len, kv_len)?,
+                    all.narrow(D::Minus1, q_len + kv_len, kv_len)?,
+                )
+            }
+            Qkv::Split(q, k, v) => (q.forward(xs)?, k.forward(xs)?, v.forward(xs)?),
+        };
+        let heads = |x: Tensor, n: usize| -> candle_core::Result<Tensor> {
+            x.reshape((b, t, n, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let mut q = heads(q, self.heads)?;
+        let mut k = heads(k, self.kv_heads)?;
+        let v = heads(v, self.kv_heads)?;
+        if let Some(n) = &self.q_norm {
+            q = n.forward(&q)?;
+        }
+        if let Some(n) = &self.k_norm {
+            k = n.forward(&k)?;
+        }
+        if let Some(rope) = &self.rope {
+            q = rope.apply(&q, offset)?;
+            k = rope.apply(&k, offset)?;
+        }
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let s = k.dim(2)?;
+        let groups = self.heads / self.kv_heads.max(1);
+        // Grouped-query attention: the query heads sharing a key head become extra rows of
+        // one matmul ([b, kv_heads, groups * t, d]) instead of copying keys and values.
+        let q = q.reshape((b, self.kv_heads, groups * t, self.head_dim))?;
+        let scores = (q.matmul(&k.t()?)? * self.scale)?;
+        let scores = match self.mask(t, s, offset, groups, xs.device())? {
+            Some(mask) => scores.broadcast_add(&mask)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
+            .to_dtype(v.dtype())?;
+        let ctx = probs.matmul(&v.contiguous()?)?; // [b, kv_heads, groups * t, d]
+        let ctx = ctx
+            .reshape((b, self.heads, t, self.head_dim))?
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
+        self.out.forward(&ctx)
+    }
+
+    /// The additive mask for `t` new queries at positions `offset..` over `s` keys: causal, and
+    /// within the sliding window if the layer has one. `None` when nothing is masked.
+    fn mask(
+        &self,
+        t: usize,
+        s: usize,
+        offset: usize,
+        groups: usize,
+        device: &Device,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let allowed = |q: usize, k: usize| {
+            let pos = offset + q;
+            k <= pos && self.window.is_none_or(|w| pos - k < w)
+        };
+        if (0..t).all(|q| (0..s).all(|k| allowed(q, k))) {
+            return Ok(None);
+        }
+        let mut rows = Vec::with_capacity(groups * t * s);
+        for _ in 0..groups {
+            for q in 0..t {
+                rows.extend((0..s).map(|k| if allowed(q, k) { 0.0 } else { f32::NEG_INFINITY }));
+            }
+        }
+        Tensor::from_vec(rows, (groups * t, s), device).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::RopeStyle;
+    use super::*;
+
+    #[test]
+    fn sliding_window_mask_keeps_the_last_w_tokens() {
+        let attn = Attention {
+            qkv: Qkv::Fused(Proj::Dense(
+                crate::families::layers::Dense::new(
+                    Tensor::zeros((2, 6), DType::F32, &Device::Cpu).unwrap(),
+                    None,
+                )
+                .unwrap(),
+            )),
+            out: Proj::Dense(
+                crate::families::layers::Dense::new(
+                    Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
+                    None,
+                )
+                .unwrap(),
+            ),
+            q_norm: None,
+            k_norm: None,
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 2,
+            scale: 1.0,
+            window: Some(2),
+            rope: Some(Rope::new(2, 10_000.0, RopeStyle::Half, None, 1.0)),
+        };
+        let mask = attn.mask(1, 4, 3, 1, &Device::Cpu).unwrap().unwrap();
+        let row = mask.to_vec2::<f32>().unwrap().remove(0);
+        assert_eq!(row[..2], [f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        assert_eq!(row[2..], [0.0, 0.0]);
+        // A decode step inside the window needs no mask at all.
+        assert!(attn.mask(1, 2, 1, 1, &Device::Cpu).unwrap().is_none());
+    }
+}

@@ -1,0 +1,318 @@
+//! Where a causal model's tensors come from: a transformers checkpoint (safetensors or
+//! pytorch_model.bin) or a GGUF file. The model asks for parts by meaning ([`Part`]); each source
+//! knows its own names for them.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::config::CausalFamily;
+use crate::families::layers::Dense;
+
+/// One piece of a decoder, named by what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Embeddings,
+    Positions,
+    FinalNorm,
+    LmHead,
+    AttentionNorm,
+    Query,
+    Key,
+    Value,
+    /// Query, key and value as one matrix (GPT-2, Phi-3).
+    QueryKeyValue,
+    AttentionOut,
+    QueryNorm,
+    KeyNorm,
+    /// Gemma's norm of the attention output, before the residual.
+    PostAttentionNorm,
+    MlpNorm,
+    /// Gemma's norm of the MLP output, before the residual.
+    PostMlpNorm,
+    Gate,
+    Up,
+    /// Gate and up as one matrix (Phi-3).
+    GateUp,
+    Down,
+}
+
+/// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
+#[derive(Debug, Clone)]
+pub enum Proj {
+    Dense(Dense),
+    Quantized { weight: QMatMul, bias: Option<Tensor> },
+}
+
+impl Proj {
+    pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Proj::Dense(d) => d.forward(xs),
+            Proj::Quantized { weight, bias } => {
+                let y = weight.forward(xs)?;
+                match bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+}
+
+/// The tensors of a model, by [`Part`].
+pub trait Source {
+    /// A tensor read as it is stored, in `dtype` (norm weights, embeddings, biases).
+    fn tensor(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>>;
+    /// The bias stored beside a part's weight (a LayerNorm's, say).
+    fn bias(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>>;
+    /// A projection, with its bias when `bias`.
+    fn proj(
+        &self,
+        part: Part,
+        layer: Option<usize>,
+        bias: bool,
+    ) -> candle_core::Result<Option<Proj>>;
+    /// Whether this source's norm weights already include Gemma's `+ 1` (GGUF files do).
+    fn norm_offset_applied(&self) -> bool {
+        false
+    }
+    fn device(&self) -> &Device;
+}
+
+/// A transformers checkpoint already read into memory.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub tensors: HashMap<String, Tensor>,
+    pub family: CausalFamily,
+    /// `transformer.` or `model.` etc.: the prefix the body's names carry in this file.
+    pub prefix: String,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl Checkpoint {
+    pub fn new(
+        tensors: HashMap<String, Tensor>,
+        family: CausalFamily,
+        dtype: DType,
+        device: Device,
+    ) -> Self {
+        let prefix = match family {
+            CausalFamily::Gpt2 => {
+                if tensors.contains_key("transformer.wte.weight") {
+                    "transformer."
+                } else {
+                    ""
+                }
+            }
+            _ => "model.",
+        };
+        Self {
+            tensors,
+            family,
+            prefix: prefix.to_string(),
+            dtype,
+            device,
+        }
+    }
+
+    /// The transformers name of a part (without `.weight`).
+    fn name(&self, part: Part, layer: Option<usize>) -> Option<String> {
+        let p = &self.prefix;
+        let l = layer.unwrap_or(0);
+        let gpt2 = self.family == CausalFamily::Gpt2;
+        let gemma = self.family == CausalFamily::Gemma3;
+        let name = match (part, gpt2) {
+            (Part::Embeddings, true) => format!("{p}wte"),
+            (Part::Positions, true) => format!("{p}wpe"),
+            (Part::FinalNorm, true) => format!("{p}ln_f"),
+            (Part::AttentionNorm, true) => format!("{p}h.{l}.ln_1"),
+            (Part::QueryKeyValue, true) => format!("{p}h.{l}.attn.c_attn"),
+            (Part::AttentionOut, true) => format!("{p}h.{l}.attn.c_proj"),
+            (Part::MlpNorm, true) => format!("{p}h.{l}.ln_2"),
+            (Part::Up, true) => format!("{p}h.{l}.mlp.c_fc"),
+            (Part::Down, true) => format!("{p}h.{l}.mlp.c_proj"),
+            (Part::LmHead, _) => "lm_head".to_string(),
+            (_, true) => return None,
+            (Part::Embeddings, false) => format!("{p}embed_tokens"),
+            (Part::FinalNorm, false) => format!("{p}norm"),
+            (Part::AttentionNorm, false) => format!("{p}layers.{l}.input_layernorm"),
+            (Part::Query, false) => format!("{p}layers.{l}.self_attn.q_proj"),
+            (Part::Key, false) => format!("{p}layers.{l}.self_attn.k_proj"),
+            (Part::Value, false) => format!("{p}layers.{l}.self_attn.v_proj"),
+            (Part::QueryKeyValue, false) => format!("{p}layers.{l}.self_attn.qkv_proj"),
+            (Part::AttentionOut, false) => format!("{p}layers.{l}.self_attn.o_proj"),
+            (Part::QueryNorm, false) => format!("{p}layers.{l}.self_attn.q_norm"),
+            (Part::KeyNorm, false) => format!("{p}layers.{l}.self_attn.k_norm"),
+            // Gemma names its sandwich norms differently from Llama's pre-MLP norm, which it
+            // calls `pre_feedforward_layernorm`.
+            (Part::PostAttentionNorm, false) if gemma => {
+                format!("{p}layers.{l}.post_attention_layernorm")
+            }
+            (Part::MlpNorm, false) if gemma => format!("{p}layers.{l}.pre_feedforward_layernorm"),
+            (Part::MlpNorm, false) => format!("{p}layers.{l}.post_attention_layernorm"),
+            (Part::PostMlpNorm, false) => format!("{p}layers.{l}.post_feedforward_layernorm"),
+            (Part::Gate, false) => format!("{p}layers.{l}.mlp.gate_proj"),
+            (Part::Up, false) => format!("{p}layers.{l}.mlp.up_proj"),
+            (Part::GateUp, false) => format!("{p}layers.{l}.mlp.gate_up_proj"),
+            (Part::Down, false) => format!("{p}layers.{l}.mlp.down_proj"),
+            (Part::Positions | Part::PostAttentionNorm, false) => return None,
+        };
+        Some(name)
+    }
+
+    fn get(&self, name: &str) -> candle_core::Result<Option<Tensor>> {
+        self.tensors
+            .get(name)
+            .map(|t| t.to_dtype(self.dtype))
+            .transpose()
+    }
+}
+
+impl Source for Checkpoint {
+    fn tensor(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>> {
+        match self.name(part, layer) {
+            Some(name) => self.get(&format!("{name}.weight")),
+            None => Ok(None),
+        }
+    }
+
+    fn bias(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>> {
+        match self.name(part, layer) {
+            Some(name) => self.get(&format!("{name}.bias")),
+            None => Ok(None),
+        }
+    }
+
+    fn proj(
+        &self,
+        part: Part,
+        layer: Option<usize>,
+        bias: bool,
+    ) -> candle_core::Result<Option<Proj>> {
+        let Some(name) = self.name(part, layer) else {
+            return Ok(None);
+        };
+        let Some(w) = self.get(&format!("{name}.weight"))? else {
+            return Ok(None);
+        };
+        let b = if bias {
+            self.get(&format!("{name}.bias"))?
+        } else {
+            None
+        };
+        // GPT-2's Conv1D keeps its weight as [in, out]; everyone else's Linear as [out, in].
+        let wt = if self.family == CausalFamily::Gpt2 {
+            w
+        } else {
+            w.t()?.contiguous()?
+        };
+        Ok(Some(Proj::Dense(Dense::new(wt, b)?)))
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+/// A GGUF file: quantized projections stay quantized; everything else is dequantized to f32.
+#[derive(Debug)]
+pub struct GgufSource {
+    pub path: PathBuf,
+    pub content: gguf_file::Content,
+    pub device: Device,
+}
+
+impl GgufSource {
+    /// llama.cpp's name of a part.
+    fn name(part: Part, layer: Option<usize>) -> String {
+        let l = layer.unwrap_or(0);
+        let block = |s: &str| format!("blk.{l}.{s}");
+        match part {
+            Part::Embeddings => "token_embd".into(),
+            Part::Positions => "position_embd".into(),
+            Part::FinalNorm => "output_norm".into(),
+            Part::LmHead => "output".into(),
+            Part::AttentionNorm => block("attn_norm"),
+            Part::Query => block("attn_q"),
+            Part::Key => block("attn_k"),
+            Part::Value => block("attn_v"),
+            Part::QueryKeyValue => block("attn_qkv"),
+            Part::AttentionOut => block("attn_output"),
+            Part::QueryNorm => block("attn_q_norm"),
+            Part::KeyNorm => block("attn_k_norm"),
+            Part::PostAttentionNorm => block("post_attention_norm"),
+            Part::MlpNorm => block("ffn_norm"),
+            Part::PostMlpNorm => block("post_ffw_norm"),
+            Part::Gate => block("ffn_gate"),
+            Part::Up => block("ffn_up"),
+            Part::GateUp => block("ffn_up"),
+            Part::Down => block("ffn_down"),
+        }
+    }
+
+    fn qtensor(
+        &self,
+        name: &str,
+    ) -> candle_core::Result<Option<candle_core::quantized::QTensor>> {
+        if !self.content.tensor_infos.contains_key(name) {
+            return Ok(None);
+        }
+        let file = File::open(&self.path)?;
+        let mut reader = BufReader::new(file);
+        self.content
+            .tensor(&mut reader, name, &self.device)
+            .map(Some)
+    }
+}
+
+impl Source for GgufSource {
+    fn tensor(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>> {
+        let name = format!("{}.weight", Self::name(part, layer));
+        self.qtensor(&name)?
+            .map(|q| q.dequantize(&self.device))
+            .transpose()
+    }
+
+    fn bias(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>> {
+        let name = format!("{}.bias", Self::name(part, layer));
+        self.qtensor(&name)?
+            .map(|q| q.dequantize(&self.device))
+            .transpose()
+    }
+
+    fn proj(
+        &self,
+        part: Part,
+        layer: Option<usize>,
+        bias: bool,
+    ) -> candle_core::Result<Option<Proj>> {
+        let stem = Self::name(part, layer);
+        let Some(q) = self.qtensor(&format!("{stem}.weight"))? else {
+            return Ok(None);
+        };
+        let bias = if bias {
+            self.qtensor(&format!("{stem}.bias"))?
+                .map(|b| b.dequantize(&self.device))
+                .transpose()?
+        } else {
+            None
+        };
+        Ok(Some(Proj::Quantized {
+            weight: QMatMul::from_qtensor(q)?,
+            bias,
+        }))
+    }
+
+    fn norm_offset_applied(&self) -> bool {
+        true
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}

@@ -1,0 +1,100 @@
+//! Parity of the causal language models and `generate()` with `transformers` 4.57.6 on the tiny
+//! fixtures (`tests/fixtures/tiny/<family>-causal-lm/expected.json`, from
+//! scripts/make_fixtures.py): the top-5 logits of the first step, and the token ids `generate()`
+//! returns for each recorded set of keyword arguments (greedy, beam search, penalties).
+
+// Test helpers fail loudly by design: a missing fixture is a broken setup.
+#![allow(clippy::unwrap_used)]
+
+use candle_core::{DType, Device};
+use serde_json::{Map, Value};
+use wick_engine::families::causal::{self, Session};
+use wick_engine::generate::{generate, GenerationConfig, Request};
+use wick_engine::generate::config::model_generation_json;
+use wick_tests::{assert_close, fixture};
+
+const FAMILIES: &[&str] = &["gpt2", "llama", "gemma3", "qwen2"];
+
+fn cases(name: &str) -> Vec<Value> {
+    let path = fixture(&format!("tiny/{name}/expected.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn first_step_logits_match_transformers() {
+    for family in FAMILIES {
+        let name = format!("{family}-causal-lm");
+        let dir = fixture(&format!("tiny/{name}"));
+        let loaded = causal::load(&dir, &Device::Cpu, DType::F32).unwrap();
+        let mut checked = 0;
+        for case in cases(&name) {
+            if case["task"] != "first-step-logits" {
+                continue;
+            }
+            let prompt = ids(&case["input_ids"][0]);
+            let mut cache = loaded.model.new_cache();
+            let logits = loaded
+                .model
+                .forward(&[prompt], &mut cache)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap()
+                .remove(0);
+            let want_ids = ids(&case["output"]["ids"]);
+            let want: Vec<f64> = case["output"]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let got: Vec<f64> = want_ids.iter().map(|&i| logits[i as usize] as f64).collect();
+            assert_close(&Value::from(got), &Value::from(want), &format!("{name} {}", case["inputs"]));
+            let mut order: Vec<usize> = (0..logits.len()).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+            assert_eq!(order[0] as u32, want_ids[0], "{name}: top token");
+            checked += 1;
+        }
+        assert!(checked > 0, "{name}: no first-step cases");
+    }
+}
+
+#[test]
+fn generate_ids_match_transformers() {
+    for family in FAMILIES {
+        let name = format!("{family}-causal-lm");
+        let dir = fixture(&format!("tiny/{name}"));
+        let loaded = causal::load(&dir, &Device::Cpu, DType::F32).unwrap();
+        let model_json = model_generation_json(&dir).unwrap();
+        let mut checked = 0;
+        for case in cases(&name) {
+            if case["task"] != "generate" {
+                continue;
+            }
+            let kwargs: Map<String, Value> = case["kwargs"].as_object().unwrap().clone();
+            let config = GenerationConfig::from_layers(&[&model_json, &kwargs]).unwrap();
+            let prompt = ids(&case["input_ids"][0]);
+            let request = Request {
+                config: &config,
+                prompt: &prompt,
+                max_positions: Some(loaded.model.config.max_positions),
+                top_logprobs: 0,
+                stop_strings: None,
+            };
+            let mut session = Session::new(&loaded.model);
+            let out = generate(&mut session, &request, &mut |_, _| true).unwrap();
+            let got: Vec<Vec<u32>> = out.sequences.iter().map(|s| s.ids.clone()).collect();
+            let want: Vec<Vec<u32>> = case["output"].as_array().unwrap().iter().map(ids).collect();
+            assert_eq!(got, want, "{name} {} {}", case["inputs"], case["kwargs"]);
+            checked += 1;
+        }
+        assert!(checked > 0, "{name}: no generate cases");
+    }
+}
