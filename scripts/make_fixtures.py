@@ -787,6 +787,19 @@ SUMMARY_TEXT = " ".join(corpus_lines()[34:37])
 TRANSLATION_TEXTS = ["The house is wonderful.", "I would like a cup of coffee, please."]
 GREEDY = {"do_sample": False, "max_new_tokens": 8}
 SEQ2SEQ_GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 8}
+# generate() options checked token for token. "eos_token_id": "greedy-N" stands for the N-th
+# token greedy search generates on the same prompt, so that EOS handling (early stops, padding,
+# finished beams) is exercised on random weights that would otherwise never emit EOS.
+GENERATE_OPTIONS = [
+    dict(GREEDY, num_beams=3, num_return_sequences=2),
+    dict(GREEDY, num_beams=4, num_return_sequences=3, length_penalty=0.5, eos_token_id="greedy-3"),
+    dict(GREEDY, num_beams=3, early_stopping=True, eos_token_id="greedy-2"),
+    dict(GREEDY, num_beams=2, early_stopping="never", no_repeat_ngram_size=2, eos_token_id="greedy-4"),
+    dict(GREEDY, repetition_penalty=1.5),
+    dict(GREEDY, no_repeat_ngram_size=2),
+    dict(GREEDY, eos_token_id="greedy-3"),
+    dict(GREEDY, min_new_tokens=6, eos_token_id="greedy-3"),
+]
 
 
 @dataclass
@@ -866,7 +879,9 @@ def text_generation_cases(tok) -> list[Case]:
     cases.append(Case("text-generation", GENERATION_PROMPTS[0], dict(GREEDY, return_full_text=False)))
     cases += _chat_inputs(tok)
     cases += [Case("generate", prompt, dict(GREEDY)) for prompt in GENERATION_PROMPTS]
+    cases += [Case("generate", GENERATION_PROMPTS[0], dict(options)) for options in GENERATE_OPTIONS]
     cases += [Case("first-step-logits", prompt, {"top_k": 5}) for prompt in GENERATION_PROMPTS]
+    cases += [Case("generate-logprobs", GENERATION_PROMPTS[1], dict(GREEDY, top_k=5))]
     return cases
 
 
@@ -1080,6 +1095,8 @@ class CaseRunner:
                 return self.run_generate(case)
             if case.task == "first-step-logits":
                 return self.run_first_step(case)
+            if case.task == "generate-logprobs":
+                return self.run_logprobs(case)
             if case.task == "logits":
                 return self.run_logits(case)
             return self.run_pipeline(case)
@@ -1108,10 +1125,43 @@ class CaseRunner:
         model, _ = self.loaded()
         text = self.prefixed(case.inputs)
         enc = self.encode(text)
-        out = model.generate(**enc, **case.kwargs)
+        kwargs = dict(case.kwargs)
+        eos = kwargs.get("eos_token_id")
+        if isinstance(eos, str) and eos.startswith("greedy-"):
+            greedy = model.generate(**enc, **GREEDY)[0, enc["input_ids"].shape[1]:]
+            kwargs["eos_token_id"] = int(greedy[int(eos.split("-")[1]) - 1])
+        out = model.generate(**enc, **kwargs, return_dict_in_generate=True, output_scores=True)
+        record = {
+            "task": "generate", "kwargs": kwargs, "inputs": text,
+            "input_ids": to_builtin(enc["input_ids"]), "output": to_builtin(out.sequences),
+        }
+        if getattr(out, "sequences_scores", None) is not None:
+            record["sequences_scores"] = to_builtin(out.sequences_scores)
+        return record
+
+    def run_logprobs(self, case: Case) -> dict:
+        """Greedy generation with, per step, the chosen token's log-probability under the raw
+        logits and the top-k (ids, log-probabilities): what Wick's logits view shows."""
+        import torch
+
+        model, _ = self.loaded()
+        text = self.prefixed(case.inputs)
+        enc = self.encode(text)
+        kwargs = dict(case.kwargs)
+        k = kwargs.pop("top_k")
+        out = model.generate(**enc, **kwargs, return_dict_in_generate=True, output_logits=True)
+        new = out.sequences[0, enc["input_ids"].shape[1]:]
+        steps = []
+        for token, logits in zip(new, out.logits):
+            logprobs = torch.log_softmax(logits[0].float(), dim=-1)
+            top = logprobs.topk(k)
+            steps.append({
+                "id": int(token), "logprob": float(logprobs[token]),
+                "top_ids": to_builtin(top.indices), "top_logprobs": to_builtin(top.values),
+            })
         return {
-            "task": "generate", "kwargs": case.kwargs, "inputs": text,
-            "input_ids": to_builtin(enc["input_ids"]), "output": to_builtin(out),
+            "task": "generate-logprobs", "kwargs": case.kwargs, "inputs": text,
+            "input_ids": to_builtin(enc["input_ids"]), "output": steps,
         }
 
     def run_first_step(self, case: Case) -> dict:

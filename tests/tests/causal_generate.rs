@@ -93,8 +93,59 @@ fn generate_ids_match_transformers() {
             let got: Vec<Vec<u32>> = out.sequences.iter().map(|s| s.ids.clone()).collect();
             let want: Vec<Vec<u32>> = case["output"].as_array().unwrap().iter().map(ids).collect();
             assert_eq!(got, want, "{name} {} {}", case["inputs"], case["kwargs"]);
+            if let Some(scores) = case.get("sequences_scores") {
+                let got: Vec<f32> = out.sequences.iter().map(|s| s.score.unwrap()).collect();
+                assert_close(&Value::from(got), scores, &format!("{name} {} scores", case["kwargs"]));
+            }
             checked += 1;
         }
         assert!(checked > 0, "{name}: no generate cases");
+    }
+}
+
+#[test]
+fn token_logprobs_match_transformers() {
+    for family in FAMILIES {
+        let name = format!("{family}-causal-lm");
+        let dir = fixture(&format!("tiny/{name}"));
+        let loaded = causal::load(&dir, &Device::Cpu, DType::F32).unwrap();
+        let model_json = model_generation_json(&dir).unwrap();
+        for case in cases(&name) {
+            if case["task"] != "generate-logprobs" {
+                continue;
+            }
+            let mut kwargs: Map<String, Value> = case["kwargs"].as_object().unwrap().clone();
+            let k = kwargs.remove("top_k").unwrap().as_u64().unwrap() as usize;
+            let config = GenerationConfig::from_layers(&[&model_json, &kwargs]).unwrap();
+            let prompt = ids(&case["input_ids"][0]);
+            let request = Request {
+                config: &config,
+                prompt: &prompt,
+                max_positions: None,
+                top_logprobs: k,
+                stop_strings: None,
+            };
+            let mut session = Session::new(&loaded.model);
+            let mut streamed = Vec::new();
+            let out = generate(&mut session, &request, &mut |_, t| {
+                streamed.push(t.clone());
+                true
+            })
+            .unwrap();
+            let tokens = &out.sequences[0].tokens;
+            assert_eq!(&streamed, tokens, "{name}: streamed tokens are the returned ones");
+            let steps = case["output"].as_array().unwrap();
+            assert_eq!(tokens.len(), steps.len(), "{name}");
+            for (got, want) in tokens.iter().zip(steps) {
+                assert_eq!(got.id as u64, want["id"].as_u64().unwrap(), "{name}");
+                let top_ids: Vec<u32> = got.top.iter().map(|a| a.id).collect();
+                assert_eq!(top_ids, ids(&want["top_ids"]), "{name}: alternatives");
+                let mut got_lp = vec![got.logprob];
+                got_lp.extend(got.top.iter().map(|a| a.logprob));
+                let mut want_lp = vec![want["logprob"].clone()];
+                want_lp.extend(want["top_logprobs"].as_array().unwrap().iter().cloned());
+                assert_close(&Value::from(got_lp), &Value::Array(want_lp), &format!("{name} logprobs"));
+            }
+        }
     }
 }
