@@ -149,3 +149,31 @@ fn token_logprobs_match_transformers() {
         }
     }
 }
+
+#[test]
+fn text_generation_pipeline_matches_transformers() {
+    use wick_engine::tasks::text_generation::TextGenerator;
+    for family in FAMILIES {
+        let name = format!("{family}-causal-lm");
+        let dir = fixture(&format!("tiny/{name}"));
+        let pipe = TextGenerator::load(&dir).unwrap();
+        let mut checked = 0;
+        for case in cases(&name) {
+            if case["task"] != "text-generation" {
+                continue;
+            }
+            let kwargs = case["kwargs"].as_object().unwrap().clone();
+            let (json, results, _) = pipe.call(&case["inputs"], &kwargs, &mut |_, _| true).unwrap();
+            assert_eq!(json, case["output"], "{name} {} {}", case["inputs"], case["kwargs"]);
+            // The prompt the model saw is the one transformers tokenized.
+            assert_eq!(
+                Value::from(results[0].prompt_ids.clone()),
+                case["input_ids"][0],
+                "{name}: prompt ids for {}",
+                case["inputs"]
+            );
+            checked += 1;
+        }
+        assert!(checked >= 4, "{name}: text-generation cases");
+    }
+}

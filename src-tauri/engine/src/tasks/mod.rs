@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod question_answering;
 pub mod scores;
 pub mod text_classification;
+pub mod text_generation;
 pub mod token_classification;
 pub mod zero_shot;
 

@@ -8,6 +8,7 @@
 //! Defaults follow `transformers`' `AutoTokenizer`: special tokens are added, and padding or
 //! truncation baked into a `tokenizer.json` is *not* applied unless asked for.
 
+pub mod chat;
 mod config;
 mod gguf;
 mod inspect;

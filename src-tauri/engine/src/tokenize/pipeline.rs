@@ -168,6 +168,30 @@ impl WickTokenizer {
         })
     }
 
+    /// `tokenizer.decode(ids, skip_special_tokens, clean_up_tokenization_spaces)` with both
+    /// options given (the text-generation pipeline forces the clean-up on).
+    pub fn decode_with(&self, ids: &[u32], skip_special: bool, clean_up: bool) -> Result<String> {
+        let text = self
+            .inner
+            .decode(ids, skip_special)
+            .map_err(|e| WickError::Tokenize(e.to_string()))?;
+        Ok(if clean_up {
+            super::config::clean_up_tokenization(&text)
+        } else {
+            text
+        })
+    }
+
+    /// Whether `id` is a special added token (EOS, chat markers).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special_ids.contains(&id)
+    }
+
+    /// `clean_up_tokenization_spaces` from tokenizer_config.json.
+    pub fn cleans_up_spaces(&self) -> bool {
+        self.clean_up_spaces
+    }
+
     /// The mask, classifier and unknown tokens.
     pub fn roles(&self) -> &SpecialRoles {
         &self.roles

@@ -1,0 +1,679 @@
+//! The text-generation pipeline with transformers 4.57 semantics: a prompt (or a chat, through
+//! the model's chat template) is tokenized, `generate()` runs with the pipeline's defaults over
+//! the model's own settings, and each sequence comes back as `generated_text` (the prompt plus
+//! the new text, or only the new text with `return_full_text=false`).
+//!
+//! Beyond the JSON, every generated token carries its probability, the alternatives and the
+//! entropy, and text is streamed in whole characters as it is generated.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use ts_rs::TS;
+
+use crate::error::{Result, WickError};
+use crate::families::causal::{self, Format, LoadedCausal, Session};
+use crate::generate::config::model_generation_json;
+use crate::generate::{self, Decoder, GenerationConfig, Request, StopReason, TextStream};
+use crate::tokenize::chat::{ChatTemplate, Message};
+use crate::tokenize::{TokenizeOptions, WickTokenizer};
+
+/// What a prompt is: plain text to continue, or a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    Text(String),
+    Chat(Vec<Message>),
+}
+
+/// The pipeline's own keyword arguments (besides `generate()`'s).
+pub const PIPELINE_KWARGS: &[&str] = &[
+    "return_full_text",
+    "return_text",
+    "return_tensors",
+    "clean_up_tokenization_spaces",
+    "prefix",
+    "stop_sequence",
+    "continue_final_message",
+    "add_special_tokens",
+    // Wick's: how many alternatives to record per token (0-20).
+    "logprobs",
+];
+
+/// Pipeline options read from the keyword arguments.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: GenerationConfig,
+    pub return_full_text: bool,
+    pub return_tensors: bool,
+    pub clean_up: bool,
+    pub prefix: Option<String>,
+    pub continue_final_message: Option<bool>,
+    pub add_special_tokens: Option<bool>,
+    pub logprobs: usize,
+    /// Things the person should know (e.g. max_new_tokens overriding max_length).
+    pub notes: Vec<String>,
+}
+
+/// One alternative to a generated token, with its text.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+#[ts(export)]
+pub struct TopToken {
+    pub id: u32,
+    pub text: String,
+    pub logprob: f32,
+}
+
+/// A generated token as the pictures show it.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+#[ts(export)]
+pub struct GeneratedToken {
+    pub id: u32,
+    /// The text this token completed (empty while a character it starts is unfinished);
+    /// the pieces of a sequence add up to its text.
+    pub text: String,
+    /// The vocabulary entry, as `convert_ids_to_tokens`.
+    pub token: String,
+    pub logprob: f32,
+    pub entropy: f32,
+    pub top: Vec<TopToken>,
+    /// Whether the tokenizer counts it as special (EOS, chat markers).
+    pub special: bool,
+}
+
+/// One generated sequence.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+#[ts(export)]
+pub struct GeneratedSequence {
+    /// The new text (special tokens skipped, no clean-up): the streamed pieces joined.
+    pub text: String,
+    pub tokens: Vec<GeneratedToken>,
+    pub stop: StopReason,
+    /// Beam search's length-normalised score.
+    pub score: Option<f32>,
+}
+
+/// How fast a run was.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct GenerationStats {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// From the start of the call to the first generated token (tokenizing and prefill).
+    pub time_to_first_token_ms: f64,
+    pub prefill_tokens_per_s: f64,
+    /// Generated tokens per second after the first (summed over rows).
+    pub decode_tokens_per_s: f64,
+    pub total_ms: f64,
+}
+
+/// Everything one prompt's generation produced.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct GenerationResult {
+    /// The text the model was given (a chat rendered through its template, prefix included).
+    pub prompt: String,
+    pub prompt_ids: Vec<u32>,
+    pub sequences: Vec<GeneratedSequence>,
+    pub stats: GenerationStats,
+    /// The sampler's seed, to reproduce a sampled run.
+    #[ts(type = "number | null")]
+    pub seed: Option<u64>,
+    /// The settings generate() ran with.
+    #[ts(type = "Record<string, unknown>")]
+    pub settings: Value,
+}
+
+/// A piece of streamed output.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+#[ts(export)]
+pub struct StreamPiece {
+    /// Which returned sequence (0 unless num_return_sequences > 1).
+    pub sequence: usize,
+    pub token: GeneratedToken,
+}
+
+/// A loaded text-generation pipeline.
+#[derive(Debug)]
+pub struct TextGenerator {
+    tokenizer: WickTokenizer,
+    loaded: LoadedCausal,
+    chat: Option<ChatTemplate>,
+    /// The model's generation settings (generation_config.json, config.json or GGUF metadata).
+    model_settings: Map<String, Value>,
+    /// `task_specific_params["text-generation"]`, prefix removed.
+    task_params: Map<String, Value>,
+    prefix: String,
+}
+
+/// transformers' text-generation pipeline defaults.
+fn pipeline_defaults() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("max_new_tokens".into(), json!(256));
+    m.insert("do_sample".into(), json!(true));
+    m.insert("temperature".into(), json!(0.7));
+    m
+}
+
+impl TextGenerator {
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::load_on(path, &Device::Cpu, DType::F32)
+    }
+
+    pub fn load_on(path: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        let loaded = causal::load(path, device, dtype)?;
+        let tokenizer = WickTokenizer::from_path(path)?;
+        let vocab = tokenizer.inner().get_vocab_size(true);
+        if vocab > loaded.model.config.vocab_size {
+            return Err(WickError::InvalidModel {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the tokenizer has {vocab} tokens but the model only {}: they do not belong together",
+                    loaded.model.config.vocab_size
+                ),
+            });
+        }
+        let (chat, model_settings, config_json) = match &loaded.format {
+            Format::Gguf { file, .. } => {
+                // A folder may carry a tokenizer_config.json with the template beside the GGUF.
+                let dir = if path.is_dir() { path } else { file.parent().unwrap_or(path) };
+                let chat = match ChatTemplate::from_folder(dir)? {
+                    Some(t) => Some(t),
+                    None => ChatTemplate::from_gguf(file)?,
+                };
+                (chat, gguf_settings(&loaded), Value::Null)
+            }
+            Format::Transformers => {
+                let config_path = path.join("config.json");
+                let config_json: Value = std::fs::read_to_string(&config_path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Null);
+                (
+                    ChatTemplate::from_folder(path)?,
+                    model_generation_json(path)?,
+                    config_json,
+                )
+            }
+        };
+        let mut task_params = config_json
+            .get("task_specific_params")
+            .and_then(|p| p.get("text-generation"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let prefix = task_params
+            .remove("prefix")
+            .and_then(|p| p.as_str().map(str::to_string))
+            .or_else(|| config_json.get("prefix").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        Ok(Self {
+            tokenizer,
+            loaded,
+            chat,
+            model_settings,
+            task_params,
+            prefix,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &WickTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn model(&self) -> &LoadedCausal {
+        &self.loaded
+    }
+
+    pub fn has_chat_template(&self) -> bool {
+        self.chat.is_some()
+    }
+
+    /// "f32", or the GGUF quantization.
+    pub fn dtype_label(&self) -> String {
+        match &self.loaded.format {
+            Format::Gguf { quantization, .. } => quantization.clone(),
+            Format::Transformers => format!("{:?}", self.loaded.model.dtype()).to_lowercase(),
+        }
+    }
+
+    /// Reads the keyword arguments: the pipeline's own, and generate()'s layered over the
+    /// pipeline defaults and the model's settings. Unknown names are errors.
+    pub fn options(&self, kwargs: &Map<String, Value>) -> Result<Options> {
+        let known = |k: &str| {
+            PIPELINE_KWARGS.contains(&k) || generate::config::GENERATE_KWARGS.contains(&k)
+        };
+        if let Some(bad) = kwargs.keys().find(|k| !known(k)) {
+            let mut names: Vec<&str> = PIPELINE_KWARGS
+                .iter()
+                .chain(generate::config::GENERATE_KWARGS)
+                .copied()
+                .collect();
+            names.sort();
+            return Err(WickError::InvalidInput(format!(
+                "text-generation has no option `{bad}` (known: {})",
+                names.join(", ")
+            )));
+        }
+        let bool_arg = |k: &str| -> Result<Option<bool>> {
+            match kwargs.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Bool(b)) => Ok(Some(*b)),
+                Some(v) => Err(WickError::InvalidInput(format!(
+                    "{k} must be true or false, got {v}"
+                ))),
+            }
+        };
+        let mut notes = Vec::new();
+        let mut merged = GenerationConfig::pipeline_layer(&pipeline_defaults(), &self.model_settings);
+        for (k, v) in &self.task_params {
+            merged.insert(k.clone(), v.clone());
+        }
+        let mut call = kwargs.clone();
+        if let Some(stop) = kwargs.get("stop_sequence").and_then(Value::as_str) {
+            // transformers: every token of the stop sequence becomes an end-of-sequence token.
+            let ids = self.tokenizer.encode_ids(
+                stop,
+                &TokenizeOptions {
+                    add_special_tokens: false,
+                    ..Default::default()
+                },
+            )?;
+            call.insert("eos_token_id".into(), json!(ids));
+        }
+        if call.get("max_length").is_some_and(|v| !v.is_null())
+            && !call.contains_key("max_new_tokens")
+            && merged.get("max_new_tokens").is_some_and(|v| !v.is_null())
+        {
+            notes.push(format!(
+                "max_length was given, but the pipeline's max_new_tokens={} still applies (as in \
+                 transformers); pass max_new_tokens to change the length",
+                merged["max_new_tokens"]
+            ));
+        }
+        let config = GenerationConfig::from_layers(&[&merged, &call])?;
+        let logprobs = match kwargs.get("logprobs") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n <= 20)
+                .ok_or_else(|| {
+                    WickError::InvalidInput(format!(
+                        "logprobs must be a whole number from 0 to 20, got {v}"
+                    ))
+                })? as usize,
+        };
+        if bool_arg("return_text")? == Some(true) && bool_arg("return_tensors")? == Some(true) {
+            return Err(WickError::InvalidInput(
+                "return_text and return_tensors cannot both be true".into(),
+            ));
+        }
+        Ok(Options {
+            config,
+            return_full_text: bool_arg("return_full_text")?.unwrap_or(true),
+            return_tensors: bool_arg("return_tensors")?.unwrap_or(false),
+            clean_up: bool_arg("clean_up_tokenization_spaces")?.unwrap_or(true),
+            prefix: kwargs
+                .get("prefix")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            continue_final_message: bool_arg("continue_final_message")?,
+            add_special_tokens: bool_arg("add_special_tokens")?,
+            logprobs,
+            notes,
+        })
+    }
+
+    /// The text and ids the model starts from.
+    fn encode_prompt(&self, prompt: &Prompt, options: &Options) -> Result<(String, Vec<u32>)> {
+        match prompt {
+            Prompt::Text(text) => {
+                crate::tasks::require_text(text, "prompt")?;
+                let prefix = options.prefix.as_deref().unwrap_or(&self.prefix);
+                let full = format!("{prefix}{text}");
+                let ids = self.tokenizer.encode_ids(
+                    &full,
+                    &TokenizeOptions {
+                        add_special_tokens: options.add_special_tokens.unwrap_or(true),
+                        ..Default::default()
+                    },
+                )?;
+                Ok((full, ids))
+            }
+            Prompt::Chat(messages) => {
+                let template = self.chat.as_ref().ok_or_else(|| {
+                    WickError::InvalidInput(
+                        "this model has no chat template: it is not a chat model. Write the \
+                         prompt as plain text instead"
+                            .into(),
+                    )
+                })?;
+                if messages.is_empty() {
+                    return Err(WickError::InvalidInput(
+                        "the chat is empty: write a message first".into(),
+                    ));
+                }
+                let continue_final = options
+                    .continue_final_message
+                    .unwrap_or_else(|| messages.last().is_some_and(|m| m.role == "assistant"));
+                let text = template.render(messages, true, continue_final)?;
+                let ids = self.tokenizer.encode_ids(
+                    &text,
+                    &TokenizeOptions {
+                        add_special_tokens: false,
+                        ..Default::default()
+                    },
+                )?;
+                Ok((text, ids))
+            }
+        }
+    }
+
+    fn token_text(&self, id: u32) -> String {
+        self.tokenizer
+            .inner()
+            .decode(&[id], false)
+            .unwrap_or_default()
+    }
+
+    fn describe(&self, info: &generate::TokenInfo, piece: String) -> GeneratedToken {
+        GeneratedToken {
+            id: info.id,
+            text: piece,
+            token: self.tokenizer.id_to_token(info.id).unwrap_or_default(),
+            logprob: info.logprob,
+            entropy: info.entropy,
+            top: info
+                .top
+                .iter()
+                .map(|a| TopToken {
+                    id: a.id,
+                    text: self.token_text(a.id),
+                    logprob: a.logprob,
+                })
+                .collect(),
+            special: self.tokenizer.is_special(info.id),
+        }
+    }
+
+    /// Generates from one prompt. `on_piece` sees each token as it comes (greedy and sampling)
+    /// and may return `false` to stop.
+    pub fn generate(
+        &self,
+        prompt: &Prompt,
+        options: &Options,
+        on_piece: &mut dyn FnMut(&StreamPiece) -> bool,
+    ) -> Result<GenerationResult> {
+        let started = Instant::now();
+        let (prompt_text, prompt_ids) = self.encode_prompt(prompt, options)?;
+        if prompt_ids.is_empty() {
+            return Err(WickError::InvalidInput(
+                "the prompt gives no tokens: type some text first".into(),
+            ));
+        }
+        let decode = |ids: &[u32]| -> String {
+            self.tokenizer
+                .decode_with(ids, true, false)
+                .unwrap_or_default()
+        };
+        let stops = options.config.stop_strings.clone();
+        let prompt_len = prompt_ids.len();
+        let stop_check = move |ids: &[u32]| -> bool {
+            let generated = &ids[prompt_len.min(ids.len())..];
+            if generated.is_empty() {
+                return false;
+            }
+            let before = decode(&generated[..generated.len() - 1]).len();
+            let now = decode(generated);
+            stops
+                .iter()
+                .filter(|s| !s.is_empty())
+                .any(|s| now.match_indices(s.as_str()).any(|(i, m)| i + m.len() > before))
+        };
+        let rows = options.config.num_return_sequences.max(1);
+        let mut streams: Vec<TextStream> = (0..rows).map(|_| TextStream::new(&prompt_ids)).collect();
+        let beams = options.config.num_beams > 1;
+        let mut timed = Timed::new(Session::new(&self.loaded.model));
+        let request = Request {
+            config: &options.config,
+            prompt: &prompt_ids,
+            max_positions: Some(self.loaded.model.config.max_positions),
+            top_logprobs: options.logprobs,
+            stop_strings: (!options.config.stop_strings.is_empty()).then_some(&stop_check),
+        };
+        let mut first_token: Option<f64> = None;
+        let out = generate::generate(&mut timed, &request, &mut |row, info| {
+            first_token.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+            if beams {
+                // Beams reorder until the end; only cancellation is offered meanwhile.
+                return on_piece(&StreamPiece {
+                    sequence: usize::MAX,
+                    token: self.describe(info, String::new()),
+                });
+            }
+            let piece = streams
+                .get_mut(row)
+                .and_then(|s| s.push(info.id, &decode))
+                .unwrap_or_default();
+            on_piece(&StreamPiece {
+                sequence: row,
+                token: self.describe(info, piece),
+            })
+        })?;
+        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let sequences: Vec<GeneratedSequence> = out
+            .sequences
+            .iter()
+            .enumerate()
+            .map(|(row, seq)| {
+                // The pieces again, from the final tokens (beam search did not stream).
+                let mut stream = TextStream::new(&prompt_ids);
+                let mut tokens: Vec<GeneratedToken> = seq
+                    .tokens
+                    .iter()
+                    .map(|t| {
+                        let piece = stream.push(t.id, &decode).unwrap_or_default();
+                        self.describe(t, piece)
+                    })
+                    .collect();
+                if let (Some(rest), Some(last)) = (stream.finish(&decode), tokens.last_mut()) {
+                    last.text.push_str(&rest);
+                    if !beams {
+                        on_piece(&StreamPiece {
+                            sequence: row,
+                            token: GeneratedToken {
+                                text: rest,
+                                ..last.clone()
+                            },
+                        });
+                    }
+                }
+                GeneratedSequence {
+                    text: tokens.iter().map(|t| t.text.as_str()).collect(),
+                    tokens,
+                    stop: seq.stop,
+                    score: seq.score,
+                }
+            })
+            .collect();
+        let generated: usize = sequences.iter().map(|s| s.tokens.len()).sum();
+        let stats = timed.stats(prompt_len, generated, first_token.unwrap_or(total_ms), total_ms);
+        Ok(GenerationResult {
+            prompt: prompt_text,
+            prompt_ids,
+            sequences,
+            stats,
+            seed: out.seed,
+            settings: serde_json::to_value(&options.config).unwrap_or(Value::Null),
+        })
+    }
+
+    /// `pipeline("text-generation")(inputs, **kwargs)`: the JSON, every prompt's full result,
+    /// and notes. `on_piece` streams (prompt index, piece).
+    pub fn call(
+        &self,
+        inputs: &Value,
+        kwargs: &Map<String, Value>,
+        on_piece: &mut dyn FnMut(usize, &StreamPiece) -> bool,
+    ) -> Result<(Value, Vec<GenerationResult>, Vec<String>)> {
+        let options = self.options(kwargs)?;
+        let (prompts, single) = prompts(inputs)?;
+        let mut json_out = Vec::new();
+        let mut results = Vec::new();
+        for (i, prompt) in prompts.iter().enumerate() {
+            let result = self.generate(prompt, &options, &mut |p| on_piece(i, p))?;
+            json_out.push(self.output_json(prompt, &result, &options)?);
+            results.push(result);
+        }
+        let json = if single {
+            json_out.remove(0)
+        } else {
+            Value::Array(json_out)
+        };
+        Ok((json, results, options.notes))
+    }
+
+    /// The pipeline's JSON for one prompt: `[{"generated_text": ...}, ...]`.
+    pub fn output_json(
+        &self,
+        prompt: &Prompt,
+        result: &GenerationResult,
+        options: &Options,
+    ) -> Result<Value> {
+        let prompt_decoded = self
+            .tokenizer
+            .decode_with(&result.prompt_ids, true, options.clean_up)?;
+        let prompt_chars = prompt_decoded.chars().count();
+        let mut records = Vec::new();
+        for seq in &result.sequences {
+            let mut ids = result.prompt_ids.clone();
+            ids.extend(seq.tokens.iter().map(|t| t.id));
+            if options.return_tensors {
+                records.push(json!({"generated_token_ids": ids}));
+                continue;
+            }
+            let text = self.tokenizer.decode_with(&ids, true, options.clean_up)?;
+            let new_text: String = text.chars().skip(prompt_chars).collect();
+            let value = if !options.return_full_text {
+                Value::String(new_text)
+            } else {
+                match prompt {
+                    Prompt::Text(original) => Value::String(format!("{original}{new_text}")),
+                    Prompt::Chat(messages) => {
+                        let continue_final = options.continue_final_message.unwrap_or_else(|| {
+                            messages.last().is_some_and(|m| m.role == "assistant")
+                        });
+                        let mut out: Vec<Message> = messages.clone();
+                        match out.last_mut() {
+                            Some(last) if continue_final => last.content.push_str(&new_text),
+                            _ => out.push(Message {
+                                role: "assistant".into(),
+                                content: new_text,
+                            }),
+                        }
+                        serde_json::to_value(out).unwrap_or(Value::Null)
+                    }
+                }
+            };
+            records.push(json!({ "generated_text": value }));
+        }
+        Ok(Value::Array(records))
+    }
+}
+
+/// Reads pipeline inputs: a string, a chat (list of {role, content}), or a list of either.
+/// Returns the prompts and whether the input was a single one.
+pub fn prompts(inputs: &Value) -> Result<(Vec<Prompt>, bool)> {
+    fn one(v: &Value) -> Result<Prompt> {
+        match v {
+            Value::String(s) => Ok(Prompt::Text(s.clone())),
+            Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+                serde_json::from_value(v.clone()).map(Prompt::Chat).map_err(|e| {
+                    WickError::InvalidInput(format!(
+                        "a chat is a list of {{\"role\": ..., \"content\": ...}} messages: {e}"
+                    ))
+                })
+            }
+            other => Err(WickError::InvalidInput(format!(
+                "text-generation takes a text, a chat (a list of messages) or a list of those, \
+                 got {other}"
+            ))),
+        }
+    }
+    match inputs {
+        Value::Array(items) if !items.is_empty() && !items.iter().all(Value::is_object) => {
+            Ok((items.iter().map(one).collect::<Result<_>>()?, false))
+        }
+        v => Ok((vec![one(v)?], true)),
+    }
+}
+
+/// GGUF files carry their token ids in metadata; that is all the generation settings they have.
+fn gguf_settings(loaded: &LoadedCausal) -> Map<String, Value> {
+    let cfg = &loaded.model.config;
+    let mut m = Map::new();
+    if !cfg.eos_token_ids.is_empty() {
+        m.insert("eos_token_id".into(), json!(cfg.eos_token_ids));
+    }
+    if let Some(b) = cfg.bos_token_id {
+        m.insert("bos_token_id".into(), json!(b));
+    }
+    if let Some(p) = cfg.pad_token_id {
+        m.insert("pad_token_id".into(), json!(p));
+    }
+    m
+}
+
+/// A decoder that times its steps: the first is the prefill, the rest decode.
+struct Timed<D> {
+    inner: D,
+    prefill_s: f64,
+    decode_s: f64,
+    steps: usize,
+}
+
+impl<D: Decoder> Timed<D> {
+    fn new(inner: D) -> Self {
+        Self {
+            inner,
+            prefill_s: 0.0,
+            decode_s: 0.0,
+            steps: 0,
+        }
+    }
+
+    fn stats(&self, prompt: usize, generated: usize, ttft_ms: f64, total_ms: f64) -> GenerationStats {
+        let per_s = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
+        GenerationStats {
+            prompt_tokens: prompt,
+            generated_tokens: generated,
+            time_to_first_token_ms: ttft_ms,
+            prefill_tokens_per_s: per_s(prompt as f64, self.prefill_s),
+            decode_tokens_per_s: per_s(generated.saturating_sub(1) as f64, self.decode_s),
+            total_ms,
+        }
+    }
+}
+
+impl<D: Decoder> Decoder for Timed<D> {
+    fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let t = Instant::now();
+        let out = self.inner.step(tokens);
+        let s = t.elapsed().as_secs_f64();
+        if self.steps == 0 {
+            self.prefill_s += s;
+        } else {
+            self.decode_s += s;
+        }
+        self.steps += 1;
+        out
+    }
+
+    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        self.inner.select_rows(rows)
+    }
+}
