@@ -14,6 +14,7 @@ use super::question_answering::{self, Answers, QaOptions, QuestionAnswerer};
 use super::scores::TopK;
 use super::text_classification::{self, Classification, ClassifyInput, TextClassifier};
 use super::token_classification::{Entities, NerOptions, TokenClassifier};
+use super::text_generation::{GenerationResult, TextGenerator};
 use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, ZeroShotResult, DEFAULT_TEMPLATE};
 use super::Task;
 use crate::error::{Result, WickError};
@@ -27,6 +28,7 @@ pub enum Pipeline {
     QuestionAnswering(QuestionAnswerer),
     FillMask(MaskFiller),
     ZeroShotClassification(ZeroShotClassifier),
+    TextGeneration(TextGenerator),
 }
 
 impl Pipeline {
@@ -40,9 +42,10 @@ impl Pipeline {
             Task::ZeroShotClassification => {
                 Self::ZeroShotClassification(ZeroShotClassifier::load(dir)?)
             }
-            Task::TextGeneration | Task::Summarization | Task::Translation => {
+            Task::TextGeneration => Self::TextGeneration(TextGenerator::load(dir)?),
+            Task::Summarization | Task::Translation => {
                 return Err(WickError::InvalidInput(format!(
-                    "{} is not an encoder pipeline",
+                    "{} is not available yet",
                     task.id()
                 )))
             }
@@ -89,6 +92,12 @@ impl Pipeline {
         let mut args = Kwargs::new(kwargs);
         let mut notes = Notes::default();
         let (out, detail) = match self {
+            Self::TextGeneration(p) => {
+                // Its keyword arguments are checked by the generator (generate()'s and its own).
+                let (json, results, generation_notes) = p.call(inputs, kwargs, &mut |_, _| true)?;
+                notes.0.extend(generation_notes);
+                (json, Some(Detail::Generation { results }))
+            }
             Self::FeatureExtraction(p) => {
                 args.finish("feature-extraction")?;
                 let (texts, single) = texts(inputs)?;
@@ -244,6 +253,7 @@ impl Pipeline {
             Self::QuestionAnswering(p) => p.encoder().model.architecture(),
             Self::FillMask(p) => p.encoder().model.architecture(),
             Self::ZeroShotClassification(p) => p.classifier().encoder().model.architecture(),
+            Self::TextGeneration(p) => &p.model().architecture,
         }
     }
 }
@@ -281,6 +291,10 @@ pub enum Detail {
     },
     ZeroShot {
         results: Vec<ZeroShotResult>,
+    },
+    /// Generated sequences with per-token probabilities and timing, one per prompt.
+    Generation {
+        results: Vec<GenerationResult>,
     },
     /// Sentence embeddings and their pairwise cosine similarities.
     Embeddings {

@@ -1,6 +1,7 @@
 //! `wick`: the engine on the command line, for scripts and for people without the window.
 
 mod bench;
+mod generate;
 mod run;
 mod tokenize;
 

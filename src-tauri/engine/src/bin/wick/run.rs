@@ -35,6 +35,8 @@ struct Common {
 
 #[derive(Debug, clap::Subcommand)]
 enum Task {
+    /// Continue a prompt (or answer a chat message) token by token.
+    TextGeneration(crate::generate::Args),
     /// Labels with scores for each text (or text pair).
     TextClassification {
         #[command(flatten)]
@@ -127,6 +129,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
     };
     let (task, model, inputs, batch_size) = match &args.task {
+        Task::TextGeneration(gen) => return crate::generate::run(gen, args.json),
         Task::TextClassification {
             common,
             top_k,
