@@ -1,10 +1,14 @@
 //! The Tauri commands the UI calls. All are async and hand engine work to a blocking thread,
 //! so the window never freezes; errors cross as `{code, message}` ([`ErrorPayload`]).
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
+use tauri::ipc::Channel;
 use tauri::State;
 use ts_rs::TS;
 use wick_engine::tasks::pipeline::Detail;
+use wick_engine::tasks::text_generation::GeneratedToken;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
 use wick_engine::tokenize::TokenizerInfo;
 use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions};
@@ -118,11 +122,95 @@ pub async fn run_pipeline(
             notes: output.notes,
             architecture: pipeline.architecture().to_string(),
             device: "cpu".into(),
-            dtype: "f32".into(),
+            dtype: pipeline.dtype_label(),
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })
     .await
+}
+
+/// What a streaming generation sends while it runs.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[ts(export)]
+pub enum GenerationEvent {
+    /// The model is being loaded (first use).
+    Loading,
+    /// A generated token; `sequence` is usize::MAX for beam search's provisional best beam.
+    Token {
+        prompt: usize,
+        sequence: usize,
+        token: GeneratedToken,
+    },
+}
+
+/// Runs a generation task, streaming each token over `events` as it is generated. `run` names
+/// the run so that [`stop_generation`] can stop it; the answer is the same as `run_pipeline`'s.
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+pub async fn generate(
+    state: State<'_, AppState>,
+    task: Task,
+    model: String,
+    inputs: serde_json::Value,
+    kwargs: serde_json::Map<String, serde_json::Value>,
+    run: String,
+    events: Channel<GenerationEvent>,
+) -> CommandResult<PipelineResponse> {
+    let state = state.inner().clone();
+    blocking(move || {
+        let stop = state.start_run(&run);
+        let _registered = scopeguard(|| state.end_run(&run));
+        let _ = events.send(GenerationEvent::Loading);
+        let pipeline = state.pipeline(task, model.trim())?;
+        let generator = pipeline.generator().ok_or_else(|| ErrorPayload {
+            code: ErrorCode::InvalidInput,
+            message: format!("{} does not generate text", task.id()),
+        })?;
+        let started = std::time::Instant::now();
+        let (json, results, notes) = generator.call(&inputs, &kwargs, &mut |prompt, piece| {
+            // A closed window drops the channel; that stops the run too.
+            let sent = events
+                .send(GenerationEvent::Token {
+                    prompt,
+                    sequence: piece.sequence,
+                    token: piece.token.clone(),
+                })
+                .is_ok();
+            sent && !stop.load(Ordering::Relaxed)
+        })?;
+        Ok(PipelineResponse {
+            json,
+            detail: Detail::Generation { results },
+            notes,
+            architecture: pipeline.architecture().to_string(),
+            device: "cpu".into(),
+            dtype: pipeline.dtype_label(),
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    })
+    .await
+}
+
+/// Stops the named generation after the token in progress. Unknown runs are ignored (it may
+/// have finished already).
+#[tauri::command]
+pub async fn stop_generation(state: State<'_, AppState>, run: String) -> CommandResult<()> {
+    state.stop_run(&run);
+    Ok(())
+}
+
+/// Runs `f` when dropped (on success, error or panic alike).
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 /// Runs engine work off the async runtime; its errors are already in the IPC shape.

@@ -17,6 +17,8 @@ pub fn run() {
             commands::app_info,
             commands::tokenize,
             commands::run_pipeline,
+            commands::generate,
+            commands::stop_generation,
         ])
         .run(tauri::generate_context!());
     if let Err(err) = result {

@@ -1,6 +1,7 @@
 //! What the app keeps between commands: recently used tokenizers and loaded pipelines.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use wick_engine::tasks::pipeline::Pipeline;
@@ -24,6 +25,8 @@ type Slot<V> = Arc<OnceLock<Result<Arc<V>, ErrorPayload>>>;
 pub struct AppState {
     tokenizers: Arc<Mutex<Cache<WickTokenizer>>>,
     pipelines: Arc<Mutex<Cache<Pipeline>>>,
+    /// Generations in progress, by run name, with their stop flags.
+    runs: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
 }
 
 impl Default for AppState {
@@ -31,6 +34,7 @@ impl Default for AppState {
         Self {
             tokenizers: Arc::new(Mutex::new(Cache::new(TOKENIZER_CACHE_SIZE))),
             pipelines: Arc::new(Mutex::new(Cache::new(PIPELINE_CACHE_SIZE))),
+            runs: Arc::default(),
         }
     }
 }
@@ -49,6 +53,31 @@ impl AppState {
             Pipeline::load(task, &dir)
         })
     }
+}
+
+impl AppState {
+    /// Registers a run and returns its stop flag.
+    pub fn start_run(&self, run: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        lock_runs(&self.runs).insert(run.to_string(), Arc::clone(&flag));
+        flag
+    }
+
+    pub fn stop_run(&self, run: &str) {
+        if let Some(flag) = lock_runs(&self.runs).get(run) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn end_run(&self, run: &str) {
+        lock_runs(&self.runs).remove(run);
+    }
+}
+
+fn lock_runs(
+    runs: &Mutex<HashMap<String, Arc<AtomicBool>>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
+    runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Looks `key` up in `cache`, loading it with `load` outside the cache lock (one slow load does

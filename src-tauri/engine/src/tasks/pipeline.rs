@@ -244,6 +244,22 @@ impl Pipeline {
         })
     }
 
+    /// The text generator, for streaming runs.
+    pub fn generator(&self) -> Option<&TextGenerator> {
+        match self {
+            Self::TextGeneration(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The precision the weights run in: "f32", or a GGUF quantization such as "Q4_1".
+    pub fn dtype_label(&self) -> String {
+        match self {
+            Self::TextGeneration(g) => g.dtype_label(),
+            _ => "f32".into(),
+        }
+    }
+
     /// What the model is, for the result header.
     pub fn architecture(&self) -> &str {
         match self {

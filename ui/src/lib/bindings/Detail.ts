@@ -3,10 +3,11 @@ import type { Answers } from "./Answers";
 import type { Classification } from "./Classification";
 import type { Entities } from "./Entities";
 import type { Filled } from "./Filled";
+import type { GenerationResult } from "./GenerationResult";
 import type { ZeroShotResult } from "./ZeroShotResult";
 
 /**
  * Everything a task computed, one entry per input: more than the pipeline JSON carries
  * (every label's score, per-token probabilities, start/end heat, raw logits).
  */
-export type Detail = { "kind": "classification", results: Array<Classification>, } | { "kind": "entities", results: Array<Entities>, } | { "kind": "answers", results: Array<Answers>, } | { "kind": "filled", results: Array<Filled>, maskToken: string, } | { "kind": "zeroShot", results: Array<ZeroShotResult>, } | { "kind": "embeddings", vectors: Array<Array<number>>, similarity: Array<Array<number>>, };
+export type Detail = { "kind": "classification", results: Array<Classification>, } | { "kind": "entities", results: Array<Entities>, } | { "kind": "answers", results: Array<Answers>, } | { "kind": "filled", results: Array<Filled>, maskToken: string, } | { "kind": "zeroShot", results: Array<ZeroShotResult>, } | { "kind": "generation", results: Array<GenerationResult>, } | { "kind": "embeddings", vectors: Array<Array<number>>, similarity: Array<Array<number>>, };
