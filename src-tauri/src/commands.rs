@@ -136,7 +136,7 @@ pub async fn run_pipeline(
 pub enum GenerationEvent {
     /// The model is being loaded (first use).
     Loading,
-    /// A generated token; `sequence` is usize::MAX for beam search's provisional best beam.
+    /// A generated token (greedy and sampling; beam search's answer comes at the end).
     Token {
         prompt: usize,
         sequence: usize,
@@ -169,6 +169,10 @@ pub async fn generate(
         })?;
         let started = std::time::Instant::now();
         let (json, results, notes) = generator.call(&inputs, &kwargs, &mut |prompt, piece| {
+            if piece.sequence == usize::MAX {
+                // A provisional beam: not shown, but a stop still applies.
+                return !stop.load(Ordering::Relaxed);
+            }
             // A closed window drops the channel; that stops the run too.
             let sent = events
                 .send(GenerationEvent::Token {

@@ -13,14 +13,14 @@ use crate::webdriver::{Result, Session};
 use crate::{choose_model, ensure, UI_TIMEOUT};
 
 /// Opens a task's tab and points it at `model`.
-fn open_tab(s: &Session, task: &str, model: &Path) -> Result<()> {
+pub(crate) fn open_tab(s: &Session, task: &str, model: &Path) -> Result<()> {
     s.scroll_and_click(&s.find(&format!("#tab-{task}"), UI_TIMEOUT)?)?;
     s.find("#run", UI_TIMEOUT)?;
     choose_model(s, model)
 }
 
 /// Sets a field's value as typing would (Svelte listens to input and change).
-fn set(s: &Session, css: &str, value: &Value) -> Result<()> {
+pub(crate) fn set(s: &Session, css: &str, value: &Value) -> Result<()> {
     s.script(
         "const e = document.querySelector(arguments[0]); \
          if (e.type === 'checkbox') { e.checked = arguments[1]; } else { e.value = arguments[1]; } \
@@ -31,10 +31,10 @@ fn set(s: &Session, css: &str, value: &Value) -> Result<()> {
     .map(drop)
 }
 
-const RUNS: &str = "return Number(document.querySelector('.run-card').dataset.runs);";
+pub(crate) const RUNS: &str = "return Number(document.querySelector('.run-card').dataset.runs);";
 
 /// Clicks Run and waits for this run to finish (the card counts finished runs).
-fn run(s: &Session) -> Result<()> {
+pub(crate) fn run(s: &Session) -> Result<()> {
     let before = s.script(RUNS, json!([]))?;
     s.scroll_and_click(&s.find("#run", UI_TIMEOUT)?)?;
     s.wait_for("the run to finish", RUNS, UI_TIMEOUT, |v| *v != before)?;

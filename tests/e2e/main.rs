@@ -5,6 +5,7 @@
 //! screenshots land in `tests/e2e-output/`, and the last line is `e2e: N passed, N failed`.
 
 mod encoder_tabs;
+mod generation_tab;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,15 @@ fn main() -> ExitCode {
             encoder_tabs::question_answering,
         ),
         ("zero-shot tab scores your labels", encoder_tabs::zero_shot),
+        (
+            "text generation streams a chat reply (SmolLM2 GGUF)",
+            generation_tab::chat,
+        ),
+        (
+            "clicking an alternative branches the reply",
+            generation_tab::branch,
+        ),
+        ("Stop ends a generation", generation_tab::stop),
         (
             "a model without the task's head is a clear error",
             encoder_tabs::missing_head,

@@ -9,8 +9,8 @@
 use candle_core::{DType, Device};
 use serde_json::{Map, Value};
 use wick_engine::families::causal::{self, Session};
-use wick_engine::generate::{generate, GenerationConfig, Request};
 use wick_engine::generate::config::model_generation_json;
+use wick_engine::generate::{generate, GenerationConfig, Request};
 use wick_tests::{assert_close, fixture};
 
 const FAMILIES: &[&str] = &["gpt2", "llama", "gemma3", "qwen2"];
@@ -55,8 +55,15 @@ fn first_step_logits_match_transformers() {
                 .iter()
                 .map(|v| v.as_f64().unwrap())
                 .collect();
-            let got: Vec<f64> = want_ids.iter().map(|&i| logits[i as usize] as f64).collect();
-            assert_close(&Value::from(got), &Value::from(want), &format!("{name} {}", case["inputs"]));
+            let got: Vec<f64> = want_ids
+                .iter()
+                .map(|&i| logits[i as usize] as f64)
+                .collect();
+            assert_close(
+                &Value::from(got),
+                &Value::from(want),
+                &format!("{name} {}", case["inputs"]),
+            );
             let mut order: Vec<usize> = (0..logits.len()).collect();
             order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
             assert_eq!(order[0] as u32, want_ids[0], "{name}: top token");
@@ -95,7 +102,11 @@ fn generate_ids_match_transformers() {
             assert_eq!(got, want, "{name} {} {}", case["inputs"], case["kwargs"]);
             if let Some(scores) = case.get("sequences_scores") {
                 let got: Vec<f32> = out.sequences.iter().map(|s| s.score.unwrap()).collect();
-                assert_close(&Value::from(got), scores, &format!("{name} {} scores", case["kwargs"]));
+                assert_close(
+                    &Value::from(got),
+                    scores,
+                    &format!("{name} {} scores", case["kwargs"]),
+                );
             }
             checked += 1;
         }
@@ -133,7 +144,10 @@ fn token_logprobs_match_transformers() {
             })
             .unwrap();
             let tokens = &out.sequences[0].tokens;
-            assert_eq!(&streamed, tokens, "{name}: streamed tokens are the returned ones");
+            assert_eq!(
+                &streamed, tokens,
+                "{name}: streamed tokens are the returned ones"
+            );
             let steps = case["output"].as_array().unwrap();
             assert_eq!(tokens.len(), steps.len(), "{name}");
             for (got, want) in tokens.iter().zip(steps) {
@@ -144,7 +158,11 @@ fn token_logprobs_match_transformers() {
                 got_lp.extend(got.top.iter().map(|a| a.logprob));
                 let mut want_lp = vec![want["logprob"].clone()];
                 want_lp.extend(want["top_logprobs"].as_array().unwrap().iter().cloned());
-                assert_close(&Value::from(got_lp), &Value::Array(want_lp), &format!("{name} logprobs"));
+                assert_close(
+                    &Value::from(got_lp),
+                    &Value::Array(want_lp),
+                    &format!("{name} logprobs"),
+                );
             }
         }
     }
@@ -163,8 +181,14 @@ fn text_generation_pipeline_matches_transformers() {
                 continue;
             }
             let kwargs = case["kwargs"].as_object().unwrap().clone();
-            let (json, results, _) = pipe.call(&case["inputs"], &kwargs, &mut |_, _| true).unwrap();
-            assert_eq!(json, case["output"], "{name} {} {}", case["inputs"], case["kwargs"]);
+            let (json, results, _) = pipe
+                .call(&case["inputs"], &kwargs, &mut |_, _| true)
+                .unwrap();
+            assert_eq!(
+                json, case["output"],
+                "{name} {} {}",
+                case["inputs"], case["kwargs"]
+            );
             // The prompt the model saw is the one transformers tokenized.
             assert_eq!(
                 Value::from(results[0].prompt_ids.clone()),

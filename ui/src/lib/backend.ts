@@ -1,10 +1,11 @@
 // The one place the UI talks to the Rust side. Components receive a `Backend`, so tests (and a
 // plain browser) can hand them another implementation of the same interface.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
 import { open } from "@tauri-apps/plugin-dialog";
 import type { AppInfo } from "./bindings/AppInfo";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ErrorPayload } from "./bindings/ErrorPayload";
+import type { GenerationEvent } from "./bindings/GenerationEvent";
 import type { PipelineResponse } from "./bindings/PipelineResponse";
 import type { Task } from "./bindings/Task";
 import type { TokenizeOptions } from "./bindings/TokenizeOptions";
@@ -20,6 +21,18 @@ export interface Backend {
     inputs: unknown,
     kwargs: Record<string, unknown>,
   ): Promise<PipelineResponse>;
+  /** Runs a generation task, calling `onEvent` for each token as it is generated. `run` names
+   * the run for `stopGeneration`. */
+  generate(
+    task: Task,
+    model: string,
+    inputs: unknown,
+    kwargs: Record<string, unknown>,
+    run: string,
+    onEvent: (event: GenerationEvent) => void,
+  ): Promise<PipelineResponse>;
+  /** Stops a generation after the token in progress. */
+  stopGeneration(run: string): Promise<void>;
   /** Opens the system picker; resolves to null when the user cancels. */
   pickModel(kind: "folder" | "file"): Promise<string | null>;
 }
@@ -62,6 +75,12 @@ export const tauriBackend: Backend = {
   tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
   runPipeline: (task, model, inputs, kwargs) =>
     call<PipelineResponse>("run_pipeline", { task, model, inputs, kwargs }),
+  generate(task, model, inputs, kwargs, run, onEvent) {
+    const events = new Channel<GenerationEvent>();
+    events.onmessage = onEvent;
+    return call<PipelineResponse>("generate", { task, model, inputs, kwargs, run, events });
+  },
+  stopGeneration: (run) => call<void>("stop_generation", { run }),
   async pickModel(kind) {
     const picked = await open(
       kind === "folder"

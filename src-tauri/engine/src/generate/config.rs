@@ -374,13 +374,21 @@ mod tests {
             num_return_sequences: 3,
             ..Default::default()
         };
-        assert!(beams.validate().unwrap_err().to_string().contains("num_beams"));
+        assert!(beams
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("num_beams"));
         let cold = GenerationConfig {
             do_sample: true,
             temperature: Some(0.0),
             ..Default::default()
         };
-        assert!(cold.validate().unwrap_err().to_string().contains("do_sample=false"));
+        assert!(cold
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("do_sample=false"));
         let greedy_many = GenerationConfig {
             num_return_sequences: 2,
             ..Default::default()

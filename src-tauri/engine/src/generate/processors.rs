@@ -182,7 +182,10 @@ pub fn banned_ngram_tokens(tokens: &[u32], n: usize) -> Vec<u32> {
     let mut followers: HashMap<&[u32], Vec<u32>> = HashMap::new();
     if len >= n {
         for gram in tokens.windows(n) {
-            followers.entry(&gram[..n - 1]).or_default().push(gram[n - 1]);
+            followers
+                .entry(&gram[..n - 1])
+                .or_default()
+                .push(gram[n - 1]);
         }
     }
     let prefix = &tokens[len + 1 - n..];

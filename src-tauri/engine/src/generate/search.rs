@@ -133,7 +133,10 @@ fn token_info(logprobs: &[f32], id: u32, k: usize) -> TokenInfo {
     }
     TokenInfo {
         id,
-        logprob: logprobs.get(id as usize).copied().unwrap_or(f32::NEG_INFINITY),
+        logprob: logprobs
+            .get(id as usize)
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY),
         entropy,
         top,
     }
@@ -203,7 +206,9 @@ pub fn generate(
             )));
         }
     }
-    let max_length = request.max_positions.map_or(max_length, |m| max_length.min(m));
+    let max_length = request
+        .max_positions
+        .map_or(max_length, |m| max_length.min(m));
     let processors = Processors::new(config, request.prompt.len(), max_length);
     if config.num_beams > 1 {
         beam_search(decoder, request, &processors, max_length, on_token)
@@ -324,15 +329,16 @@ fn beam_search(
         .do_sample
         .then(|| config.seed.unwrap_or_else(|| rand::rng().random()));
     let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
-    let length_norm =
-        |generated: usize| -> f32 { (generated as f32).powf(config.length_penalty) };
+    let length_norm = |generated: usize| -> f32 { (generated as f32).powf(config.length_penalty) };
 
     let first = decoder.step(&[prompt.to_vec()])?;
     decoder.select_rows(&vec![0; beams])?;
     let mut logits: Vec<Vec<f32>> = vec![first.into_iter().next().unwrap_or_default(); beams];
     let mut running: Vec<Vec<u32>> = vec![prompt.to_vec(); beams];
     let mut running_tokens: Vec<Vec<TokenInfo>> = vec![Vec::new(); beams];
-    let mut running_scores: Vec<f32> = (0..beams).map(|b| if b == 0 { 0.0 } else { -1e9 }).collect();
+    let mut running_scores: Vec<f32> = (0..beams)
+        .map(|b| if b == 0 { 0.0 } else { -1e9 })
+        .collect();
     let mut finished: Vec<Hypothesis> = Vec::new();
     let mut cur_len = prompt_len;
     let mut heuristic_unsatisfied = true;
@@ -358,10 +364,7 @@ fn beam_search(
             sample_without_replacement(&candidates, keep, &mut rng)
         } else {
             // Highest first; ties by flattened index (beam-major), as torch.topk returns them.
-            candidates.sort_by(|a, b| {
-                b.0.total_cmp(&a.0)
-                    .then((a.1, a.2).cmp(&(b.1, b.2)))
-            });
+            candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
             candidates.truncate(keep);
             candidates
         };
@@ -478,10 +481,7 @@ fn beam_search(
     let fill = if eos.is_empty() {
         u32::MAX
     } else {
-        config
-            .pad_token_id
-            .filter(|&p| p != 0)
-            .unwrap_or(eos[0])
+        config.pad_token_id.filter(|&p| p != 0).unwrap_or(eos[0])
     };
     let longest = finished.iter().map(|h| h.ids.len()).max().unwrap_or(0);
     let sequences = finished
@@ -670,8 +670,8 @@ mod tests {
             ..Default::default()
         };
         let mut model = table();
-        let err = generate(&mut model, &request(&config, &[1, 2, 3]), &mut |_, _| true)
-            .unwrap_err();
+        let err =
+            generate(&mut model, &request(&config, &[1, 2, 3]), &mut |_, _| true).unwrap_err();
         assert!(err.to_string().contains("no room"), "{err}");
         let empty = generate(&mut model, &request(&config, &[]), &mut |_, _| true).unwrap_err();
         assert!(empty.to_string().contains("empty"), "{empty}");

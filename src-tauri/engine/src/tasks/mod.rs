@@ -59,7 +59,7 @@ pub struct TaskInfo {
 pub const TASKS: &[TaskInfo] = &[
     info(Task::TextGeneration, "text-generation", "Text generation",
         "Continue a prompt or chat with a model, token by token, and see how sure it was of each one.",
-        "Once upon a time, in a workshop full of candles,"),
+        "What is the capital of France?"),
     info(Task::TextClassification, "text-classification", "Text classification",
         "Sort a text into labels such as positive or negative, with a probability for each.",
         "I loved this film: the story was gripping and the music beautiful!"),
@@ -101,7 +101,7 @@ const fn info(
         example,
         // The generation tasks land with their own issue; until then their tabs say so.
         availability: match task {
-            Task::TextGeneration | Task::Summarization | Task::Translation => Availability::Coming,
+            Task::Summarization | Task::Translation => Availability::Coming,
             _ => Availability::Ready,
         },
     }

@@ -167,7 +167,9 @@ impl TextGenerator {
     pub fn load_on(path: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let loaded = causal::load(path, device, dtype)?;
         let tokenizer = WickTokenizer::from_path(path)?;
-        let vocab = tokenizer.inner().get_vocab_size(true);
+        // Added tokens may lie beyond the model's rows (Gemma's image token); the base vocabulary
+        // may not.
+        let vocab = tokenizer.inner().get_vocab_size(false);
         if vocab > loaded.model.config.vocab_size {
             return Err(WickError::InvalidModel {
                 path: path.to_path_buf(),
@@ -180,7 +182,11 @@ impl TextGenerator {
         let (chat, model_settings, config_json) = match &loaded.format {
             Format::Gguf { file, .. } => {
                 // A folder may carry a tokenizer_config.json with the template beside the GGUF.
-                let dir = if path.is_dir() { path } else { file.parent().unwrap_or(path) };
+                let dir = if path.is_dir() {
+                    path
+                } else {
+                    file.parent().unwrap_or(path)
+                };
                 let chat = match ChatTemplate::from_folder(dir)? {
                     Some(t) => Some(t),
                     None => ChatTemplate::from_gguf(file)?,
@@ -209,7 +215,12 @@ impl TextGenerator {
         let prefix = task_params
             .remove("prefix")
             .and_then(|p| p.as_str().map(str::to_string))
-            .or_else(|| config_json.get("prefix").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| {
+                config_json
+                    .get("prefix")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         Ok(Self {
             tokenizer,
@@ -269,7 +280,8 @@ impl TextGenerator {
             }
         };
         let mut notes = Vec::new();
-        let mut merged = GenerationConfig::pipeline_layer(&pipeline_defaults(), &self.model_settings);
+        let mut merged =
+            GenerationConfig::pipeline_layer(&pipeline_defaults(), &self.model_settings);
         for (k, v) in &self.task_params {
             merged.insert(k.clone(), v.clone());
         }
@@ -298,14 +310,11 @@ impl TextGenerator {
         let config = GenerationConfig::from_layers(&[&merged, &call])?;
         let logprobs = match kwargs.get("logprobs") {
             None | Some(Value::Null) => 0,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| *n <= 20)
-                .ok_or_else(|| {
-                    WickError::InvalidInput(format!(
-                        "logprobs must be a whole number from 0 to 20, got {v}"
-                    ))
-                })? as usize,
+            Some(v) => v.as_u64().filter(|n| *n <= 20).ok_or_else(|| {
+                WickError::InvalidInput(format!(
+                    "logprobs must be a whole number from 0 to 20, got {v}"
+                ))
+            })? as usize,
         };
         if bool_arg("return_text")? == Some(true) && bool_arg("return_tensors")? == Some(true) {
             return Err(WickError::InvalidInput(
@@ -415,6 +424,13 @@ impl TextGenerator {
                 "the prompt gives no tokens: type some text first".into(),
             ));
         }
+        let rows = self.loaded.model.config.vocab_size;
+        if let Some(bad) = prompt_ids.iter().find(|&&id| id as usize >= rows) {
+            return Err(WickError::InvalidInput(format!(
+                "the prompt contains token {bad} ({:?}), which this model has no embedding for                  (it has {rows})",
+                self.tokenizer.id_to_token(*bad).unwrap_or_default()
+            )));
+        }
         let decode = |ids: &[u32]| -> String {
             self.tokenizer
                 .decode_with(ids, true, false)
@@ -429,13 +445,14 @@ impl TextGenerator {
             }
             let before = decode(&generated[..generated.len() - 1]).len();
             let now = decode(generated);
-            stops
-                .iter()
-                .filter(|s| !s.is_empty())
-                .any(|s| now.match_indices(s.as_str()).any(|(i, m)| i + m.len() > before))
+            stops.iter().filter(|s| !s.is_empty()).any(|s| {
+                now.match_indices(s.as_str())
+                    .any(|(i, m)| i + m.len() > before)
+            })
         };
         let rows = options.config.num_return_sequences.max(1);
-        let mut streams: Vec<TextStream> = (0..rows).map(|_| TextStream::new(&prompt_ids)).collect();
+        let mut streams: Vec<TextStream> =
+            (0..rows).map(|_| TextStream::new(&prompt_ids)).collect();
         let beams = options.config.num_beams > 1;
         let mut timed = Timed::new(Session::new(&self.loaded.model));
         let request = Request {
@@ -501,7 +518,12 @@ impl TextGenerator {
             })
             .collect();
         let generated: usize = sequences.iter().map(|s| s.tokens.len()).sum();
-        let stats = timed.stats(prompt_len, generated, first_token.unwrap_or(total_ms), total_ms);
+        let stats = timed.stats(
+            prompt_len,
+            generated,
+            first_token.unwrap_or(total_ms),
+            total_ms,
+        );
         Ok(GenerationResult {
             prompt: prompt_text,
             prompt_ids,
@@ -544,9 +566,9 @@ impl TextGenerator {
         result: &GenerationResult,
         options: &Options,
     ) -> Result<Value> {
-        let prompt_decoded = self
-            .tokenizer
-            .decode_with(&result.prompt_ids, true, options.clean_up)?;
+        let prompt_decoded =
+            self.tokenizer
+                .decode_with(&result.prompt_ids, true, options.clean_up)?;
         let prompt_chars = prompt_decoded.chars().count();
         let mut records = Vec::new();
         for seq in &result.sequences {
@@ -592,11 +614,13 @@ pub fn prompts(inputs: &Value) -> Result<(Vec<Prompt>, bool)> {
         match v {
             Value::String(s) => Ok(Prompt::Text(s.clone())),
             Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
-                serde_json::from_value(v.clone()).map(Prompt::Chat).map_err(|e| {
-                    WickError::InvalidInput(format!(
-                        "a chat is a list of {{\"role\": ..., \"content\": ...}} messages: {e}"
-                    ))
-                })
+                serde_json::from_value(v.clone())
+                    .map(Prompt::Chat)
+                    .map_err(|e| {
+                        WickError::InvalidInput(format!(
+                            "a chat is a list of {{\"role\": ..., \"content\": ...}} messages: {e}"
+                        ))
+                    })
             }
             other => Err(WickError::InvalidInput(format!(
                 "text-generation takes a text, a chat (a list of messages) or a list of those, \
@@ -646,7 +670,13 @@ impl<D: Decoder> Timed<D> {
         }
     }
 
-    fn stats(&self, prompt: usize, generated: usize, ttft_ms: f64, total_ms: f64) -> GenerationStats {
+    fn stats(
+        &self,
+        prompt: usize,
+        generated: usize,
+        ttft_ms: f64,
+        total_ms: f64,
+    ) -> GenerationStats {
         let per_s = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
         GenerationStats {
             prompt_tokens: prompt,

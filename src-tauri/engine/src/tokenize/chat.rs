@@ -166,11 +166,27 @@ fn strftime_utc(format: &str) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     const DAYS: [&str; 7] = [
-        "Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
     ];
     let month_name = MONTHS[(month - 1) as usize];
     let weekday = DAYS[days.rem_euclid(7) as usize];
@@ -222,14 +238,21 @@ mod tests {
     fn chatml_renders_with_a_generation_prompt() {
         let t = ChatTemplate::new(CHATML.into(), String::new(), String::new());
         let out = t.render(&msgs(&[("user", "Hi")]), true, false).unwrap();
-        assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
     fn continuing_the_final_message_leaves_it_open() {
         let t = ChatTemplate::new(CHATML.into(), String::new(), String::new());
         let out = t
-            .render(&msgs(&[("user", "Hi"), ("assistant", "Hello,")]), true, true)
+            .render(
+                &msgs(&[("user", "Hi"), ("assistant", "Hello,")]),
+                true,
+                true,
+            )
             .unwrap();
         assert!(out.ends_with("<|im_start|>assistant\nHello,"), "{out:?}");
     }
@@ -241,8 +264,13 @@ mod tests {
             String::new(),
             String::new(),
         );
-        assert_eq!(t.render(&msgs(&[("user", "  hi ")]), false, false).unwrap(), "HI");
-        let err = t.render(&msgs(&[("system", "x")]), false, false).unwrap_err();
+        assert_eq!(
+            t.render(&msgs(&[("user", "  hi ")]), false, false).unwrap(),
+            "HI"
+        );
+        let err = t
+            .render(&msgs(&[("system", "x")]), false, false)
+            .unwrap_err();
         assert!(err.to_string().contains("first must be user"), "{err}");
     }
 
@@ -261,9 +289,8 @@ impl ChatTemplate {
             path: path.to_path_buf(),
             reason,
         };
-        let mut reader = std::io::BufReader::new(
-            std::fs::File::open(path).map_err(|e| WickError::io(path, e))?,
-        );
+        let mut reader =
+            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| WickError::io(path, e))?);
         let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
         let meta = &content.metadata;
         let Some(source) = meta

@@ -93,11 +93,20 @@ impl Args {
         put("top_p", self.top_p.map(Value::from));
         put("min_p", self.min_p.map(Value::from));
         put("typical_p", self.typical_p.map(Value::from));
-        put("repetition_penalty", self.repetition_penalty.map(Value::from));
-        put("no_repeat_ngram_size", self.no_repeat_ngram_size.map(Value::from));
+        put(
+            "repetition_penalty",
+            self.repetition_penalty.map(Value::from),
+        );
+        put(
+            "no_repeat_ngram_size",
+            self.no_repeat_ngram_size.map(Value::from),
+        );
         put("num_beams", self.num_beams.map(Value::from));
         put("length_penalty", self.length_penalty.map(Value::from));
-        put("num_return_sequences", self.num_return_sequences.map(Value::from));
+        put(
+            "num_return_sequences",
+            self.num_return_sequences.map(Value::from),
+        );
         put("seed", self.seed.map(Value::from));
         put("stop_sequence", self.stop_sequence.clone().map(Value::from));
         put("return_full_text", self.return_full_text.map(Value::from));

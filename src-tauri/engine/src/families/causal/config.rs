@@ -155,7 +155,9 @@ impl CausalConfig {
         if family == CausalFamily::Phi3 {
             let partial = f64_of(config, "partial_rotary_factor").unwrap_or(1.0);
             if partial != 1.0 {
-                return Err(format!("partial_rotary_factor {partial} is not supported yet"));
+                return Err(format!(
+                    "partial_rotary_factor {partial} is not supported yet"
+                ));
             }
         }
         Ok(Self {
@@ -316,9 +318,12 @@ fn sliding_windows(config: &Value, family: CausalFamily, layers: usize) -> Vec<O
     }
     match family {
         CausalFamily::Gemma3 => {
-            let pattern = usize_of(config, &["sliding_window_pattern", "_sliding_window_pattern"])
-                .unwrap_or(6)
-                .max(1);
+            let pattern = usize_of(
+                config,
+                &["sliding_window_pattern", "_sliding_window_pattern"],
+            )
+            .unwrap_or(6)
+            .max(1);
             (0..layers)
                 .map(|i| ((i + 1) % pattern != 0).then_some(window))
                 .collect()
@@ -341,7 +346,8 @@ mod tests {
 
     #[test]
     fn gemma_layers_alternate_by_type_or_pattern() {
-        let typed = json!({"sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]});
+        let typed =
+            json!({"sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"]});
         assert_eq!(
             sliding_windows(&typed, CausalFamily::Gemma3, 2),
             vec![Some(8), None]

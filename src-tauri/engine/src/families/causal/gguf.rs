@@ -161,14 +161,21 @@ fn config_from_metadata(content: &Content) -> std::result::Result<CausalConfig, 
             local_theta: gemma.then_some(10_000.0),
             style,
             llama3: None,
-            linear_factor: match meta.get(&key("rope.scaling.type")).and_then(|v| v.to_string().ok()) {
-                Some(kind) if kind == "linear" => float("rope.scaling.factor").unwrap_or(1.0) as f64,
+            linear_factor: match meta
+                .get(&key("rope.scaling.type"))
+                .and_then(|v| v.to_string().ok())
+            {
+                Some(kind) if kind == "linear" => {
+                    float("rope.scaling.factor").unwrap_or(1.0) as f64
+                }
                 _ => 1.0,
             },
         },
         qkv_bias: content.tensor_infos.contains_key("blk.0.attn_q.bias"),
         dense_bias: false,
-        qk_norm: content.tensor_infos.contains_key("blk.0.attn_q_norm.weight"),
+        qk_norm: content
+            .tensor_infos
+            .contains_key("blk.0.attn_q_norm.weight"),
         sandwich_norms: gemma,
         gated_mlp: true,
         attention_scale: 1.0 / (head_dim as f64).sqrt(),

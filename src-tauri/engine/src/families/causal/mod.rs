@@ -67,7 +67,10 @@ pub fn gguf_file(path: &Path) -> Option<PathBuf> {
     let mut ggufs: Vec<PathBuf> = std::fs::read_dir(path)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        })
         .collect();
     ggufs.sort();
     ggufs.into_iter().next()

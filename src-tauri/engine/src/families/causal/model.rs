@@ -19,8 +19,15 @@ fn missing(part: Part, layer: Option<usize>) -> candle_core::Error {
 /// A normalisation layer.
 #[derive(Debug, Clone)]
 enum Norm {
-    Layer { weight: Tensor, bias: Tensor, eps: f64 },
-    Rms { weight: Tensor, eps: f64 },
+    Layer {
+        weight: Tensor,
+        bias: Tensor,
+        eps: f64,
+    },
+    Rms {
+        weight: Tensor,
+        eps: f64,
+    },
 }
 
 impl Norm {
@@ -190,10 +197,7 @@ impl CausalLm {
             // Tied: the head is the embedding matrix, used through a transposed view.
             _ => match src.proj(Part::Embeddings, None, false)? {
                 Some(Proj::Quantized { weight, .. }) => Proj::Quantized { weight, bias: None },
-                _ => Proj::Dense(crate::families::layers::Dense::new(
-                    embeddings.t()?,
-                    None,
-                )?),
+                _ => Proj::Dense(crate::families::layers::Dense::new(embeddings.t()?, None)?),
             },
         };
         Ok(Self {
@@ -268,11 +272,7 @@ impl CausalLm {
 }
 
 impl Block {
-    fn load(
-        src: &dyn Source,
-        cfg: &CausalConfig,
-        l: usize,
-    ) -> candle_core::Result<Self> {
+    fn load(src: &dyn Source, cfg: &CausalConfig, l: usize) -> candle_core::Result<Self> {
         let layer = Some(l);
         let proj = |part: Part, bias: bool| -> candle_core::Result<Proj> {
             src.proj(part, layer, bias)?
@@ -289,9 +289,11 @@ impl Block {
                 );
                 match (&q, &k, &v) {
                     // Dense projections become one GEMM.
-                    (Proj::Dense(q), Proj::Dense(k), Proj::Dense(v)) => Qkv::Fused(Proj::Dense(
-                        crate::families::layers::Dense::concat(&[q, k, v])?,
-                    )),
+                    (Proj::Dense(q), Proj::Dense(k), Proj::Dense(v)) => {
+                        Qkv::Fused(Proj::Dense(crate::families::layers::Dense::concat(&[
+                            q, k, v,
+                        ])?))
+                    }
                     _ => Qkv::Split(q, k, v),
                 }
             }
@@ -453,8 +455,8 @@ impl Attention {
             Some(mask) => scores.broadcast_add(&mask)?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
-            .to_dtype(v.dtype())?;
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
         let ctx = probs.matmul(&v.contiguous()?)?; // [b, kv_heads, groups * t, d]
         let ctx = ctx
             .reshape((b, self.heads, t, self.head_dim))?
@@ -483,7 +485,13 @@ impl Attention {
         let mut rows = Vec::with_capacity(groups * t * s);
         for _ in 0..groups {
             for q in 0..t {
-                rows.extend((0..s).map(|k| if allowed(q, k) { 0.0 } else { f32::NEG_INFINITY }));
+                rows.extend((0..s).map(|k| {
+                    if allowed(q, k) {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                }));
             }
         }
         Tensor::from_vec(rows, (groups * t, s), device).map(Some)

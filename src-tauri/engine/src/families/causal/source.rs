@@ -45,7 +45,10 @@ pub enum Part {
 #[derive(Debug, Clone)]
 pub enum Proj {
     Dense(Dense),
-    Quantized { weight: QMatMul, bias: Option<Tensor> },
+    Quantized {
+        weight: QMatMul,
+        bias: Option<Tensor>,
+    },
 }
 
 impl Proj {
@@ -255,10 +258,7 @@ impl GgufSource {
         }
     }
 
-    fn qtensor(
-        &self,
-        name: &str,
-    ) -> candle_core::Result<Option<candle_core::quantized::QTensor>> {
+    fn qtensor(&self, name: &str) -> candle_core::Result<Option<candle_core::quantized::QTensor>> {
         if !self.content.tensor_infos.contains_key(name) {
             return Ok(None);
         }

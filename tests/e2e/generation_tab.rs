@@ -1,0 +1,143 @@
+//! End-to-end cases for the text-generation tab on SmolLM2-135M-Instruct (GGUF Q4_1): a chat
+//! reply streams in and equals the engine's own greedy answer, token details show alternatives,
+//! a branch regenerates from a chosen alternative, and Stop ends a long run within a token.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use wick_engine::tasks::text_generation::TextGenerator;
+use wick_tests::model_dir;
+
+use crate::encoder_tabs::{open_tab, run, set, RUNS};
+use crate::webdriver::{Result, Session};
+use crate::{ensure, UI_TIMEOUT};
+
+const QUESTION: &str = "What is the capital of France?";
+
+/// The engine's greedy reply to one user message (what the tab must show).
+fn engine_reply(model: &Path, messages: Value, max_new_tokens: usize) -> Result<String> {
+    let generator = TextGenerator::load(model).map_err(|e| e.to_string())?;
+    let kwargs: Map<String, Value> = json!({"max_new_tokens": max_new_tokens, "do_sample": false})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let (_, results, _) = generator
+        .call(&messages, &kwargs, &mut |_, _| true)
+        .map_err(|e| e.to_string())?;
+    Ok(results
+        .first()
+        .and_then(|r| r.sequences.first())
+        .map(|s| s.text.clone())
+        .unwrap_or_default())
+}
+
+fn reply_text(s: &Session) -> Result<String> {
+    let v = s.script(
+        "const t = document.querySelector('.msg.live [data-testid=token-stream]'); \
+         return t ? Array.from(t.querySelectorAll('.tok')).map(e => e.textContent).join('') : '';",
+        json!([]),
+    )?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
+fn greedy(s: &Session, max_new_tokens: usize) -> Result<()> {
+    s.scroll_and_click(&s.find(".presets button:first-child", UI_TIMEOUT)?)?;
+    set(
+        s,
+        ".params input[type=number]",
+        &json!(max_new_tokens.to_string()),
+    )
+}
+
+pub fn chat(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("smollm2-135m-instruct");
+    open_tab(s, "text-generation", &model)?;
+    s.scroll_and_click(&s.find("#mode-chat", UI_TIMEOUT)?)?;
+    greedy(s, 24)?;
+    set(s, "#task-input", &json!(QUESTION))?;
+    run(s)?;
+    let got = reply_text(s)?;
+    let want = engine_reply(&model, json!([{"role": "user", "content": QUESTION}]), 24)?;
+    ensure(got == want, || {
+        format!("the tab shows {got:?}, the engine says {want:?}")
+    })?;
+    ensure(!got.trim().is_empty(), || "empty reply".into())?;
+    let stats = s.script(
+        "return document.querySelector('[data-testid=run-meta]')?.textContent ?? '';",
+        json!([]),
+    )?;
+    let stats = stats.as_str().unwrap_or_default();
+    ensure(stats.contains("Q4_1") && stats.contains("tok/s"), || {
+        format!("stats {stats}")
+    })?;
+    // Focusing a token shows its probability and the alternatives.
+    s.script(
+        "document.querySelector('.msg.live .tok[data-index=\"1\"]').focus(); return true;",
+        json!([]),
+    )?;
+    let rows = s.wait_for(
+        "the token's alternatives",
+        "return document.querySelectorAll('[data-testid=token-detail] tbody tr').length;",
+        UI_TIMEOUT,
+        |v| v.as_u64().unwrap_or(0) >= 2,
+    )?;
+    ensure(rows.as_u64().unwrap_or(0) <= 8, || format!("{rows} rows"))?;
+    s.screenshot(&out.join("tab-text-generation.png"))
+}
+
+/// Clicking an alternative regenerates the reply from that token with it.
+pub fn branch(s: &Session, out: &Path) -> Result<()> {
+    let before = s.script(RUNS, json!([]))?;
+    let alt = s.script(
+        "const b = document.querySelector('[data-testid=token-detail] button.alt:not([disabled])'); \
+         if (!b) return null; const t = b.textContent; b.click(); return t;",
+        json!([]),
+    )?;
+    ensure(alt.is_string(), || "no alternative to click".into())?;
+    s.wait_for("the branch to finish", RUNS, UI_TIMEOUT, |v| *v != before)?;
+    let prefix = s.script(
+        "return document.querySelector('.msg.live .prefix')?.textContent ?? '';",
+        json!([]),
+    )?;
+    let prefix = prefix.as_str().unwrap_or_default();
+    let alt = alt
+        .as_str()
+        .unwrap_or_default()
+        .replace('␣', " ")
+        .replace('↵', "\n");
+    ensure(prefix.ends_with(&alt), || {
+        format!("the branch starts {prefix:?}, not with {alt:?}")
+    })?;
+    s.screenshot(&out.join("tab-text-generation-branch.png"))
+}
+
+/// Stop ends a long sampled run after the token in progress.
+pub fn stop(s: &Session, out: &Path) -> Result<()> {
+    s.scroll_and_click(&s.find("#mode-completion", UI_TIMEOUT)?)?;
+    s.scroll_and_click(&s.find(".presets button:nth-child(2)", UI_TIMEOUT)?)?;
+    set(s, ".params input[type=number]", &json!("400"))?;
+    set(s, "#task-input", &json!("Once upon a time"))?;
+    let before = s.script(RUNS, json!([]))?;
+    s.scroll_and_click(&s.find("#run", UI_TIMEOUT)?)?;
+    s.wait_for(
+        "a few tokens",
+        "return Number(document.querySelector('[data-testid=completion] [data-testid=token-stream]')?.dataset.count ?? 0);",
+        UI_TIMEOUT,
+        |v| v.as_u64().unwrap_or(0) >= 3,
+    )?;
+    s.scroll_and_click(&s.find("#stop", UI_TIMEOUT)?)?;
+    s.wait_for("the run to stop", RUNS, UI_TIMEOUT, |v| *v != before)?;
+    let reason = s.script(
+        "return document.querySelector('[data-testid=stop-reason]')?.textContent ?? '';",
+        json!([]),
+    )?;
+    ensure(reason == "stopped", || format!("stop reason {reason}"))?;
+    let count = s.script(
+        "return Number(document.querySelector('[data-testid=token-stream]').dataset.count);",
+        json!([]),
+    )?;
+    ensure(count.as_u64().unwrap_or(400) < 100, || {
+        format!("{count} tokens after Stop")
+    })?;
+    s.screenshot(&out.join("tab-text-generation-stop.png"))
+}
