@@ -76,8 +76,40 @@ enum MetaError {
     Invalid(String),
 }
 
-/// The quantization most of the blocks' weights use ("Q4_1"), or a list when they mix.
+/// llama.cpp's `general.file_type` values: the quantization recipe a file was made with.
+const FILE_TYPES: &[(u32, &str)] = &[
+    (0, "F32"),
+    (1, "F16"),
+    (2, "Q4_0"),
+    (3, "Q4_1"),
+    (7, "Q8_0"),
+    (8, "Q5_0"),
+    (9, "Q5_1"),
+    (10, "Q2_K"),
+    (11, "Q3_K_S"),
+    (12, "Q3_K_M"),
+    (13, "Q3_K_L"),
+    (14, "Q4_K_S"),
+    (15, "Q4_K_M"),
+    (16, "Q5_K_S"),
+    (17, "Q5_K_M"),
+    (18, "Q6_K"),
+    (32, "BF16"),
+];
+
+/// The file's quantization: its recipe name ("Q4_K_M") when the metadata says, else the type
+/// most of the blocks' weights use, or a list when they mix.
 fn quantization_of(content: &Content) -> String {
+    let recipe = content
+        .metadata
+        .get("general.file_type")
+        .and_then(|v| v.to_u32().ok())
+        .and_then(|t| FILE_TYPES.iter().find(|(n, _)| *n == t))
+        .map(|(_, name)| name.to_string());
+    recipe.unwrap_or_else(|| tensor_types(content))
+}
+
+fn tensor_types(content: &Content) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for (name, info) in &content.tensor_infos {
         if name.starts_with("blk.") && name.ends_with(".weight") && info.shape.dims().len() == 2 {

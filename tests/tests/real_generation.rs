@@ -1,0 +1,259 @@
+//! Text generation on the real GGUF models the project fetches: SmolLM2-135M-Instruct (Q4_1,
+//! llama architecture) and Gemma 3 270M (Q4_K_M). What a person would check by hand: the
+//! answers make sense, streaming adds up to the final text (emoji and CJK included), Stop takes
+//! effect within a token, two generations run side by side, and bad input is a clear error.
+
+// Test helpers fail loudly by design: a missing model is a broken setup.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+use wick_engine::generate::StopReason;
+use wick_engine::tasks::text_generation::{Prompt, TextGenerator};
+use wick_engine::ErrorCode;
+use wick_tests::model_dir;
+
+fn smollm2() -> TextGenerator {
+    TextGenerator::load(&model_dir("smollm2-135m-instruct")).unwrap()
+}
+
+fn gemma3() -> TextGenerator {
+    TextGenerator::load(&model_dir("gemma3-270m")).unwrap()
+}
+
+fn kwargs(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+fn greedy_text(g: &TextGenerator, prompt: &str, tokens: usize) -> String {
+    let options = g
+        .options(&kwargs(
+            json!({"do_sample": false, "max_new_tokens": tokens}),
+        ))
+        .unwrap();
+    let r = g
+        .generate(&Prompt::Text(prompt.into()), &options, &mut |_| true)
+        .unwrap();
+    r.sequences[0].text.clone()
+}
+
+#[test]
+fn smollm2_knows_the_capital_of_france() {
+    let g = smollm2();
+    let text = greedy_text(&g, "The capital of France is", 8);
+    assert!(text.starts_with(" Paris"), "{text:?}");
+    assert_eq!(g.dtype_label(), "Q4_1");
+}
+
+/// candle 0.11's own `quantized_gemma3` continues this prompt with "the largest in the world";
+/// llama.cpp and PyTorch (and Wick) with "the capital of the country of France".
+#[test]
+fn gemma3_continues_as_llama_cpp_does() {
+    let g = gemma3();
+    let text = greedy_text(&g, "The capital of France is", 10);
+    assert!(
+        text.starts_with(" the capital of the country of France"),
+        "{text:?}"
+    );
+    assert_eq!(g.dtype_label(), "Q4_K_M");
+}
+
+#[test]
+fn smollm2_chat_uses_its_template() {
+    let g = smollm2();
+    let input = json!([{"role": "user", "content": "Hi"}]);
+    let (json, results, _) = g
+        .call(
+            &input,
+            &kwargs(json!({"do_sample": false, "max_new_tokens": 6})),
+            &mut |_, _| true,
+        )
+        .unwrap();
+    assert!(
+        results[0]
+            .prompt
+            .ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),
+        "{:?}",
+        results[0].prompt
+    );
+    // The pipeline answers with the conversation plus the assistant's message.
+    let messages = json[0]["generated_text"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["role"], "assistant");
+}
+
+/// The streamed pieces add up to the final text, never split a character, and hold back
+/// nothing at the end.
+#[test]
+fn streamed_pieces_add_up_to_the_text_with_emoji_and_cjk() {
+    let prompts = [
+        (smollm2(), "Cats 🐱 and dogs 🐶 are"),
+        (gemma3(), "日本の首都は"),
+        (gemma3(), "My favourite emoji are 🎉🔥 and"),
+    ];
+    for (g, prompt) in &prompts {
+        let options = g
+            .options(&kwargs(
+                json!({"do_sample": true, "seed": 3, "max_new_tokens": 24}),
+            ))
+            .unwrap();
+        let mut streamed = String::new();
+        let r = g
+            .generate(&Prompt::Text(prompt.to_string()), &options, &mut |p| {
+                assert!(!p.token.text.contains('\u{FFFD}') || p.token.text == "\u{FFFD}");
+                streamed.push_str(&p.token.text);
+                true
+            })
+            .unwrap();
+        let seq = &r.sequences[0];
+        let ids: Vec<u32> = seq.tokens.iter().map(|t| t.id).collect();
+        let decoded = g.tokenizer().decode_with(&ids, true, false).unwrap();
+        assert_eq!(streamed, seq.text, "{prompt}");
+        assert_eq!(streamed, decoded, "{prompt}");
+    }
+}
+
+#[test]
+fn a_fixed_seed_repeats_and_another_differs() {
+    let g = smollm2();
+    let run = |seed: u64| {
+        let options = g
+            .options(&kwargs(
+                json!({"seed": seed, "max_new_tokens": 16, "temperature": 1.0}),
+            ))
+            .unwrap();
+        g.generate(
+            &Prompt::Text("Once upon a time".into()),
+            &options,
+            &mut |_| true,
+        )
+        .unwrap()
+        .sequences[0]
+            .text
+            .clone()
+    };
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42), run(7));
+}
+
+#[test]
+fn stop_takes_effect_within_one_token() {
+    let g = smollm2();
+    let options = g.options(&kwargs(json!({"max_new_tokens": 200}))).unwrap();
+    let mut seen = 0;
+    let r = g
+        .generate(
+            &Prompt::Text("Once upon a time".into()),
+            &options,
+            &mut |_| {
+                seen += 1;
+                seen < 3
+            },
+        )
+        .unwrap();
+    assert_eq!(r.sequences[0].tokens.len(), 3);
+    assert_eq!(r.sequences[0].stop, StopReason::Cancelled);
+}
+
+#[test]
+fn two_generations_run_side_by_side() {
+    let g = Arc::new(smollm2());
+    let start = Instant::now();
+    let spans: Vec<(f64, f64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ["Once upon a time", "The weather today"]
+            .into_iter()
+            .map(|prompt| {
+                let g = Arc::clone(&g);
+                scope.spawn(move || {
+                    let options = g
+                        .options(&kwargs(json!({"do_sample": false, "max_new_tokens": 12})))
+                        .unwrap();
+                    let mut first = None;
+                    g.generate(&Prompt::Text(prompt.into()), &options, &mut |_| {
+                        first.get_or_insert(start.elapsed().as_secs_f64());
+                        true
+                    })
+                    .unwrap();
+                    (first.unwrap(), start.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Each produced its first token before the other finished: neither waited for the other.
+    assert!(
+        spans[0].0 < spans[1].1 && spans[1].0 < spans[0].1,
+        "{spans:?}"
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let g = smollm2();
+    let err = |input: Value, kw: Value| g.call(&input, &kwargs(kw), &mut |_, _| true).unwrap_err();
+    let e = err(json!(""), json!({}));
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    assert!(e.to_string().contains("empty"), "{e}");
+    let e = err(
+        json!("Hi"),
+        json!({"num_beams": 2, "num_return_sequences": 3}),
+    );
+    assert!(e.to_string().contains("num_beams"), "{e}");
+    let e = err(json!("Hi"), json!({"do_sample": true, "temperature": 0.0}));
+    assert!(e.to_string().contains("do_sample=false"), "{e}");
+    let e = err(json!("Hi"), json!({"temprature": 0.5}));
+    assert!(e.to_string().contains("temprature"), "{e}");
+    // SmolLM2 reads 8192 tokens; this prompt is longer and is refused before any work.
+    let long = "word ".repeat(9000);
+    let e = err(json!(long), json!({"max_new_tokens": 4}));
+    assert!(e.to_string().contains("at most 8192"), "{e}");
+    let e = err(
+        json!([{"role": "user", "content": "Hi"}]),
+        json!({"logprobs": 50}),
+    );
+    assert!(e.to_string().contains("logprobs"), "{e}");
+}
+
+/// A GGUF file of an architecture Wick does not run names what it does run.
+#[test]
+fn an_unsupported_gguf_architecture_is_refused() {
+    use candle_core::quantized::gguf_file::{self, Value as Meta};
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+    let dir = tempfile_dir();
+    let path = dir.join("mamba.gguf");
+    let arch = Meta::String("mamba".into());
+    let blocks = Meta::U32(1);
+    let weight = QTensor::quantize(
+        &Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        GgmlDType::F32,
+    )
+    .unwrap();
+    let mut file = std::fs::File::create(&path).unwrap();
+    gguf_file::write(
+        &mut file,
+        &[
+            ("general.architecture", &arch),
+            ("mamba.block_count", &blocks),
+        ],
+        &[("token_embd.weight", &weight)],
+    )
+    .unwrap();
+    drop(file);
+    let err = wick_engine::families::causal::load(&path, &Device::Cpu, candle_core::DType::F32)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnsupportedArchitecture);
+    assert!(
+        err.to_string().contains("mamba") && err.to_string().contains("gemma3"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wick-gguf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
