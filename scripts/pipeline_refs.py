@@ -10,6 +10,9 @@ Writes, for the models that scripts/fetch_models.py puts in the models cache:
 * tests/fixtures/pipelines/splade-tiny.json: `fill-mask` on 15 one-mask
   sentences (default top_k=5), two with top_k=10, two with targets and one with
   two masks.
+* tests/fixtures/pipelines/flan-t5-small-titles.json: `translation_en_to_de`
+  on 8 sentences (pipeline defaults: 4 beams) and 3 greedy, `summarization` on
+  3 paragraphs (the model's T5 summarization settings) and 2 greedy.
 
 Each file is a list of cases shaped like tests/fixtures/tiny/*/expected.json
 (without "input_ids"): {"task", "kwargs", "inputs", "output"}.
@@ -128,6 +131,36 @@ def splade_cases() -> list[Case]:
     return cases
 
 
+TRANSLATION_TEXTS = [
+    "The house is wonderful.",
+    "I would like a cup of coffee, please.",
+    "The weather is nice today.",
+    "Where is the train station?",
+    "My brother lives in Berlin.",
+    "Thank you very much for your help.",
+    "The children are playing in the garden.",
+    "This book is very interesting.",
+]
+
+SUMMARY_TEXTS = [
+    "The city council met on Tuesday to discuss the new bike lanes on Main Street. After a long "
+    "debate, the members voted to build them next spring, and the mayor promised more trees.",
+    "Researchers at the university have built a small robot that can climb walls using tiny hooks "
+    "inspired by insects. They hope it will help inspect bridges and tall buildings.",
+    "The agent opened the settings page, changed the default language to German, saved the form "
+    "and then reloaded the dashboard to check that the new language was applied.",
+]
+
+
+def flan_t5_cases() -> list[Case]:
+    greedy = {"num_beams": 1}
+    cases = [Case("translation_en_to_de", text, {}) for text in TRANSLATION_TEXTS]
+    cases += [Case("translation_en_to_de", text, dict(greedy)) for text in TRANSLATION_TEXTS[:3]]
+    cases += [Case("summarization", text, {}) for text in SUMMARY_TEXTS]
+    cases += [Case("summarization", text, dict(greedy, min_length=0)) for text in SUMMARY_TEXTS[:2]]
+    return cases
+
+
 @dataclass
 class Model:
     folder: str
@@ -138,6 +171,7 @@ class Model:
 MODELS = [
     Model("rampart-ner", "token-classification", rampart_cases),
     Model("splade-tiny", "fill-mask", splade_cases),
+    Model("flan-t5-small-titles", "text2text", flan_t5_cases),
 ]
 
 
@@ -151,11 +185,14 @@ def run_model(model: Model) -> list[dict]:
     from transformers import pipeline
 
     folder = str(models_dir() / model.folder)
-    pipe = pipeline(model.task, model=folder, tokenizer=folder, device="cpu")
+    pipes = {}
     out = []
     with torch.no_grad():
         for case in model.cases():
-            output = pipe(case.inputs, **case.kwargs)
+            # One pipeline per task: its task name selects the model's task_specific_params.
+            if case.task not in pipes:
+                pipes[case.task] = pipeline(case.task, model=folder, tokenizer=folder, device="cpu")
+            output = pipes[case.task](case.inputs, **case.kwargs)
             out.append({
                 "task": case.task, "kwargs": case.kwargs, "inputs": case.inputs,
                 "output": fixtures.to_builtin(output),
@@ -182,13 +219,23 @@ def summarize_fill_mask(cases: list[dict]) -> None:
         print(f"  {case['inputs'][:40]:40s} {str(case['kwargs'] or ''):35s} -> {tops}")
 
 
-SUMMARIES = {"token-classification": summarize_ner, "fill-mask": summarize_fill_mask}
+def summarize_text2text(cases: list[dict]) -> None:
+    for case in cases:
+        text = next(iter(case["output"][0].values()))
+        print(f"  {case['task'][:13]:13s} {str(case['kwargs'] or ''):35s} {case['inputs'][:30]:30s} -> {text}")
+
+
+SUMMARIES = {
+    "token-classification": summarize_ner,
+    "fill-mask": summarize_fill_mask,
+    "text2text": summarize_text2text,
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default tests/fixtures/pipelines)")
-    parser.add_argument("--only", nargs="*", default=None, help="only these models (rampart-ner, splade-tiny)")
+    parser.add_argument("--only", nargs="*", default=None, help="only these models (rampart-ner, splade-tiny, flan-t5-small-titles)")
     return parser.parse_args()
 
 

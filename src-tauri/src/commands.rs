@@ -163,12 +163,8 @@ pub async fn generate(
         let _registered = scopeguard(|| state.end_run(&run));
         let _ = events.send(GenerationEvent::Loading);
         let pipeline = state.pipeline(task, model.trim())?;
-        let generator = pipeline.generator().ok_or_else(|| ErrorPayload {
-            code: ErrorCode::InvalidInput,
-            message: format!("{} does not generate text", task.id()),
-        })?;
         let started = std::time::Instant::now();
-        let (json, results, notes) = generator.call(&inputs, &kwargs, &mut |prompt, piece| {
+        let (json, results, notes) = pipeline.stream(&inputs, &kwargs, &mut |prompt, piece| {
             if piece.sequence == usize::MAX {
                 // A provisional beam: not shown, but a stop still applies.
                 return !stop.load(Ordering::Relaxed);

@@ -257,3 +257,30 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// flan-t5-small (the "titles" fine-tune) through the summarization and translation pipelines
+/// gives exactly the text transformers' pipelines give (tests/fixtures/pipelines, from
+/// scripts/pipeline_refs.py): beam search with the model's own settings, and greedy.
+#[test]
+fn flan_t5_matches_the_transformers_pipelines() {
+    use wick_engine::tasks::pipeline::Pipeline;
+    use wick_engine::tasks::Task;
+    let dir = model_dir("flan-t5-small-titles");
+    let path = wick_tests::fixture("pipelines/flan-t5-small-titles.json");
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let summarizer = Pipeline::load(Task::Summarization, &dir).unwrap();
+    let translator = Pipeline::load(Task::Translation, &dir).unwrap();
+    for case in &cases {
+        let mut kw = case["kwargs"].as_object().cloned().unwrap_or_default();
+        let pipe = if case["task"] == "summarization" {
+            &summarizer
+        } else {
+            kw.insert("src_lang".into(), json!("en"));
+            kw.insert("tgt_lang".into(), json!("de"));
+            &translator
+        };
+        let got = pipe.call(&case["inputs"], &kw, 1).unwrap();
+        assert_eq!(got, case["output"], "{} {}", case["task"], case["inputs"]);
+    }
+    assert_eq!(cases.len(), 16);
+}

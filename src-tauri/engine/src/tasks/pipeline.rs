@@ -13,6 +13,8 @@ use super::fill_mask::{self, FillOptions, Filled, MaskFiller};
 use super::question_answering::{self, Answers, QaOptions, QuestionAnswerer};
 use super::scores::TopK;
 use super::text_classification::{self, Classification, ClassifyInput, TextClassifier};
+use super::run_generation::StreamPiece;
+use super::text2text::Text2Text;
 use super::text_generation::{GenerationResult, TextGenerator};
 use super::token_classification::{Entities, NerOptions, TokenClassifier};
 use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, ZeroShotResult, DEFAULT_TEMPLATE};
@@ -29,6 +31,8 @@ pub enum Pipeline {
     FillMask(MaskFiller),
     ZeroShotClassification(ZeroShotClassifier),
     TextGeneration(TextGenerator),
+    /// Summarization and translation.
+    Text2Text(Text2Text),
 }
 
 impl Pipeline {
@@ -43,12 +47,7 @@ impl Pipeline {
                 Self::ZeroShotClassification(ZeroShotClassifier::load(dir)?)
             }
             Task::TextGeneration => Self::TextGeneration(TextGenerator::load(dir)?),
-            Task::Summarization | Task::Translation => {
-                return Err(WickError::InvalidInput(format!(
-                    "{} is not available yet",
-                    task.id()
-                )))
-            }
+            Task::Summarization | Task::Translation => Self::Text2Text(Text2Text::load(task, dir)?),
         })
     }
 
@@ -92,9 +91,10 @@ impl Pipeline {
         let mut args = Kwargs::new(kwargs);
         let mut notes = Notes::default();
         let (out, detail) = match self {
-            Self::TextGeneration(p) => {
-                // Its keyword arguments are checked by the generator (generate()'s and its own).
-                let (json, results, generation_notes) = p.call(inputs, kwargs, &mut |_, _| true)?;
+            Self::TextGeneration(_) | Self::Text2Text(_) => {
+                // Their keyword arguments are checked by the generators (generate()'s and theirs).
+                let (json, results, generation_notes) =
+                    self.stream(inputs, kwargs, &mut |_, _| true)?;
                 notes.0.extend(generation_notes);
                 (json, Some(Detail::Generation { results }))
             }
@@ -244,11 +244,20 @@ impl Pipeline {
         })
     }
 
-    /// The text generator, for streaming runs.
-    pub fn generator(&self) -> Option<&TextGenerator> {
+    /// Runs a generation task, streaming (input index, piece) to `on_piece`, which may return
+    /// `false` to stop. Other tasks are an error.
+    pub fn stream(
+        &self,
+        inputs: &Value,
+        kwargs: &Map<String, Value>,
+        on_piece: &mut dyn FnMut(usize, &StreamPiece) -> bool,
+    ) -> Result<(Value, Vec<GenerationResult>, Vec<String>)> {
         match self {
-            Self::TextGeneration(g) => Some(g),
-            _ => None,
+            Self::TextGeneration(g) => g.call(inputs, kwargs, on_piece),
+            Self::Text2Text(g) => g.call(inputs, kwargs, on_piece),
+            _ => Err(WickError::InvalidInput(
+                "this pipeline does not generate text".into(),
+            )),
         }
     }
 
@@ -270,6 +279,7 @@ impl Pipeline {
             Self::FillMask(p) => p.encoder().model.architecture(),
             Self::ZeroShotClassification(p) => p.classifier().encoder().model.architecture(),
             Self::TextGeneration(p) => &p.model().architecture,
+            Self::Text2Text(p) => p.architecture(),
         }
     }
 }

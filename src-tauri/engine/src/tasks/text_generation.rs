@@ -10,16 +10,19 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use serde::Serialize;
 use serde_json::{json, Map, Value};
-use ts_rs::TS;
 
 use crate::error::{Result, WickError};
 use crate::families::causal::{self, Format, LoadedCausal, Session};
 use crate::generate::config::model_generation_json;
-use crate::generate::{self, Decoder, GenerationConfig, Request, StopReason, TextStream};
+use crate::generate::{self, GenerationConfig};
 use crate::tokenize::chat::{ChatTemplate, Message};
 use crate::tokenize::{TokenizeOptions, WickTokenizer};
+
+use super::run_generation;
+pub use super::run_generation::{
+    GeneratedSequence, GeneratedToken, GenerationResult, GenerationStats, StreamPiece, TopToken,
+};
 
 /// What a prompt is: plain text to continue, or a conversation.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,86 +58,6 @@ pub struct Options {
     pub logprobs: usize,
     /// Things the person should know (e.g. max_new_tokens overriding max_length).
     pub notes: Vec<String>,
-}
-
-/// One alternative to a generated token, with its text.
-#[derive(Debug, Clone, Serialize, PartialEq, TS)]
-#[ts(export)]
-pub struct TopToken {
-    pub id: u32,
-    pub text: String,
-    pub logprob: f32,
-}
-
-/// A generated token as the pictures show it.
-#[derive(Debug, Clone, Serialize, PartialEq, TS)]
-#[ts(export)]
-pub struct GeneratedToken {
-    pub id: u32,
-    /// The text this token completed (empty while a character it starts is unfinished);
-    /// the pieces of a sequence add up to its text.
-    pub text: String,
-    /// The vocabulary entry, as `convert_ids_to_tokens`.
-    pub token: String,
-    pub logprob: f32,
-    pub entropy: f32,
-    pub top: Vec<TopToken>,
-    /// Whether the tokenizer counts it as special (EOS, chat markers).
-    pub special: bool,
-}
-
-/// One generated sequence.
-#[derive(Debug, Clone, Serialize, PartialEq, TS)]
-#[ts(export)]
-pub struct GeneratedSequence {
-    /// The new text (special tokens skipped, no clean-up): the streamed pieces joined.
-    pub text: String,
-    pub tokens: Vec<GeneratedToken>,
-    pub stop: StopReason,
-    /// Beam search's length-normalised score.
-    pub score: Option<f32>,
-}
-
-/// How fast a run was.
-#[derive(Debug, Clone, Serialize, PartialEq, TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub struct GenerationStats {
-    pub prompt_tokens: usize,
-    pub generated_tokens: usize,
-    /// From the start of the call to the first generated token (tokenizing and prefill).
-    pub time_to_first_token_ms: f64,
-    pub prefill_tokens_per_s: f64,
-    /// Generated tokens per second after the first (summed over rows).
-    pub decode_tokens_per_s: f64,
-    pub total_ms: f64,
-}
-
-/// Everything one prompt's generation produced.
-#[derive(Debug, Clone, Serialize, PartialEq, TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub struct GenerationResult {
-    /// The text the model was given (a chat rendered through its template, prefix included).
-    pub prompt: String,
-    pub prompt_ids: Vec<u32>,
-    pub sequences: Vec<GeneratedSequence>,
-    pub stats: GenerationStats,
-    /// The sampler's seed, to reproduce a sampled run.
-    #[ts(type = "number | null")]
-    pub seed: Option<u64>,
-    /// The settings generate() ran with.
-    #[ts(type = "Record<string, unknown>")]
-    pub settings: Value,
-}
-
-/// A piece of streamed output.
-#[derive(Debug, Clone, Serialize, PartialEq, TS)]
-#[ts(export)]
-pub struct StreamPiece {
-    /// Which returned sequence (0 unless num_return_sequences > 1).
-    pub sequence: usize,
-    pub token: GeneratedToken,
 }
 
 /// A loaded text-generation pipeline.
@@ -382,33 +305,6 @@ impl TextGenerator {
         }
     }
 
-    fn token_text(&self, id: u32) -> String {
-        self.tokenizer
-            .inner()
-            .decode(&[id], false)
-            .unwrap_or_default()
-    }
-
-    fn describe(&self, info: &generate::TokenInfo, piece: String) -> GeneratedToken {
-        GeneratedToken {
-            id: info.id,
-            text: piece,
-            token: self.tokenizer.id_to_token(info.id).unwrap_or_default(),
-            logprob: info.logprob,
-            entropy: info.entropy,
-            top: info
-                .top
-                .iter()
-                .map(|a| TopToken {
-                    id: a.id,
-                    text: self.token_text(a.id),
-                    logprob: a.logprob,
-                })
-                .collect(),
-            special: self.tokenizer.is_special(info.id),
-        }
-    }
-
     /// Generates from one prompt. `on_piece` sees each token as it comes (greedy and sampling)
     /// and may return `false` to stop.
     pub fn generate(
@@ -431,105 +327,27 @@ impl TextGenerator {
                 self.tokenizer.id_to_token(*bad).unwrap_or_default()
             )));
         }
-        let decode = |ids: &[u32]| -> String {
-            self.tokenizer
-                .decode_with(ids, true, false)
-                .unwrap_or_default()
-        };
-        let stops = options.config.stop_strings.clone();
-        let prompt_len = prompt_ids.len();
-        let stop_check = move |ids: &[u32]| -> bool {
-            let generated = &ids[prompt_len.min(ids.len())..];
-            if generated.is_empty() {
-                return false;
-            }
-            let before = decode(&generated[..generated.len() - 1]).len();
-            let now = decode(generated);
-            stops.iter().filter(|s| !s.is_empty()).any(|s| {
-                now.match_indices(s.as_str())
-                    .any(|(i, m)| i + m.len() > before)
-            })
-        };
-        let rows = options.config.num_return_sequences.max(1);
-        let mut streams: Vec<TextStream> =
-            (0..rows).map(|_| TextStream::new(&prompt_ids)).collect();
-        let beams = options.config.num_beams > 1;
-        let mut timed = Timed::new(Session::new(&self.loaded.model));
-        let request = Request {
-            config: &options.config,
-            prompt: &prompt_ids,
-            max_positions: Some(self.loaded.model.config.max_positions),
-            top_logprobs: options.logprobs,
-            stop_strings: (!options.config.stop_strings.is_empty()).then_some(&stop_check),
-        };
-        let mut first_token: Option<f64> = None;
-        let out = generate::generate(&mut timed, &request, &mut |row, info| {
-            first_token.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-            if beams {
-                // Beams reorder until the end; only cancellation is offered meanwhile.
-                return on_piece(&StreamPiece {
-                    sequence: usize::MAX,
-                    token: self.describe(info, String::new()),
-                });
-            }
-            let piece = streams
-                .get_mut(row)
-                .and_then(|s| s.push(info.id, &decode))
-                .unwrap_or_default();
-            on_piece(&StreamPiece {
-                sequence: row,
-                token: self.describe(info, piece),
-            })
-        })?;
-        let total_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let sequences: Vec<GeneratedSequence> = out
-            .sequences
-            .iter()
-            .enumerate()
-            .map(|(row, seq)| {
-                // The pieces again, from the final tokens (beam search did not stream).
-                let mut stream = TextStream::new(&prompt_ids);
-                let mut tokens: Vec<GeneratedToken> = seq
-                    .tokens
-                    .iter()
-                    .map(|t| {
-                        let piece = stream.push(t.id, &decode).unwrap_or_default();
-                        self.describe(t, piece)
-                    })
-                    .collect();
-                if let (Some(rest), Some(last)) = (stream.finish(&decode), tokens.last_mut()) {
-                    last.text.push_str(&rest);
-                    if !beams {
-                        on_piece(&StreamPiece {
-                            sequence: row,
-                            token: GeneratedToken {
-                                text: rest,
-                                ..last.clone()
-                            },
-                        });
-                    }
-                }
-                GeneratedSequence {
-                    text: tokens.iter().map(|t| t.text.as_str()).collect(),
-                    tokens,
-                    stop: seq.stop,
-                    score: seq.score,
-                }
-            })
-            .collect();
-        let generated: usize = sequences.iter().map(|s| s.tokens.len()).sum();
-        let stats = timed.stats(
-            prompt_len,
-            generated,
-            first_token.unwrap_or(total_ms),
-            total_ms,
-        );
+        let mut session = Session::new(&self.loaded.model);
+        let (sequences, stats, seed) = run_generation::run(
+            run_generation::Run {
+                tokenizer: &self.tokenizer,
+                config: &options.config,
+                logprobs: options.logprobs,
+                prompt: &prompt_ids,
+                max_positions: Some(self.loaded.model.config.max_positions),
+                read_tokens: prompt_ids.len(),
+                started,
+                encode_s: 0.0,
+            },
+            &mut session,
+            on_piece,
+        )?;
         Ok(GenerationResult {
             prompt: prompt_text,
             prompt_ids,
             sequences,
             stats,
-            seed: out.seed,
+            seed,
             settings: serde_json::to_value(&options.config).unwrap_or(Value::Null),
         })
     }
@@ -652,58 +470,3 @@ fn gguf_settings(loaded: &LoadedCausal) -> Map<String, Value> {
     m
 }
 
-/// A decoder that times its steps: the first is the prefill, the rest decode.
-struct Timed<D> {
-    inner: D,
-    prefill_s: f64,
-    decode_s: f64,
-    steps: usize,
-}
-
-impl<D: Decoder> Timed<D> {
-    fn new(inner: D) -> Self {
-        Self {
-            inner,
-            prefill_s: 0.0,
-            decode_s: 0.0,
-            steps: 0,
-        }
-    }
-
-    fn stats(
-        &self,
-        prompt: usize,
-        generated: usize,
-        ttft_ms: f64,
-        total_ms: f64,
-    ) -> GenerationStats {
-        let per_s = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
-        GenerationStats {
-            prompt_tokens: prompt,
-            generated_tokens: generated,
-            time_to_first_token_ms: ttft_ms,
-            prefill_tokens_per_s: per_s(prompt as f64, self.prefill_s),
-            decode_tokens_per_s: per_s(generated.saturating_sub(1) as f64, self.decode_s),
-            total_ms,
-        }
-    }
-}
-
-impl<D: Decoder> Decoder for Timed<D> {
-    fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        let t = Instant::now();
-        let out = self.inner.step(tokens);
-        let s = t.elapsed().as_secs_f64();
-        if self.steps == 0 {
-            self.prefill_s += s;
-        } else {
-            self.decode_s += s;
-        }
-        self.steps += 1;
-        out
-    }
-
-    fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
-        self.inner.select_rows(rows)
-    }
-}

@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
+use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::text_generation::{GenerationResult, StreamPiece, TextGenerator};
+use wick_engine::tasks::Task;
 use wick_engine::{ModelSource, Result, WickError};
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +24,42 @@ pub struct Args {
     /// A system message before the user's (implies --chat).
     #[arg(long)]
     system: Option<String>,
+    /// Stop at this text's tokens (transformers' stop_sequence).
+    #[arg(long)]
+    stop_sequence: Option<String>,
+    /// Include the prompt in generated_text (default true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    return_full_text: Option<bool>,
+    #[arg(long)]
+    prefix: Option<String>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+/// `wick run summarization|translation`.
+#[derive(Debug, clap::Args)]
+pub struct Text2TextArgs {
+    /// A model folder (T5, flan-T5, BART, Marian), or a Hub repo in the local cache.
+    #[arg(short, long)]
+    model: String,
+    /// The texts; none reads one text per line from standard input.
+    inputs: Vec<String>,
+    /// Source language (translation), e.g. en: picks the model's `translation_en_to_..` prefix.
+    #[arg(long)]
+    src_lang: Option<String>,
+    /// Target language (translation), e.g. de.
+    #[arg(long)]
+    tgt_lang: Option<String>,
+    /// Cut texts longer than the model reads instead of refusing them.
+    #[arg(long)]
+    truncation: bool,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+/// The keyword arguments of generate(), shared by every generation task.
+#[derive(Debug, clap::Args)]
+pub struct Flags {
     /// Print the text as it is generated (with --json: one JSON event per token).
     #[arg(long)]
     stream: bool,
@@ -34,7 +72,9 @@ pub struct Args {
     max_length: Option<usize>,
     #[arg(long)]
     min_new_tokens: Option<usize>,
-    /// Sample (true, the pipeline's default) or pick the most likely token (false).
+    #[arg(long)]
+    min_length: Option<usize>,
+    /// Sample (true, the text-generation pipeline's default) or pick the most likely token.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     do_sample: Option<bool>,
     #[arg(long)]
@@ -67,17 +107,9 @@ pub struct Args {
     /// Stop once the text contains this (repeatable).
     #[arg(long)]
     stop_strings: Vec<String>,
-    /// Stop at this text's tokens (transformers' stop_sequence).
-    #[arg(long)]
-    stop_sequence: Option<String>,
-    /// Include the prompt in generated_text (default true).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    return_full_text: Option<bool>,
-    #[arg(long)]
-    prefix: Option<String>,
 }
 
-impl Args {
+impl Flags {
     fn kwargs(&self) -> Result<Map<String, Value>> {
         let mut m = Map::new();
         let mut put = |k: &str, v: Option<Value>| {
@@ -108,9 +140,7 @@ impl Args {
             self.num_return_sequences.map(Value::from),
         );
         put("seed", self.seed.map(Value::from));
-        put("stop_sequence", self.stop_sequence.clone().map(Value::from));
-        put("return_full_text", self.return_full_text.map(Value::from));
-        put("prefix", self.prefix.clone().map(Value::from));
+        put("min_length", self.min_length.map(Value::from));
         put("logprobs", self.logprobs.map(Value::from));
         if !self.stop_strings.is_empty() {
             put("stop_strings", Some(json!(self.stop_strings)));
@@ -135,6 +165,22 @@ impl Args {
             }
         };
         put("early_stopping", early);
+        Ok(m)
+    }
+}
+
+impl Args {
+    fn kwargs(&self) -> Result<Map<String, Value>> {
+        let mut m = self.flags.kwargs()?;
+        if let Some(s) = &self.stop_sequence {
+            m.insert("stop_sequence".into(), Value::from(s.as_str()));
+        }
+        if let Some(r) = self.return_full_text {
+            m.insert("return_full_text".into(), Value::from(r));
+        }
+        if let Some(p) = &self.prefix {
+            m.insert("prefix".into(), Value::from(p.as_str()));
+        }
         Ok(m)
     }
 
@@ -164,14 +210,45 @@ impl Args {
 
 pub fn run(args: &Args, json_mode: bool) -> Result<()> {
     let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
-    let generator = TextGenerator::load(&path)?;
-    let kwargs = args.kwargs()?;
-    let input = args.input()?;
+    let pipeline = Pipeline::TextGeneration(TextGenerator::load(&path)?);
+    print_run(&pipeline, &args.input()?, &args.kwargs()?, &args.flags, json_mode)
+}
+
+pub fn run_text2text(task: Task, args: &Text2TextArgs, json_mode: bool) -> Result<()> {
+    let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
+    let pipeline = Pipeline::load(task, &path)?;
+    let mut kwargs = args.flags.kwargs()?;
+    for (k, v) in [("src_lang", &args.src_lang), ("tgt_lang", &args.tgt_lang)] {
+        if let Some(v) = v {
+            kwargs.insert(k.into(), Value::from(v.as_str()));
+        }
+    }
+    if args.truncation {
+        kwargs.insert("truncation".into(), Value::from(true));
+    }
+    let texts = crate::run::read_inputs(&args.inputs)?;
+    let input = match <[String; 1]>::try_from(texts) {
+        Ok([one]) => Value::from(one),
+        Err(many) => Value::from(many),
+    };
+    print_run(&pipeline, &input, &kwargs, &args.flags, json_mode)
+}
+
+/// Runs a generation pipeline and prints its JSON, or the text as it comes with --stream.
+fn print_run(
+    pipeline: &Pipeline,
+    input: &Value,
+    kwargs: &Map<String, Value>,
+    flags: &Flags,
+    json_mode: bool,
+) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
+    let mut streamed = false;
     let mut on_piece = |_: usize, piece: &StreamPiece| -> bool {
-        if !args.stream || piece.sequence != 0 {
+        if !flags.stream || piece.sequence != 0 {
             return true;
         }
+        streamed = true;
         let written = if json_mode {
             serde_json::to_string(&json!({ "token": piece.token }))
                 .map(|line| writeln!(stdout, "{line}"))
@@ -182,22 +259,29 @@ pub fn run(args: &Args, json_mode: bool) -> Result<()> {
         // A closed pipe (`| head`) stops generation instead of failing on every token.
         written && stdout.flush().is_ok()
     };
-    let (mut output, results, notes) = generator.call(&input, &kwargs, &mut on_piece)?;
-    drop(on_piece);
+    let (mut output, results, notes) = pipeline.stream(input, kwargs, &mut on_piece)?;
     for note in &notes {
         eprintln!("note: {note}");
     }
-    if args.logprobs.is_some() {
+    if flags.logprobs.is_some() {
         add_logprobs(&mut output, &results);
     }
-    if args.stream && !json_mode {
+    if flags.stream && !json_mode {
+        if !streamed {
+            // Beam search settles its text only at the end.
+            for r in &results {
+                if let Some(seq) = r.sequences.first() {
+                    print!("{}", seq.text);
+                }
+            }
+        }
         println!();
         for r in &results {
-            eprintln!("{}", stats_line(r, &generator));
+            eprintln!("{}", stats_line(r, pipeline));
         }
         return Ok(());
     }
-    if args.stream {
+    if flags.stream {
         println!("{}", json!({ "result": output }));
     } else {
         println!("{output}");
@@ -224,7 +308,7 @@ fn add_logprobs(output: &mut Value, results: &[GenerationResult]) {
     }
 }
 
-fn stats_line(r: &GenerationResult, g: &TextGenerator) -> String {
+fn stats_line(r: &GenerationResult, g: &Pipeline) -> String {
     let s = &r.stats;
     format!(
         "{} prompt + {} generated tokens · first token {:.0} ms · prefill {:.1} tok/s · decode {:.1} tok/s · {} {}{}",
@@ -233,7 +317,7 @@ fn stats_line(r: &GenerationResult, g: &TextGenerator) -> String {
         s.time_to_first_token_ms,
         s.prefill_tokens_per_s,
         s.decode_tokens_per_s,
-        g.model().architecture,
+        g.architecture(),
         g.dtype_label(),
         r.seed.map(|s| format!(" · seed {s}")).unwrap_or_default()
     )

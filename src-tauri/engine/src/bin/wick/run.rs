@@ -37,6 +37,10 @@ struct Common {
 enum Task {
     /// Continue a prompt (or answer a chat message) token by token.
     TextGeneration(crate::generate::Args),
+    /// Condense each text (T5, BART).
+    Summarization(crate::generate::Text2TextArgs),
+    /// Translate each text (T5 with --src-lang/--tgt-lang, Marian).
+    Translation(crate::generate::Text2TextArgs),
     /// Labels with scores for each text (or text pair).
     TextClassification {
         #[command(flatten)]
@@ -130,6 +134,20 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let (task, model, inputs, batch_size) = match &args.task {
         Task::TextGeneration(gen) => return crate::generate::run(gen, args.json),
+        Task::Summarization(a) => {
+            return crate::generate::run_text2text(
+                wick_engine::tasks::Task::Summarization,
+                a,
+                args.json,
+            )
+        }
+        Task::Translation(a) => {
+            return crate::generate::run_text2text(
+                wick_engine::tasks::Task::Translation,
+                a,
+                args.json,
+            )
+        }
         Task::TextClassification {
             common,
             top_k,
@@ -292,7 +310,7 @@ fn text_values(common: &Common) -> Result<Vec<Value>> {
 }
 
 /// The positional inputs, or one per non-empty line of standard input.
-fn read_inputs(given: &[String]) -> Result<Vec<String>> {
+pub(crate) fn read_inputs(given: &[String]) -> Result<Vec<String>> {
     if !given.is_empty() {
         return Ok(given.to_vec());
     }
