@@ -141,3 +141,71 @@ pub fn stop(s: &Session, out: &Path) -> Result<()> {
     })?;
     s.screenshot(&out.join("tab-text-generation-stop.png"))
 }
+
+fn output_text(s: &Session) -> Result<String> {
+    let v = s.script(
+        "const t = document.querySelector('[data-testid=output] [data-testid=token-stream]'); \
+         return t ? Array.from(t.querySelectorAll('.tok')).map(e => e.textContent).join('') : '';",
+        json!([]),
+    )?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
+/// The engine's answer for the same call.
+fn engine_text2text(
+    task: wick_engine::tasks::Task,
+    model: &Path,
+    text: &str,
+    kwargs: Value,
+) -> Result<String> {
+    let pipeline =
+        wick_engine::tasks::pipeline::Pipeline::load(task, model).map_err(|e| e.to_string())?;
+    let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
+    let (_, results, _) = pipeline
+        .stream(&json!(text), &kwargs, &mut |_, _| true)
+        .map_err(|e| e.to_string())?;
+    Ok(results
+        .first()
+        .and_then(|r| r.sequences.first())
+        .map(|s| s.text.clone())
+        .unwrap_or_default())
+}
+
+pub fn translation(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("flan-t5-small-titles");
+    open_tab(s, "translation", &model)?;
+    let text = "The weather is nice today.";
+    set(s, "#task-input", &json!(text))?;
+    set(s, "#decoding", &json!("greedy"))?;
+    run(s)?;
+    let got = output_text(s)?;
+    let want = engine_text2text(
+        wick_engine::tasks::Task::Translation,
+        &model,
+        text,
+        json!({"num_beams": 1, "do_sample": false, "max_new_tokens": 128, "src_lang": "en", "tgt_lang": "de"}),
+    )?;
+    ensure(got == want && got.contains("Wetter"), || {
+        format!("the tab shows {got:?}, the engine says {want:?}")
+    })?;
+    s.screenshot(&out.join("tab-translation.png"))
+}
+
+pub fn summarization(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("flan-t5-small-titles");
+    open_tab(s, "summarization", &model)?;
+    let text = "Researchers at the university have built a small robot that can climb walls using tiny hooks inspired by insects. They hope it will help inspect bridges and tall buildings.";
+    set(s, "#task-input", &json!(text))?;
+    run(s)?;
+    let got = output_text(s)?;
+    let want = engine_text2text(
+        wick_engine::tasks::Task::Summarization,
+        &model,
+        text,
+        json!({"max_new_tokens": 128}),
+    )?;
+    ensure(got == want && !got.is_empty(), || {
+        format!("the tab shows {got:?}, the engine says {want:?}")
+    })?;
+    s.screenshot(&out.join("tab-summarization.png"))
+}

@@ -77,6 +77,14 @@ fn main() -> ExitCode {
         ),
         ("Stop ends a generation", generation_tab::stop),
         (
+            "translation tab translates (flan-T5)",
+            generation_tab::translation,
+        ),
+        (
+            "summarization tab runs beam search (flan-T5)",
+            generation_tab::summarization,
+        ),
+        (
             "a model without the task's head is a clear error",
             encoder_tabs::missing_head,
         ),

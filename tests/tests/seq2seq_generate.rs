@@ -50,7 +50,10 @@ fn first_decoder_step_matches_transformers() {
                 .unwrap()
                 .remove(0);
             let want_ids = ids(&case["output"]["ids"]);
-            let got: Vec<f64> = want_ids.iter().map(|&i| logits[i as usize] as f64).collect();
+            let got: Vec<f64> = want_ids
+                .iter()
+                .map(|&i| logits[i as usize] as f64)
+                .collect();
             assert_close(
                 &Value::from(got),
                 &case["output"]["values"],
@@ -76,7 +79,10 @@ fn generate_ids_match_transformers() {
             }
             let kwargs: Map<String, Value> = case["kwargs"].as_object().unwrap().clone();
             let config = GenerationConfig::from_layers(&[&settings, &kwargs]).unwrap();
-            let start = config.decoder_start_token_id.or(config.bos_token_id).unwrap();
+            let start = config
+                .decoder_start_token_id
+                .or(config.bos_token_id)
+                .unwrap();
             let source = ids(&case["input_ids"][0]);
             let mut session = Session::new(&model, &source).unwrap();
             let request = Request {

@@ -156,7 +156,7 @@ fn argmax(scores: &[f32]) -> u32 {
 fn sample(scores: &[f32], rng: &mut ChaCha8Rng) -> Result<u32> {
     let probs = softmax(scores);
     let total: f32 = probs.iter().sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return Err(WickError::ModelFailed(
             "every token was filtered out; nothing left to sample".into(),
         ));
@@ -513,7 +513,7 @@ fn sample_without_replacement(
     let mut out = Vec::with_capacity(k);
     for _ in 0..k.min(candidates.len()) {
         let total: f32 = probs.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             break;
         }
         let mut u = rng.random::<f32>() * total;

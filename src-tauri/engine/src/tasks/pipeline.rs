@@ -11,10 +11,10 @@ use ts_rs::TS;
 use super::feature_extraction::FeatureExtractor;
 use super::fill_mask::{self, FillOptions, Filled, MaskFiller};
 use super::question_answering::{self, Answers, QaOptions, QuestionAnswerer};
-use super::scores::TopK;
-use super::text_classification::{self, Classification, ClassifyInput, TextClassifier};
 use super::run_generation::StreamPiece;
+use super::scores::TopK;
 use super::text2text::Text2Text;
+use super::text_classification::{self, Classification, ClassifyInput, TextClassifier};
 use super::text_generation::{GenerationResult, TextGenerator};
 use super::token_classification::{Entities, NerOptions, TokenClassifier};
 use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, ZeroShotResult, DEFAULT_TEMPLATE};
@@ -30,9 +30,9 @@ pub enum Pipeline {
     QuestionAnswering(QuestionAnswerer),
     FillMask(MaskFiller),
     ZeroShotClassification(ZeroShotClassifier),
-    TextGeneration(TextGenerator),
+    TextGeneration(Box<TextGenerator>),
     /// Summarization and translation.
-    Text2Text(Text2Text),
+    Text2Text(Box<Text2Text>),
 }
 
 impl Pipeline {
@@ -46,8 +46,10 @@ impl Pipeline {
             Task::ZeroShotClassification => {
                 Self::ZeroShotClassification(ZeroShotClassifier::load(dir)?)
             }
-            Task::TextGeneration => Self::TextGeneration(TextGenerator::load(dir)?),
-            Task::Summarization | Task::Translation => Self::Text2Text(Text2Text::load(task, dir)?),
+            Task::TextGeneration => Self::TextGeneration(Box::new(TextGenerator::load(dir)?)),
+            Task::Summarization | Task::Translation => {
+                Self::Text2Text(Box::new(Text2Text::load(task, dir)?))
+            }
         })
     }
 

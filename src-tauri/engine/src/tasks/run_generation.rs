@@ -115,7 +115,11 @@ fn token_text(tokenizer: &WickTokenizer, id: u32) -> String {
     tokenizer.inner().decode(&[id], false).unwrap_or_default()
 }
 
-fn describe(tokenizer: &WickTokenizer, info: &generate::TokenInfo, piece: String) -> GeneratedToken {
+fn describe(
+    tokenizer: &WickTokenizer,
+    info: &generate::TokenInfo,
+    piece: String,
+) -> GeneratedToken {
     GeneratedToken {
         id: info.id,
         text: piece,
@@ -149,7 +153,8 @@ pub fn run(
         started,
         ..
     } = run;
-    let decode = |ids: &[u32]| -> String { tokenizer.decode_with(ids, true, false).unwrap_or_default() };
+    let decode =
+        |ids: &[u32]| -> String { tokenizer.decode_with(ids, true, false).unwrap_or_default() };
     let stops = config.stop_strings.clone();
     let prompt_len = prompt.len();
     let stop_check = move |ids: &[u32]| -> bool {

@@ -114,11 +114,14 @@ impl Text2Text {
     }
 
     pub fn options(&self, kwargs: &Map<String, Value>) -> Result<Options> {
-        if let Some(bad) = kwargs
-            .keys()
-            .find(|k| !PIPELINE_KWARGS.contains(&k.as_str()) && !GENERATE_KWARGS.contains(&k.as_str()))
-        {
-            let mut names: Vec<&str> = PIPELINE_KWARGS.iter().chain(GENERATE_KWARGS).copied().collect();
+        if let Some(bad) = kwargs.keys().find(|k| {
+            !PIPELINE_KWARGS.contains(&k.as_str()) && !GENERATE_KWARGS.contains(&k.as_str())
+        }) {
+            let mut names: Vec<&str> = PIPELINE_KWARGS
+                .iter()
+                .chain(GENERATE_KWARGS)
+                .copied()
+                .collect();
             names.sort();
             return Err(WickError::InvalidInput(format!(
                 "{} has no option `{bad}` (known: {})",
@@ -145,7 +148,8 @@ impl Text2Text {
             }
         }
         let config = GenerationConfig::from_layers(&[&merged, kwargs])?;
-        let flag = |k: &str, default: bool| kwargs.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let flag =
+            |k: &str, default: bool| kwargs.get(k).and_then(Value::as_bool).unwrap_or(default);
         let logprobs = kwargs
             .get("logprobs")
             .and_then(Value::as_u64)
@@ -176,7 +180,11 @@ impl Text2Text {
             (true, Some(n)) => Truncate::LongestFirst(n),
             _ => Truncate::None,
         };
-        let encoded = super::single(self.tokenizer.encode_pipeline(&source_text, None, truncate)?)?;
+        let encoded = super::single(self.tokenizer.encode_pipeline(
+            &source_text,
+            None,
+            truncate,
+        )?)?;
         let source = encoded.ids;
         if let Some(n) = limit.filter(|n| source.len() > *n) {
             return Err(WickError::InvalidInput(format!(
@@ -263,7 +271,9 @@ impl Text2Text {
                         let mut all: Vec<u32> =
                             options.config.decoder_start_token_id.into_iter().collect();
                         all.extend(&ids);
-                        return Ok(json!({ self.output_key().replace("_text", "_token_ids"): all }));
+                        return Ok(
+                            json!({ self.output_key().replace("_text", "_token_ids"): all }),
+                        );
                     }
                     let text = self.tokenizer.decode_with(&ids, true, options.clean_up)?;
                     Ok(json!({ self.output_key(): text }))

@@ -469,4 +469,3 @@ fn gguf_settings(loaded: &LoadedCausal) -> Map<String, Value> {
     }
     m
 }
-

@@ -218,6 +218,47 @@ fn strftime_utc(format: &str) -> String {
     out
 }
 
+impl ChatTemplate {
+    /// The template a GGUF file carries (`tokenizer.chat_template`), with its BOS/EOS texts.
+    pub fn from_gguf(path: &Path) -> Result<Option<Self>> {
+        use candle_core::quantized::gguf_file::Content;
+        let invalid = |reason: String| WickError::InvalidGguf {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut reader =
+            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| WickError::io(path, e))?);
+        let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
+        let meta = &content.metadata;
+        let Some(source) = meta
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let tokens = meta
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.to_vec().ok());
+        let text_of = |key: &str| -> String {
+            let id = meta.get(key).and_then(|v| v.to_u32().ok());
+            match (id, tokens) {
+                (Some(id), Some(tokens)) => tokens
+                    .get(id as usize)
+                    .and_then(|t| t.to_string().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => String::new(),
+            }
+        };
+        Ok(Some(Self::new(
+            source,
+            text_of("tokenizer.ggml.bos_token_id"),
+            text_of("tokenizer.ggml.eos_token_id"),
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,46 +319,5 @@ mod tests {
     fn strftime_formats_a_date() {
         let s = strftime_utc("%d %B %Y");
         assert_eq!(s.split(' ').count(), 3, "{s}");
-    }
-}
-
-impl ChatTemplate {
-    /// The template a GGUF file carries (`tokenizer.chat_template`), with its BOS/EOS texts.
-    pub fn from_gguf(path: &Path) -> Result<Option<Self>> {
-        use candle_core::quantized::gguf_file::Content;
-        let invalid = |reason: String| WickError::InvalidGguf {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let mut reader =
-            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| WickError::io(path, e))?);
-        let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
-        let meta = &content.metadata;
-        let Some(source) = meta
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-        else {
-            return Ok(None);
-        };
-        let tokens = meta
-            .get("tokenizer.ggml.tokens")
-            .and_then(|v| v.to_vec().ok());
-        let text_of = |key: &str| -> String {
-            let id = meta.get(key).and_then(|v| v.to_u32().ok());
-            match (id, tokens) {
-                (Some(id), Some(tokens)) => tokens
-                    .get(id as usize)
-                    .and_then(|t| t.to_string().ok())
-                    .cloned()
-                    .unwrap_or_default(),
-                _ => String::new(),
-            }
-        };
-        Ok(Some(Self::new(
-            source,
-            text_of("tokenizer.ggml.bos_token_id"),
-            text_of("tokenizer.ggml.eos_token_id"),
-        )))
     }
 }

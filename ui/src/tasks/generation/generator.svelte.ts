@@ -48,7 +48,8 @@ export class Generator {
     this.error = null;
     this.response = null;
     this.streamed = [];
-    this.call = pythonCall(this.#task, model, inputs, kwargs);
+    this.call = pythonCall(this.#task, model, inputs, pythonKwargs(kwargs));
+    if (typeof kwargs.seed === "number") this.call = `set_seed(${kwargs.seed}); ${this.call}`;
     try {
       const response = await this.#backend.generate(this.#task, model.trim(), inputs, kwargs, run, (event) => {
         if (this.#run !== run || event.kind !== "token" || event.prompt !== 0) return;
@@ -81,4 +82,10 @@ export class Generator {
   tokens(sequence = 0): GeneratedToken[] {
     return this.result?.sequences[sequence]?.tokens ?? this.streamed[sequence] ?? [];
   }
+}
+
+/** The keyword arguments transformers takes: Wick's own (`logprobs`, `seed`) are left out. */
+export function pythonKwargs(kwargs: Record<string, unknown>): Record<string, unknown> {
+  const { logprobs: _logprobs, seed: _seed, ...rest } = kwargs;
+  return rest;
 }

@@ -210,8 +210,14 @@ impl Args {
 
 pub fn run(args: &Args, json_mode: bool) -> Result<()> {
     let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
-    let pipeline = Pipeline::TextGeneration(TextGenerator::load(&path)?);
-    print_run(&pipeline, &args.input()?, &args.kwargs()?, &args.flags, json_mode)
+    let pipeline = Pipeline::TextGeneration(Box::new(TextGenerator::load(&path)?));
+    print_run(
+        &pipeline,
+        &args.input()?,
+        &args.kwargs()?,
+        &args.flags,
+        json_mode,
+    )
 }
 
 pub fn run_text2text(task: Task, args: &Text2TextArgs, json_mode: bool) -> Result<()> {

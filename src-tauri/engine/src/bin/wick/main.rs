@@ -36,7 +36,7 @@ enum Command {
     /// Show how a model's tokenizer splits text: tokens, ids, offsets, special tokens.
     Tokenize(tokenize::Args),
     /// Run a pipeline task and print its output as JSON, as `transformers` returns it.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Time engine parts (see BENCHMARKS.md).
     Bench(bench::Args),
 }

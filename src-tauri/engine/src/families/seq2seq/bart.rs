@@ -210,7 +210,10 @@ impl Bart {
         }
         let x = (embed(&self.shared, &ids)? * self.embed_scale)?;
         let pos = match &self.positions {
-            Positions::Learned { encoder, decoder: d } => {
+            Positions::Learned {
+                encoder,
+                decoder: d,
+            } => {
                 let table = if decoder { d } else { encoder };
                 table.narrow(0, offset + 2, t)?
             }
