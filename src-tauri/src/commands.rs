@@ -7,6 +7,7 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 use ts_rs::TS;
+use wick_engine::families::causal::Quantization;
 use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::text_generation::GeneratedToken;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
@@ -155,6 +156,7 @@ pub async fn generate(
     inputs: serde_json::Value,
     kwargs: serde_json::Map<String, serde_json::Value>,
     run: String,
+    quantization: Option<Quantization>,
     events: Channel<GenerationEvent>,
 ) -> CommandResult<PipelineResponse> {
     let state = state.inner().clone();
@@ -162,7 +164,7 @@ pub async fn generate(
         let stop = state.start_run(&run);
         let _registered = scopeguard(|| state.end_run(&run));
         let _ = events.send(GenerationEvent::Loading);
-        let pipeline = state.pipeline(task, model.trim())?;
+        let pipeline = state.pipeline_with(task, model.trim(), quantization.unwrap_or_default())?;
         let started = std::time::Instant::now();
         let (json, results, notes) = pipeline.stream(&inputs, &kwargs, &mut |prompt, piece| {
             if piece.sequence == usize::MAX {

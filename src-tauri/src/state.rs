@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use wick_engine::families::causal::Quantization;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
 use wick_engine::{ErrorPayload, ModelSource, WickTokenizer};
@@ -47,10 +48,20 @@ impl AppState {
 
     /// Returns the `task` pipeline for `model`, loading it on a miss. Runs on a blocking thread.
     pub fn pipeline(&self, task: Task, model: &str) -> Result<Arc<Pipeline>, ErrorPayload> {
-        let key = format!("{}\u{0}{model}", task.id());
+        self.pipeline_with(task, model, Quantization::AsStored)
+    }
+
+    /// [`Self::pipeline`] with the weights converted at load; each conversion is its own entry.
+    pub fn pipeline_with(
+        &self,
+        task: Task,
+        model: &str,
+        quantization: Quantization,
+    ) -> Result<Arc<Pipeline>, ErrorPayload> {
+        let key = format!("{}\u{0}{model}\u{0}{quantization:?}", task.id());
         get_or_load(&self.pipelines, &key, || {
             let dir = ModelSource::parse(model)?.resolve()?;
-            Pipeline::load(task, &dir)
+            Pipeline::load_with(task, &dir, quantization)
         })
     }
 }

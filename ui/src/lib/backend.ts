@@ -7,6 +7,7 @@ import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ErrorPayload } from "./bindings/ErrorPayload";
 import type { GenerationEvent } from "./bindings/GenerationEvent";
 import type { PipelineResponse } from "./bindings/PipelineResponse";
+import type { Quantization } from "./bindings/Quantization";
 import type { Task } from "./bindings/Task";
 import type { TokenizeOptions } from "./bindings/TokenizeOptions";
 import type { TokenizeResponse } from "./bindings/TokenizeResponse";
@@ -30,6 +31,7 @@ export interface Backend {
     kwargs: Record<string, unknown>,
     run: string,
     onEvent: (event: GenerationEvent) => void,
+    quantization?: Quantization,
   ): Promise<PipelineResponse>;
   /** Stops a generation after the token in progress. */
   stopGeneration(run: string): Promise<void>;
@@ -75,10 +77,18 @@ export const tauriBackend: Backend = {
   tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
   runPipeline: (task, model, inputs, kwargs) =>
     call<PipelineResponse>("run_pipeline", { task, model, inputs, kwargs }),
-  generate(task, model, inputs, kwargs, run, onEvent) {
+  generate(task, model, inputs, kwargs, run, onEvent, quantization) {
     const events = new Channel<GenerationEvent>();
     events.onmessage = onEvent;
-    return call<PipelineResponse>("generate", { task, model, inputs, kwargs, run, events });
+    return call<PipelineResponse>("generate", {
+      task,
+      model,
+      inputs,
+      kwargs,
+      run,
+      quantization: quantization ?? "as_stored",
+      events,
+    });
   },
   stopGeneration: (run) => call<void>("stop_generation", { run }),
   async pickModel(kind) {

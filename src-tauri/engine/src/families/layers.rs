@@ -84,6 +84,11 @@ impl Dense {
         )
     }
 
+    /// The weight, `[in, out]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.wt
+    }
+
     pub fn out_features(&self) -> usize {
         self.wt.dims().get(1).copied().unwrap_or(0)
     }

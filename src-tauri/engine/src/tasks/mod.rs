@@ -1,6 +1,7 @@
 //! The pipeline tasks Wick offers, in one table: the UI builds its tabs from it and the CLI
 //! validates task names against it. Adding a task starts with a row here.
 
+pub mod compare;
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod pipeline;

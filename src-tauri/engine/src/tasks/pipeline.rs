@@ -20,6 +20,7 @@ use super::token_classification::{Entities, NerOptions, TokenClassifier};
 use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, ZeroShotResult, DEFAULT_TEMPLATE};
 use super::Task;
 use crate::error::{Result, WickError};
+use crate::families::causal::Quantization;
 
 /// A loaded encoder pipeline.
 #[derive(Debug)]
@@ -37,6 +38,18 @@ pub enum Pipeline {
 
 impl Pipeline {
     pub fn load(task: Task, dir: &Path) -> Result<Self> {
+        Self::load_with(task, dir, Quantization::AsStored)
+    }
+
+    /// [`Self::load`] with the weights converted as `quantization` asks (text generation only;
+    /// other tasks run in f32).
+    pub fn load_with(task: Task, dir: &Path, quantization: Quantization) -> Result<Self> {
+        if quantization != Quantization::AsStored && task != Task::TextGeneration {
+            return Err(WickError::InvalidInput(format!(
+                "{} runs in f32 only; quantization applies to text generation",
+                task.id()
+            )));
+        }
         Ok(match task {
             Task::FeatureExtraction => Self::FeatureExtraction(FeatureExtractor::load(dir)?),
             Task::TextClassification => Self::TextClassification(TextClassifier::load(dir)?),
@@ -46,7 +59,12 @@ impl Pipeline {
             Task::ZeroShotClassification => {
                 Self::ZeroShotClassification(ZeroShotClassifier::load(dir)?)
             }
-            Task::TextGeneration => Self::TextGeneration(Box::new(TextGenerator::load(dir)?)),
+            Task::TextGeneration => Self::TextGeneration(Box::new(TextGenerator::load_on(
+                dir,
+                &candle_core::Device::Cpu,
+                candle_core::DType::F32,
+                quantization,
+            )?)),
             Task::Summarization | Task::Translation => {
                 Self::Text2Text(Box::new(Text2Text::load(task, dir)?))
             }

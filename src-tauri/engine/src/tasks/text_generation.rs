@@ -13,7 +13,7 @@ use candle_core::{DType, Device};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Result, WickError};
-use crate::families::causal::{self, Format, LoadedCausal, Session};
+use crate::families::causal::{self, Format, LoadedCausal, Quantization, Session};
 use crate::generate::config::model_generation_json;
 use crate::generate::{self, GenerationConfig};
 use crate::tokenize::chat::{ChatTemplate, Message};
@@ -84,11 +84,16 @@ fn pipeline_defaults() -> Map<String, Value> {
 
 impl TextGenerator {
     pub fn load(path: &Path) -> Result<Self> {
-        Self::load_on(path, &Device::Cpu, DType::F32)
+        Self::load_on(path, &Device::Cpu, DType::F32, Quantization::AsStored)
     }
 
-    pub fn load_on(path: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        let loaded = causal::load(path, device, dtype)?;
+    pub fn load_on(
+        path: &Path,
+        device: &Device,
+        dtype: DType,
+        quantization: Quantization,
+    ) -> Result<Self> {
+        let loaded = causal::load_with(path, device, dtype, quantization)?;
         let tokenizer = WickTokenizer::from_path(path)?;
         // Added tokens may lie beyond the model's rows (Gemma's image token); the base vocabulary
         // may not.
@@ -116,7 +121,7 @@ impl TextGenerator {
                 };
                 (chat, gguf_settings(&loaded), Value::Null)
             }
-            Format::Transformers => {
+            Format::Transformers { .. } => {
                 let config_path = path.join("config.json");
                 let config_json: Value = std::fs::read_to_string(&config_path)
                     .ok()
@@ -171,7 +176,10 @@ impl TextGenerator {
     pub fn dtype_label(&self) -> String {
         match &self.loaded.format {
             Format::Gguf { quantization, .. } => quantization.clone(),
-            Format::Transformers => format!("{:?}", self.loaded.model.dtype()).to_lowercase(),
+            Format::Transformers { quantized: Some(q) } => format!("f32 → {q}"),
+            Format::Transformers { quantized: None } => {
+                format!("{:?}", self.loaded.model.dtype()).to_lowercase()
+            }
         }
     }
 
@@ -261,7 +269,7 @@ impl TextGenerator {
     }
 
     /// The text and ids the model starts from.
-    fn encode_prompt(&self, prompt: &Prompt, options: &Options) -> Result<(String, Vec<u32>)> {
+    pub fn encode_prompt(&self, prompt: &Prompt, options: &Options) -> Result<(String, Vec<u32>)> {
         match prompt {
             Prompt::Text(text) => {
                 crate::tasks::require_text(text, "prompt")?;

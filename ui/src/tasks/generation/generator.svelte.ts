@@ -6,6 +6,7 @@ import { BackendError, toBackendError } from "../../lib/backend";
 import type { GeneratedToken } from "../../lib/bindings/GeneratedToken";
 import type { GenerationResult } from "../../lib/bindings/GenerationResult";
 import type { PipelineResponse } from "../../lib/bindings/PipelineResponse";
+import type { Quantization } from "../../lib/bindings/Quantization";
 import type { Task } from "../../lib/bindings/Task";
 import { pythonCall } from "../encoder/runner.svelte";
 
@@ -38,7 +39,12 @@ export class Generator {
     return d?.kind === "generation" ? (d.results[0] ?? null) : null;
   }
 
-  async run(model: string, inputs: unknown, kwargs: Record<string, unknown>): Promise<void> {
+  async run(
+    model: string,
+    inputs: unknown,
+    kwargs: Record<string, unknown>,
+    quantization: Quantization = "as_stored",
+  ): Promise<void> {
     if (this.#run) await this.stop();
     const run = `run-${Date.now()}-${++counter}`;
     this.#run = run;
@@ -51,13 +57,21 @@ export class Generator {
     this.call = pythonCall(this.#task, model, inputs, pythonKwargs(kwargs));
     if (typeof kwargs.seed === "number") this.call = `set_seed(${kwargs.seed}); ${this.call}`;
     try {
-      const response = await this.#backend.generate(this.#task, model.trim(), inputs, kwargs, run, (event) => {
-        if (this.#run !== run || event.kind !== "token" || event.prompt !== 0) return;
-        this.waiting = false;
-        const rows = this.streamed;
-        while (rows.length <= event.sequence) rows.push([]);
-        rows[event.sequence].push(event.token);
-      });
+      const response = await this.#backend.generate(
+        this.#task,
+        model.trim(),
+        inputs,
+        kwargs,
+        run,
+        (event) => {
+          if (this.#run !== run || event.kind !== "token" || event.prompt !== 0) return;
+          this.waiting = false;
+          const rows = this.streamed;
+          while (rows.length <= event.sequence) rows.push([]);
+          rows[event.sequence].push(event.token);
+        },
+        quantization,
+      );
       if (this.#run === run) this.response = response;
     } catch (err) {
       if (this.#run === run) this.error = toBackendError(err);

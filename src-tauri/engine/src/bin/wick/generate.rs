@@ -6,8 +6,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
+use wick_engine::families::causal::Quantization;
 use wick_engine::tasks::pipeline::Pipeline;
-use wick_engine::tasks::text_generation::{GenerationResult, StreamPiece, TextGenerator};
+use wick_engine::tasks::text_generation::{GenerationResult, StreamPiece};
 use wick_engine::tasks::Task;
 use wick_engine::{ModelSource, Result, WickError};
 
@@ -32,6 +33,10 @@ pub struct Args {
     return_full_text: Option<bool>,
     #[arg(long)]
     prefix: Option<String>,
+    /// Convert the weights at load: q8_0 or q4_k (8 or 4 bits, like load_in_8bit/4bit), f32
+    /// (dequantize a GGUF file), or as-stored (the default).
+    #[arg(long, default_value = "as-stored")]
+    quantize: Quantization,
     #[command(flatten)]
     flags: Flags,
 }
@@ -210,7 +215,7 @@ impl Args {
 
 pub fn run(args: &Args, json_mode: bool) -> Result<()> {
     let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
-    let pipeline = Pipeline::TextGeneration(Box::new(TextGenerator::load(&path)?));
+    let pipeline = Pipeline::load_with(Task::TextGeneration, &path, args.quantize)?;
     print_run(
         &pipeline,
         &args.input()?,

@@ -1,6 +1,7 @@
 //! `wick`: the engine on the command line, for scripts and for people without the window.
 
 mod bench;
+mod compare;
 mod generate;
 mod run;
 mod tokenize;
@@ -39,6 +40,8 @@ enum Command {
     Run(Box<run::Args>),
     /// Time engine parts (see BENCHMARKS.md).
     Bench(bench::Args),
+    /// Compare two variants of a model (e.g. as stored vs 4-bit): agreement, KL, speed, memory.
+    Compare(compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Tokenize(args) => (args.json, tokenize::run(&args)),
         Command::Run(args) => (args.json, run::run(&args)),
         Command::Bench(args) => (true, bench::run(&args)),
+        Command::Compare(args) => (args.json, compare::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,7 +33,7 @@ pub fn supported() -> String {
         .join(", ")
 }
 
-pub fn load(file: &Path, device: &Device) -> Result<LoadedCausal> {
+pub fn load(file: &Path, device: &Device, dequantize: bool) -> Result<LoadedCausal> {
     let invalid = |reason: String| WickError::InvalidGguf {
         path: file.to_path_buf(),
         reason,
@@ -47,7 +47,11 @@ pub fn load(file: &Path, device: &Device) -> Result<LoadedCausal> {
         },
         MetaError::Invalid(reason) => invalid(reason),
     })?;
-    let quantization = quantization_of(&content);
+    let quantization = if dequantize {
+        format!("{} → f32", quantization_of(&content))
+    } else {
+        quantization_of(&content)
+    };
     let arch = content
         .metadata
         .get("general.architecture")
@@ -58,6 +62,7 @@ pub fn load(file: &Path, device: &Device) -> Result<LoadedCausal> {
         path: file.to_path_buf(),
         content,
         device: device.clone(),
+        dequantize,
     };
     let model = CausalLm::load(config, &src).map_err(|e| invalid(e.to_string()))?;
     Ok(LoadedCausal {

@@ -21,11 +21,55 @@ pub use model::{CausalLm, KvCache};
 use crate::error::{Result, WickError};
 use crate::weights::Weights;
 
+/// How to hold the weights in memory: as stored, or converted at load (the desktop
+/// counterpart of transformers' `load_in_8bit` / `load_in_4bit`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Quantization {
+    /// safetensors in f32, GGUF in its own quantization.
+    #[default]
+    AsStored,
+    /// Everything dequantized to f32 (a GGUF file's exact weights, at full precision speed).
+    F32,
+    /// Projections quantized to 8 bits at load (candle's Q8_0, blocks of 32).
+    Q8_0,
+    /// Projections quantized to 4 bits at load (candle's Q4_K, blocks of 256).
+    Q4K,
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "as-stored" | "as_stored" | "none" | "auto" => Ok(Self::AsStored),
+            "f32" => Ok(Self::F32),
+            "q8_0" | "q8" | "8bit" => Ok(Self::Q8_0),
+            "q4_k" | "q4k" | "4bit" => Ok(Self::Q4K),
+            other => Err(format!(
+                "unknown quantization `{other}` (as-stored, f32, q8_0, q4_k)"
+            )),
+        }
+    }
+}
+
+impl Quantization {
+    fn ggml(self) -> Option<candle_core::quantized::GgmlDType> {
+        match self {
+            Self::Q8_0 => Some(candle_core::quantized::GgmlDType::Q8_0),
+            Self::Q4K => Some(candle_core::quantized::GgmlDType::Q4K),
+            _ => None,
+        }
+    }
+}
+
 /// What a causal model was loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
-    /// transformers safetensors / pytorch_model.bin, in the given dtype.
-    Transformers,
+    /// transformers safetensors / pytorch_model.bin, with the quantization applied at load.
+    Transformers { quantized: Option<String> },
     /// A GGUF file; the string names its quantization (e.g. "Q4_1", "Q4_K_M" or "mixed").
     Gguf { file: PathBuf, quantization: String },
 }
@@ -79,8 +123,24 @@ pub fn gguf_file(path: &Path) -> Option<PathBuf> {
 /// Loads a causal model from a folder (config.json + weights) or a GGUF file, on `device`, in
 /// `dtype` for transformers checkpoints (GGUF files keep their own types).
 pub fn load(path: &Path, device: &Device, dtype: DType) -> Result<LoadedCausal> {
+    load_with(path, device, dtype, Quantization::AsStored)
+}
+
+/// [`load`], converting the weights as `quantization` asks.
+pub fn load_with(
+    path: &Path,
+    device: &Device,
+    dtype: DType,
+    quantization: Quantization,
+) -> Result<LoadedCausal> {
     if let Some(file) = gguf_file(path) {
-        return gguf::load(&file, device);
+        if quantization.ggml().is_some() {
+            return Err(WickError::InvalidInput(format!(
+                "{} is already quantized; choose `as stored` or `f32` for GGUF files",
+                file.display()
+            )));
+        }
+        return gguf::load(&file, device, quantization == Quantization::F32);
     }
     let config_path = path.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| WickError::io(&config_path, e))?;
@@ -104,7 +164,8 @@ pub fn load(path: &Path, device: &Device, dtype: DType) -> Result<LoadedCausal> 
     let config = CausalConfig::from_json(&json, family).map_err(invalid)?;
     let weights = Weights::load(path, device)?;
     let files = weights.files.clone();
-    let src = source::Checkpoint::new(weights.tensors, family, dtype, device.clone());
+    let mut src = source::Checkpoint::new(weights.tensors, family, dtype, device.clone());
+    src.quantize = quantization.ggml();
     let model = CausalLm::load(config, &src).map_err(|e| WickError::InvalidModel {
         path: files.first().cloned().unwrap_or_else(|| path.to_path_buf()),
         reason: e.to_string(),
@@ -117,7 +178,9 @@ pub fn load(path: &Path, device: &Device, dtype: DType) -> Result<LoadedCausal> 
         .to_string();
     Ok(LoadedCausal {
         model,
-        format: Format::Transformers,
+        format: Format::Transformers {
+            quantized: quantization.ggml().map(|q| format!("{q:?}")),
+        },
         architecture,
     })
 }

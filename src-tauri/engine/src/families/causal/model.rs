@@ -5,6 +5,10 @@
 //! The key/value cache belongs to the caller ([`KvCache`]), so one loaded model serves any number
 //! of generations at once, and beam search can reorder a cache's rows.
 
+use std::sync::Arc;
+
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 
 use super::config::{CausalConfig, CausalFamily, NormKind, Positions};
@@ -162,11 +166,61 @@ impl KvCache {
     }
 }
 
+/// The token embedding table: dense, or quantized rows dequantized as they are looked up
+/// (a 262k-token Gemma vocabulary is 671 MB in f32 and 170 MB as Q8_0).
+#[derive(Debug, Clone)]
+enum Embeddings {
+    Dense(Tensor),
+    Quantized {
+        table: Arc<QTensor>,
+        rows: usize,
+        hidden: usize,
+    },
+}
+
+impl Embeddings {
+    fn lookup(&self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
+        match self {
+            Embeddings::Dense(t) => {
+                let idx = Tensor::new(ids, device)?;
+                t.index_select(&idx, 0)
+            }
+            Embeddings::Quantized {
+                table,
+                rows,
+                hidden,
+            } => {
+                let dtype = table.dtype();
+                let data = table.data()?;
+                let row_bytes = hidden / dtype.block_size() * dtype.type_size();
+                let mut out = Vec::with_capacity(ids.len());
+                for &id in ids {
+                    let id = id as usize;
+                    if id >= *rows {
+                        candle_core::bail!("token id {id} is outside the vocabulary ({rows})");
+                    }
+                    let bytes = &data[id * row_bytes..(id + 1) * row_bytes];
+                    let row = qtensor_from_ggml(dtype, bytes, vec![*hidden], device)?;
+                    out.push(row.dequantize(device)?);
+                }
+                Tensor::stack(&out, 0)
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Embeddings::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            Embeddings::Quantized { table, .. } => table.storage_size_in_bytes(),
+        }
+    }
+}
+
 /// A causal language model, loaded.
 #[derive(Debug)]
 pub struct CausalLm {
     pub config: CausalConfig,
-    embeddings: Tensor,
+    embeddings: Embeddings,
     positions: Option<Tensor>,
     blocks: Vec<Block>,
     final_norm: Norm,
@@ -178,10 +232,25 @@ pub struct CausalLm {
 impl CausalLm {
     pub fn load(config: CausalConfig, src: &dyn Source) -> candle_core::Result<Self> {
         let cfg = &config;
-        let embeddings = src
-            .tensor(Part::Embeddings, None)?
-            .ok_or_else(|| missing(Part::Embeddings, None))?;
-        let dtype = embeddings.dtype();
+        let quantized = src.quantized_embeddings()?;
+        let embeddings = match &quantized {
+            Some(table) => {
+                let (rows, hidden) = table.shape().dims2()?;
+                Embeddings::Quantized {
+                    table: Arc::clone(table),
+                    rows,
+                    hidden,
+                }
+            }
+            None => Embeddings::Dense(
+                src.tensor(Part::Embeddings, None)?
+                    .ok_or_else(|| missing(Part::Embeddings, None))?,
+            ),
+        };
+        let dtype = match &embeddings {
+            Embeddings::Dense(t) => t.dtype(),
+            Embeddings::Quantized { .. } => DType::F32,
+        };
         let positions = match cfg.positions {
             Positions::Learned { .. } => Some(
                 src.tensor(Part::Positions, None)?
@@ -194,10 +263,18 @@ impl CausalLm {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let lm_head = match src.proj(Part::LmHead, None, false)? {
             Some(p) if !cfg.tie_word_embeddings => p,
-            // Tied: the head is the embedding matrix, used through a transposed view.
-            _ => match src.proj(Part::Embeddings, None, false)? {
-                Some(Proj::Quantized { weight, .. }) => Proj::Quantized { weight, bias: None },
-                _ => Proj::Dense(crate::families::layers::Dense::new(embeddings.t()?, None)?),
+            // Tied: the head is the embedding matrix (the same quantized table, or a transposed
+            // view of the dense one: no copy either way).
+            _ => match &embeddings {
+                Embeddings::Quantized { table, .. } => Proj::Quantized {
+                    weight: QMatMul::from_arc(Arc::clone(table))?,
+                    bias: None,
+                },
+                Embeddings::Dense(t) => match src.proj(Part::Embeddings, None, false)? {
+                    // Quantized at load (Q8_0 / Q4_K): the head gets its own quantized copy.
+                    Some(Proj::Quantized { weight, .. }) => Proj::Quantized { weight, bias: None },
+                    _ => Proj::Dense(crate::families::layers::Dense::new(t.t()?, None)?),
+                },
             },
         };
         Ok(Self {
@@ -214,6 +291,53 @@ impl CausalLm {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Bytes the weights take in memory (a tied head shares the embeddings' or has its own
+    /// quantized copy, which is counted).
+    pub fn weight_bytes(&self) -> usize {
+        let tensor = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let norm = |n: &Norm| match n {
+            Norm::Layer { weight, bias, .. } => tensor(weight) + tensor(bias),
+            Norm::Rms { weight, .. } => tensor(weight),
+        };
+        let mut total = self.embeddings.bytes() + self.positions.as_ref().map_or(0, tensor);
+        total += norm(&self.final_norm);
+        total += match &self.lm_head {
+            // A transposed view of the embeddings shares their memory.
+            Proj::Dense(d) if d.weight().is_contiguous() => self.lm_head.bytes(),
+            Proj::Dense(_) => 0,
+            // Sharing the quantized embedding table.
+            Proj::Quantized { .. } if matches!(self.embeddings, Embeddings::Quantized { .. }) => 0,
+            Proj::Quantized { .. } => self.lm_head.bytes(),
+        };
+        for b in &self.blocks {
+            let norms = [
+                Some(&b.attn_norm),
+                b.post_attn_norm.as_ref(),
+                Some(&b.mlp_norm),
+                b.post_mlp_norm.as_ref(),
+                b.attn.q_norm.as_ref(),
+                b.attn.k_norm.as_ref(),
+            ];
+            total += norms.into_iter().flatten().map(norm).sum::<usize>();
+            total += match &b.attn.qkv {
+                Qkv::Fused(p) => p.bytes(),
+                Qkv::Split(q, k, v) => q.bytes() + k.bytes() + v.bytes(),
+            };
+            total += b.attn.out.bytes();
+            total += match &b.mlp {
+                Mlp::Gated { gate_up, down, .. } => {
+                    down.bytes()
+                        + match gate_up {
+                            GateUp::Fused(p, _) => p.bytes(),
+                            GateUp::Split(g, u) => g.bytes() + u.bytes(),
+                        }
+                }
+                Mlp::Plain { up, down, .. } => up.bytes() + down.bytes(),
+            };
+        }
+        total
     }
 
     pub fn dtype(&self) -> DType {
@@ -244,8 +368,10 @@ impl CausalLm {
             );
         }
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let idx = Tensor::from_vec(flat, b * t, &self.device)?;
-        let mut xs = self.embeddings.index_select(&idx, 0)?.reshape((b, t, ()))?;
+        let mut xs = self
+            .embeddings
+            .lookup(&flat, &self.device)?
+            .reshape((b, t, ()))?;
         if let Some(scale) = self.config.embedding_scale {
             // transformers multiplies by the scale rounded to the model's dtype.
             let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(self.dtype)?;

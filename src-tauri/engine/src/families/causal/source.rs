@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::CausalFamily;
@@ -52,6 +53,21 @@ pub enum Proj {
 }
 
 impl Proj {
+    /// Bytes the weights take in memory.
+    pub fn bytes(&self) -> usize {
+        let tensor = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        match self {
+            Proj::Dense(d) => tensor(d.weight()) + d.bias().map_or(0, tensor),
+            Proj::Quantized { weight, bias } => {
+                let w = match weight {
+                    QMatMul::QTensor(q) => q.storage_size_in_bytes(),
+                    QMatMul::Tensor(t) | QMatMul::TensorF16(t) => tensor(t),
+                };
+                w + bias.as_ref().map_or(0, tensor)
+            }
+        }
+    }
+
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Proj::Dense(d) => d.forward(xs),
@@ -79,6 +95,11 @@ pub trait Source {
         layer: Option<usize>,
         bias: bool,
     ) -> candle_core::Result<Option<Proj>>;
+    /// The token embeddings kept quantized, when the source stores them so (GGUF): looked up a
+    /// row at a time instead of dequantizing the whole table.
+    fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<QTensor>>> {
+        Ok(None)
+    }
     /// Whether this source's norm weights already include Gemma's `+ 1` (GGUF files do).
     fn norm_offset_applied(&self) -> bool {
         false
@@ -95,6 +116,8 @@ pub struct Checkpoint {
     pub prefix: String,
     pub dtype: DType,
     pub device: Device,
+    /// Quantize projections to this type at load (when their width fits its blocks).
+    pub quantize: Option<GgmlDType>,
 }
 
 impl Checkpoint {
@@ -120,6 +143,7 @@ impl Checkpoint {
             prefix: prefix.to_string(),
             dtype,
             device,
+            quantize: None,
         }
     }
 
@@ -209,11 +233,20 @@ impl Source for Checkpoint {
             None
         };
         // GPT-2's Conv1D keeps its weight as [in, out]; everyone else's Linear as [out, in].
-        let wt = if self.family == CausalFamily::Gpt2 {
-            w
+        let (out_in, wt) = if self.family == CausalFamily::Gpt2 {
+            (w.t()?.contiguous()?, w)
         } else {
-            w.t()?.contiguous()?
+            (w.clone(), w.t()?.contiguous()?)
         };
+        if let Some(q) = self.quantize {
+            let width = out_in.dim(1)?;
+            if width % q.block_size() == 0 {
+                let weight =
+                    QMatMul::from_qtensor(QTensor::quantize(&out_in.to_dtype(DType::F32)?, q)?)?;
+                return Ok(Some(Proj::Quantized { weight, bias: b }));
+            }
+            // Rows narrower than a block stay in full precision.
+        }
         Ok(Some(Proj::Dense(Dense::new(wt, b)?)))
     }
 
@@ -228,6 +261,8 @@ pub struct GgufSource {
     pub path: PathBuf,
     pub content: gguf_file::Content,
     pub device: Device,
+    /// Dequantize every projection to f32 (exact weights, dense matmuls).
+    pub dequantize: bool,
 }
 
 impl GgufSource {
@@ -302,6 +337,10 @@ impl Source for GgufSource {
         } else {
             None
         };
+        if self.dequantize {
+            let w = q.dequantize(&self.device)?;
+            return Ok(Some(Proj::Dense(Dense::new(w.t()?.contiguous()?, bias)?)));
+        }
         Ok(Some(Proj::Quantized {
             weight: QMatMul::from_qtensor(q)?,
             bias,
@@ -310,6 +349,17 @@ impl Source for GgufSource {
 
     fn norm_offset_applied(&self) -> bool {
         true
+    }
+
+    fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<QTensor>>> {
+        if self.dequantize {
+            return Ok(None);
+        }
+        let name = format!("{}.weight", Self::name(Part::Embeddings, None));
+        Ok(self
+            .qtensor(&name)?
+            .filter(|q| q.dtype().block_size() > 1)
+            .map(Arc::new))
     }
 
     fn device(&self) -> &Device {
