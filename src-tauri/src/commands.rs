@@ -8,6 +8,7 @@ use tauri::ipc::Channel;
 use tauri::State;
 use ts_rs::TS;
 use wick_engine::families::causal::Quantization;
+use wick_engine::tasks::compare::{compare, Comparison};
 use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::text_generation::GeneratedToken;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
@@ -190,6 +191,46 @@ pub async fn generate(
             dtype: pipeline.dtype_label(),
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
+    })
+    .await
+}
+
+/// Runs `inputs` (a prompt or a chat) through two variants of a model: per-token agreement and
+/// KL divergence, speed and weight memory side by side.
+#[tauri::command]
+pub async fn compare_variants(
+    state: State<'_, AppState>,
+    model: String,
+    a: Quantization,
+    b: Quantization,
+    inputs: serde_json::Value,
+    max_new_tokens: usize,
+) -> CommandResult<Comparison> {
+    let state = state.inner().clone();
+    blocking(move || {
+        let load = |q| -> CommandResult<std::sync::Arc<wick_engine::tasks::pipeline::Pipeline>> {
+            state.pipeline_with(Task::TextGeneration, model.trim(), q)
+        };
+        let (pa, pb) = (load(a)?, load(b)?);
+        let not_generator = || ErrorPayload {
+            code: ErrorCode::Internal,
+            message: "not a text generator".into(),
+        };
+        let ga = pa.text_generator().ok_or_else(not_generator)?;
+        let gb = pb.text_generator().ok_or_else(not_generator)?;
+        let (prompts, _) = wick_engine::tasks::text_generation::prompts(&inputs)?;
+        let prompt = prompts.into_iter().next().ok_or_else(|| ErrorPayload {
+            code: ErrorCode::InvalidInput,
+            message: "no prompt".into(),
+        })?;
+        let options = ga.options(&serde_json::Map::new())?;
+        Ok(compare(
+            ga,
+            gb,
+            &prompt,
+            &options,
+            max_new_tokens.clamp(1, 512),
+        )?)
     })
     .await
 }

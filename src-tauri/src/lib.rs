@@ -19,6 +19,7 @@ pub fn run() {
             commands::run_pipeline,
             commands::generate,
             commands::stop_generation,
+            commands::compare_variants,
         ])
         .run(tauri::generate_context!());
     if let Err(err) = result {

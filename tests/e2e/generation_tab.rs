@@ -209,3 +209,39 @@ pub fn summarization(s: &Session, out: &Path) -> Result<()> {
     })?;
     s.screenshot(&out.join("tab-summarization.png"))
 }
+
+/// The comparison panel runs the prompt on the GGUF's own Q4_1 and on f32 weights.
+pub fn compare_variants(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("smollm2-135m-instruct");
+    open_tab(s, "text-generation", &model)?;
+    s.scroll_and_click(&s.find("#mode-completion", UI_TIMEOUT)?)?;
+    set(s, "#task-input", &json!("The capital of France is"))?;
+    s.script(
+        "document.querySelector('[data-testid=compare]').open = true; return true;",
+        json!([]),
+    )?;
+    set(s, "#compare-b", &json!("f32"))?;
+    set(s, "[data-testid=compare] input[type=number]", &json!("8"))?;
+    let runs = "return Number(document.querySelector('[data-testid=compare]').dataset.runs);";
+    let before = s.script(runs, json!([]))?;
+    s.scroll_and_click(&s.find("#compare-run", UI_TIMEOUT)?)?;
+    s.wait_for("the comparison", runs, UI_TIMEOUT, |v| *v != before)?;
+    let summary = s.script(
+        "return document.querySelector('[data-testid=compare-summary]')?.textContent ?? \
+         document.querySelector('[data-testid=compare] .error-banner')?.textContent ?? '';",
+        json!([]),
+    )?;
+    let summary = summary.as_str().unwrap_or_default().to_string();
+    ensure(
+        summary.contains("agreement") && summary.contains("KL"),
+        || format!("comparison: {summary}"),
+    )?;
+    let count = s.script(
+        "return document.querySelectorAll('[data-testid=compare-tokens] .t').length;",
+        json!([]),
+    )?;
+    ensure(count.as_u64().unwrap_or(0) >= 1, || {
+        format!("{count} tokens")
+    })?;
+    s.screenshot(&out.join("tab-text-generation-compare.png"))
+}

@@ -77,6 +77,10 @@ fn main() -> ExitCode {
         ),
         ("Stop ends a generation", generation_tab::stop),
         (
+            "compare variants: Q4_1 against f32",
+            generation_tab::compare_variants,
+        ),
+        (
             "translation tab translates (flan-T5)",
             generation_tab::translation,
         ),

@@ -3,6 +3,7 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { open } from "@tauri-apps/plugin-dialog";
 import type { AppInfo } from "./bindings/AppInfo";
+import type { Comparison } from "./bindings/Comparison";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ErrorPayload } from "./bindings/ErrorPayload";
 import type { GenerationEvent } from "./bindings/GenerationEvent";
@@ -33,6 +34,14 @@ export interface Backend {
     onEvent: (event: GenerationEvent) => void,
     quantization?: Quantization,
   ): Promise<PipelineResponse>;
+  /** One prompt through two variants of a model (e.g. as stored vs 4-bit). */
+  compareVariants(
+    model: string,
+    a: Quantization,
+    b: Quantization,
+    inputs: unknown,
+    maxNewTokens: number,
+  ): Promise<Comparison>;
   /** Stops a generation after the token in progress. */
   stopGeneration(run: string): Promise<void>;
   /** Opens the system picker; resolves to null when the user cancels. */
@@ -91,6 +100,8 @@ export const tauriBackend: Backend = {
     });
   },
   stopGeneration: (run) => call<void>("stop_generation", { run }),
+  compareVariants: (model, a, b, inputs, maxNewTokens) =>
+    call<Comparison>("compare_variants", { model, a, b, inputs, maxNewTokens }),
   async pickModel(kind) {
     const picked = await open(
       kind === "folder"

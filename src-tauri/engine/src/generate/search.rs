@@ -102,6 +102,12 @@ pub struct Generated {
     pub seed: Option<u64>,
 }
 
+/// A fresh seed, small enough to survive a trip through JavaScript numbers (2^53) so the one
+/// shown can be typed back in to repeat the run.
+fn random_seed() -> u64 {
+    u64::from(rand::rng().random::<u32>())
+}
+
 fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
@@ -229,7 +235,7 @@ fn sample_or_greedy(
     let prompt = request.prompt;
     let seed = config
         .do_sample
-        .then(|| config.seed.unwrap_or_else(|| rand::rng().random()));
+        .then(|| config.seed.unwrap_or_else(random_seed));
     let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
     let pad = config
         .pad_token_id
@@ -327,7 +333,7 @@ fn beam_search(
     let keep = (1 + eos.len()).max(2) * beams;
     let seed = config
         .do_sample
-        .then(|| config.seed.unwrap_or_else(|| rand::rng().random()));
+        .then(|| config.seed.unwrap_or_else(random_seed));
     let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
     let length_norm = |generated: usize| -> f32 { (generated as f32).powf(config.length_penalty) };
 

@@ -264,6 +264,14 @@ impl Pipeline {
         })
     }
 
+    /// The text generator, for what only text generation offers (variant comparison).
+    pub fn text_generator(&self) -> Option<&TextGenerator> {
+        match self {
+            Self::TextGeneration(g) => Some(g),
+            _ => None,
+        }
+    }
+
     /// Runs a generation task, streaming (input index, piece) to `on_piece`, which may return
     /// `false` to stop. Other tasks are an error.
     pub fn stream(
