@@ -111,8 +111,8 @@ pub fn compare(
     let eos = &a.model().model.config.eos_token_ids;
     let mut sa = Session::new(&a.model().model);
     let mut sb = Session::new(&b.model().model);
-    let (mut la, prefill_a) = timed(&mut sa, &[ids.clone()])?;
-    let (mut lb, prefill_b) = timed(&mut sb, &[ids.clone()])?;
+    let (mut la, prefill_a) = timed(&mut sa, std::slice::from_ref(&ids))?;
+    let (mut lb, prefill_b) = timed(&mut sb, std::slice::from_ref(&ids))?;
     let (mut decode_a, mut decode_b) = (0.0, 0.0);
     let mut tokens = Vec::new();
     for step in 0..max_new_tokens {

@@ -42,6 +42,41 @@ enum What {
         #[arg(long, default_value_t = 1)]
         batch_size: usize,
     },
+    /// Prefill and decode speed of a causal model, as llama-bench measures them: a prompt of
+    /// `--prompt-tokens` tokens in one pass (pp), then `--gen-tokens` tokens one at a time (tg).
+    Generate {
+        /// A model folder or GGUF file.
+        #[arg(short, long)]
+        model: String,
+        /// as-stored, f32, q8_0 or q4_k.
+        #[arg(long, default_value = "as-stored")]
+        quantize: wick_engine::families::causal::Quantization,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        gen_tokens: usize,
+        /// Runs of each; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+}
+
+/// Prefill and decode rates of a causal model (medians), one JSON line.
+#[derive(Serialize)]
+struct GenerateReport {
+    model: String,
+    weights: String,
+    load_ms: f64,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    prefill_tokens_per_s: f64,
+    decode_tokens_per_s: f64,
+    weight_mib: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Timings of loading a model and running it over a corpus, one JSON line.
@@ -91,6 +126,72 @@ fn print_json(report: &impl Serialize) -> Result<()> {
 
 pub fn run(args: &Args) -> Result<()> {
     match &args.what {
+        What::Generate {
+            model,
+            quantize,
+            prompt_tokens,
+            gen_tokens,
+            repeat,
+        } => {
+            let (loaded, load_ms) = timed(|| {
+                let path = wick_engine::ModelSource::parse(model)?.resolve()?;
+                wick_engine::families::causal::load_with(
+                    &path,
+                    &candle_core::Device::Cpu,
+                    candle_core::DType::F32,
+                    *quantize,
+                )
+            })?;
+            let lm = &loaded.model;
+            let vocab = lm.config.vocab_size as u64;
+            // Fixed pseudo-random prompt ids (llama-bench uses random tokens too).
+            let prompt: Vec<u32> = (0..*prompt_tokens as u64)
+                .map(|i| ((i * 7919 + 13) % vocab) as u32)
+                .collect();
+            let failed = |e: candle_core::Error| WickError::ModelFailed(e.to_string());
+            let (mut pp, mut tg) = (Vec::new(), Vec::new());
+            for _ in 0..(*repeat).max(1) {
+                let mut cache = lm.new_cache();
+                let started = Instant::now();
+                let logits = lm
+                    .forward(std::slice::from_ref(&prompt), &mut cache)
+                    .map_err(failed)?;
+                pp.push(*prompt_tokens as f64 / started.elapsed().as_secs_f64());
+                let mut next = logits
+                    .argmax(candle_core::D::Minus1)
+                    .and_then(|t| t.to_vec1::<u32>())
+                    .map_err(failed)?;
+                let started = Instant::now();
+                for _ in 0..*gen_tokens {
+                    let logits = lm
+                        .forward(std::slice::from_ref(&next), &mut cache)
+                        .map_err(failed)?;
+                    next = logits
+                        .argmax(candle_core::D::Minus1)
+                        .and_then(|t| t.to_vec1::<u32>())
+                        .map_err(failed)?;
+                }
+                tg.push(*gen_tokens as f64 / started.elapsed().as_secs_f64());
+            }
+            let weights = match &loaded.format {
+                wick_engine::families::causal::Format::Gguf { quantization, .. } => {
+                    quantization.clone()
+                }
+                wick_engine::families::causal::Format::Transformers { quantized } => quantized
+                    .clone()
+                    .map_or("f32".into(), |q| format!("f32 → {q}")),
+            };
+            print_json(&GenerateReport {
+                model: model.clone(),
+                weights,
+                load_ms,
+                prompt_tokens: *prompt_tokens,
+                gen_tokens: *gen_tokens,
+                prefill_tokens_per_s: median(pp),
+                decode_tokens_per_s: median(tg),
+                weight_mib: lm.weight_bytes() as f64 / 1048576.0,
+            })
+        }
         What::Embed {
             model,
             corpus,
