@@ -14,7 +14,7 @@ use rayon::prelude::*;
 /// building the whole binary for one CPU. `pulp` (already under candle's GEMM) does the
 /// detection and the safe dispatch.
 #[inline(always)]
-fn simd<R>(work: impl FnOnce() -> R) -> R {
+pub(crate) fn simd<R>(work: impl FnOnce() -> R) -> R {
     struct Op<F>(F);
     impl<R, F: FnOnce() -> R> pulp::WithSimd for Op<F> {
         type Output = R;

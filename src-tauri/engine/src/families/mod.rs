@@ -12,6 +12,7 @@ pub mod encoder;
 pub mod heads;
 pub mod kernels;
 pub mod layers;
+pub mod qmatmul;
 pub mod seq2seq;
 
 use candle_core::Tensor;

@@ -137,10 +137,60 @@ struct Block {
     post_mlp_norm: Option<Norm>,
 }
 
-/// Keys and values of the tokens seen so far, per layer, `[batch, kv_heads, tokens, head_dim]`.
-#[derive(Debug, Clone, Default)]
+/// One layer's keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of which the
+/// first `len` positions are filled. New tokens are written in place; the buffers grow by
+/// doubling, so a token costs no copy of the past (concatenating did, every step).
+#[derive(Debug)]
+struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerKv {
+    /// Appends `k`/`v` (`[batch, kv_heads, t, head_dim]`) and returns views of everything so far.
+    fn append(
+        slot: &mut Option<LayerKv>,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let fits = slot
+            .as_ref()
+            .map(|l| l.len + t <= l.k.dim(2).unwrap_or(0))
+            .unwrap_or(false);
+        if !fits {
+            let old = slot.take();
+            let used = old.as_ref().map_or(0, |l| l.len);
+            let capacity = ((used + t) * 2).max(64);
+            let (b, h, _, d) = k.dims4()?;
+            let nk = Tensor::zeros((b, h, capacity, d), k.dtype(), k.device())?;
+            let nv = Tensor::zeros((b, h, capacity, d), v.dtype(), v.device())?;
+            if let Some(l) = old {
+                nk.slice_set(&l.k.narrow(2, 0, l.len)?.contiguous()?, 2, 0)?;
+                nv.slice_set(&l.v.narrow(2, 0, l.len)?.contiguous()?, 2, 0)?;
+            }
+            *slot = Some(LayerKv {
+                k: nk,
+                v: nv,
+                len: used,
+            });
+        }
+        let l = slot
+            .as_mut()
+            .ok_or_else(|| candle_core::Error::Msg("no key/value cache".into()))?;
+        l.k.slice_set(&k.contiguous()?, 2, l.len)?;
+        l.v.slice_set(&v.contiguous()?, 2, l.len)?;
+        l.len += t;
+        Ok((l.k.narrow(2, 0, l.len)?, l.v.narrow(2, 0, l.len)?))
+    }
+}
+
+/// Keys and values of the tokens seen so far, per layer. Not `Clone`: its buffers are written in
+/// place, so two caches must never share them.
+#[derive(Debug, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerKv>>,
     len: usize,
 }
 
@@ -157,10 +207,11 @@ impl KvCache {
     /// Keeps the rows `rows` (in that order), for beam search and for expanding one prompt into
     /// several sequences.
     pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            let idx = Tensor::new(rows, k.device())?;
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
+        for l in self.layers.iter_mut().flatten() {
+            let idx = Tensor::new(rows, l.k.device())?;
+            // index_select makes new buffers: rows that share a source never share storage.
+            l.k = l.k.index_select(&idx, 0)?;
+            l.v = l.v.index_select(&idx, 0)?;
         }
         Ok(())
     }
@@ -346,7 +397,9 @@ impl CausalLm {
 
     pub fn new_cache(&self) -> KvCache {
         KvCache {
-            layers: vec![None; self.blocks.len()],
+            layers: std::iter::repeat_with(|| None)
+                .take(self.blocks.len())
+                .collect(),
             len: 0,
         }
     }
@@ -381,7 +434,9 @@ impl CausalLm {
             xs = xs.broadcast_add(&table.narrow(0, offset, t)?)?;
         }
         if cache.layers.len() != self.blocks.len() {
-            cache.layers = vec![None; self.blocks.len()];
+            cache.layers = std::iter::repeat_with(|| None)
+                .take(self.blocks.len())
+                .collect();
         }
         for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             xs = block.forward(&xs, slot, offset)?;
@@ -489,7 +544,7 @@ impl Block {
     fn forward(
         &self,
         xs: &Tensor,
-        cache: &mut Option<(Tensor, Tensor)>,
+        cache: &mut Option<LayerKv>,
         offset: usize,
     ) -> candle_core::Result<Tensor> {
         let mut a = self
@@ -532,7 +587,7 @@ impl Attention {
     fn forward(
         &self,
         xs: &Tensor,
-        cache: &mut Option<(Tensor, Tensor)>,
+        cache: &mut Option<LayerKv>,
         offset: usize,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = xs.dims3()?;
@@ -566,11 +621,7 @@ impl Attention {
             q = rope.apply(&q, offset)?;
             k = rope.apply(&k, offset)?;
         }
-        let (k, v) = match cache.take() {
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-            None => (k, v),
-        };
-        *cache = Some((k.clone(), v.clone()));
+        let (k, v) = LayerKv::append(cache, &k, &v)?;
         let s = k.dim(2)?;
         let groups = self.heads / self.kv_heads.max(1);
         // Grouped-query attention: the query heads sharing a key head become extra rows of
@@ -583,7 +634,7 @@ impl Attention {
         };
         let probs =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
-        let ctx = probs.matmul(&v.contiguous()?)?; // [b, kv_heads, groups * t, d]
+        let ctx = probs.matmul(&v)?; // [b, kv_heads, groups * t, d]
         let ctx = ctx
             .reshape((b, self.heads, t, self.head_dim))?
             .transpose(1, 2)?

@@ -72,7 +72,12 @@ impl Proj {
         match self {
             Proj::Dense(d) => d.forward(xs),
             Proj::Quantized { weight, bias } => {
-                let y = weight.forward(xs)?;
+                let y = match weight {
+                    QMatMul::QTensor(q) if q.dtype() == GgmlDType::Q4_1 && xs.device().is_cpu() => {
+                        q4_1_forward(q, xs)?
+                    }
+                    _ => weight.forward(xs)?,
+                };
                 match bias {
                     Some(b) => y.broadcast_add(b),
                     None => Ok(y),
@@ -80,6 +85,21 @@ impl Proj {
             }
         }
     }
+}
+
+/// `x · Wᵀ` with Q4_1 weights through Wick's vectorised kernel (candle's is scalar).
+fn q4_1_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, k) = q.shape().dims2()?;
+    let dims = xs.dims().to_vec();
+    let m = xs.elem_count() / k.max(1);
+    let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let data = q.data()?;
+    let y = crate::families::qmatmul::matmul_q4_1(&data, n, k, &x, m);
+    let mut out_dims = dims;
+    if let Some(last) = out_dims.last_mut() {
+        *last = n;
+    }
+    Tensor::from_vec(y, out_dims, xs.device())
 }
 
 /// The tensors of a model, by [`Part`].

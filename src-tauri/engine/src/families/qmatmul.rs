@@ -1,0 +1,131 @@
+//! Quantized matrix products for GGUF weight types whose candle 0.11 CPU kernel is scalar.
+//!
+//! Profiling SmolLM2 (Q4_1) decode showed 76% of the time in candle's `vec_dot_unopt` for Q4_1,
+//! which has no SIMD path. This does the same arithmetic as ggml's `vec_dot_q4_1_q8_1`
+//! (activations quantized to 8-bit blocks of 32 with f16 scales, integer dot products, then
+//! `d_w * d_x * Σ q_w q_x + m_w * s_x` per block), compiled for the CPU's vector units at run
+//! time and spread over the output rows on rayon's pool.
+
+use half::f16;
+use rayon::prelude::*;
+
+use super::kernels::simd;
+
+/// Bytes of one Q4_1 block: f16 scale, f16 minimum, 16 bytes of packed 4-bit values.
+const Q4_1_BLOCK: usize = 20;
+const QK: usize = 32;
+
+/// Activations quantized as ggml's Q8_1: per block of 32, a scale `d` and `s = d * Σ q`, both
+/// rounded through f16 as ggml stores them.
+struct Q8_1 {
+    q: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+fn quantize_q8_1(x: &[f32]) -> Q8_1 {
+    let blocks = x.len() / QK;
+    let mut q = vec![0i8; x.len()];
+    let mut d = Vec::with_capacity(blocks);
+    let mut s = Vec::with_capacity(blocks);
+    for (xs, qs) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)) {
+        let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        let mut sum = 0i32;
+        for (qv, xv) in qs.iter_mut().zip(xs) {
+            *qv = (xv * inv).round() as i8;
+            sum += i32::from(*qv);
+        }
+        let scale16 = f16::from_f32(scale);
+        d.push(scale16.to_f32());
+        s.push((f16::from_f32(sum as f32) * scale16).to_f32());
+    }
+    Q8_1 { q, d, s }
+}
+
+/// One row of Q4_1 weights against one row of Q8_1 activations.
+#[inline(always)]
+fn dot_q4_1(w: &[u8], x: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
+    let mut total = 0f32;
+    for (((block, xq), d), s) in w
+        .chunks_exact(Q4_1_BLOCK)
+        .zip(x.chunks_exact(QK))
+        .zip(xd)
+        .zip(xs)
+    {
+        let wd = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        let wm = f16::from_le_bytes([block[2], block[3]]).to_f32();
+        let qs = &block[4..Q4_1_BLOCK];
+        let (lo, hi) = xq.split_at(QK / 2);
+        let mut sum = 0i32;
+        for j in 0..QK / 2 {
+            sum += i32::from(qs[j] & 0x0F) * i32::from(lo[j])
+                + i32::from(qs[j] >> 4) * i32::from(hi[j]);
+        }
+        total += sum as f32 * wd * d + wm * s;
+    }
+    total
+}
+
+/// Output rows per parallel task.
+const ROWS_PER_TASK: usize = 64;
+
+/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q4_1 blocks and `x` (`[m, k]`) in f32; returns
+/// `[m, n]`. `k` must be a multiple of 32 (GGUF guarantees it for Q4_1 tensors).
+pub fn matmul_q4_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    let row_bytes = k / QK * Q4_1_BLOCK;
+    let blocks = k / QK;
+    let xq: Vec<Q8_1> = x.chunks_exact(k).map(quantize_q8_1).collect();
+    // Transposed result, [n][m], so each task owns whole weight rows (read once, used m times).
+    let mut out_t = vec![0f32; n * m];
+    out_t
+        .par_chunks_mut(ROWS_PER_TASK * m)
+        .enumerate()
+        .for_each(|(task, out)| {
+            simd(
+                #[inline(always)]
+                || {
+                    let first = task * ROWS_PER_TASK;
+                    for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
+                        let row = first + r;
+                        let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
+                        for (o, xr) in row_out.iter_mut().zip(&xq) {
+                            *o = dot_q4_1(wrow, &xr.q, &xr.d[..blocks], &xr.s[..blocks]);
+                        }
+                    }
+                },
+            )
+        });
+    let mut out = vec![0f32; m * n];
+    for (row, values) in out_t.chunks_exact(m).enumerate() {
+        for (i, v) in values.iter().enumerate() {
+            out[i * n + row] = *v;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+
+    /// Same numbers as candle's own (scalar) Q4_1 product, on random weights and inputs.
+    #[test]
+    fn q4_1_matches_candles_reference() {
+        let (n, k, m) = (96, 256, 3);
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let bytes = q.data().unwrap().to_vec();
+        let want = QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
+        let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+        let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        let got = matmul_q4_1(&bytes, n, k, &xs, m);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    }
+}
