@@ -68,6 +68,48 @@ fn dot_q4_1(w: &[u8], x: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
     total
 }
 
+/// [`dot_q4_1`] with AVX2 integer dot products (`vpmaddubsw`: 32 unsigned 4-bit weights times
+/// 32 signed 8-bit activations per instruction) and FMA, as ggml does it on this hardware.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot_q4_1_avx2(simd: pulp::x86::V3, w: &[u8], x: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
+    use core::arch::x86_64::{__m128i, __m256i};
+    use pulp::bytemuck::cast;
+    let (avx, avx2, fma, sse, sse2) = (simd.avx, simd.avx2, simd.fma, simd.sse, simd.sse2);
+    let low = avx._mm256_set1_epi8(0x0F);
+    let ones = avx._mm256_set1_epi16(1);
+    let mut acc = avx._mm256_setzero_ps();
+    let mut min_terms = 0f32;
+    for (((block, xq), d), s) in w
+        .chunks_exact(Q4_1_BLOCK)
+        .zip(x.chunks_exact(QK))
+        .zip(xd)
+        .zip(xs)
+    {
+        let wd = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        let wm = f16::from_le_bytes([block[2], block[3]]).to_f32();
+        let mut packed = [0u8; 16];
+        packed.copy_from_slice(&block[4..Q4_1_BLOCK]);
+        let mut acts = [0i8; QK];
+        acts.copy_from_slice(xq);
+        let packed: __m128i = cast(packed);
+        // Bytes 0..16: low nibbles (elements 0..16); 16..32: high nibbles (16..32).
+        let nibbles = avx._mm256_set_m128i(sse2._mm_srli_epi16::<4>(packed), packed);
+        let weights = avx2._mm256_and_si256(nibbles, low);
+        let acts: __m256i = cast(acts);
+        let pairs = avx2._mm256_maddubs_epi16(weights, acts);
+        let sums = avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(pairs, ones));
+        acc = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * d), acc);
+        min_terms += wm * s;
+    }
+    let quad = sse._mm_add_ps(
+        avx._mm256_castps256_ps128(acc),
+        avx._mm256_extractf128_ps::<1>(acc),
+    );
+    let lanes: [f32; 4] = cast(quad);
+    lanes.iter().sum::<f32>() + min_terms
+}
+
 /// Output rows per parallel task.
 const ROWS_PER_TASK: usize = 64;
 
@@ -83,10 +125,32 @@ pub fn matmul_q4_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
         .par_chunks_mut(ROWS_PER_TASK * m)
         .enumerate()
         .for_each(|(task, out)| {
+            let first = task * ROWS_PER_TASK;
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                v3.vectorize(
+                    #[inline(always)]
+                    || {
+                        for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
+                            let row = first + r;
+                            let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
+                            for (o, xr) in row_out.iter_mut().zip(&xq) {
+                                *o = dot_q4_1_avx2(
+                                    v3,
+                                    wrow,
+                                    &xr.q,
+                                    &xr.d[..blocks],
+                                    &xr.s[..blocks],
+                                );
+                            }
+                        }
+                    },
+                );
+                return;
+            }
             simd(
                 #[inline(always)]
                 || {
-                    let first = task * ROWS_PER_TASK;
                     for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
                         let row = first + r;
                         let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
@@ -127,5 +191,10 @@ mod tests {
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
         }
+        // The portable loop gives the same numbers as the AVX2 one.
+        let q = quantize_q8_1(&xs[..k]);
+        let row = &bytes[..k / QK * Q4_1_BLOCK];
+        let portable = dot_q4_1(row, &q.q, &q.d, &q.s);
+        assert!((portable - got[0]).abs() <= 1e-4 * portable.abs().max(1.0));
     }
 }

@@ -103,6 +103,8 @@ pub struct CausalConfig {
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
     pub pad_token_id: Option<u32>,
+    /// Keep the key/value cache at f16 precision (what llama.cpp does with GGUF models).
+    pub kv_f16: bool,
 }
 
 /// `eos_token_id` may be a number or a list.
@@ -220,6 +222,7 @@ impl CausalConfig {
             bos_token_id: token_ids(config.get("bos_token_id")).first().copied(),
             eos_token_ids: token_ids(config.get("eos_token_id")),
             pad_token_id: token_ids(config.get("pad_token_id")).first().copied(),
+            kv_f16: false,
         })
     }
 
@@ -272,6 +275,7 @@ impl CausalConfig {
             bos_token_id: token_ids(config.get("bos_token_id")).first().copied(),
             eos_token_ids: token_ids(config.get("eos_token_id")),
             pad_token_id: token_ids(config.get("pad_token_id")).first().copied(),
+            kv_f16: false,
         })
     }
 }

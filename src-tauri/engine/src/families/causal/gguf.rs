@@ -224,5 +224,6 @@ fn config_from_metadata(content: &Content) -> std::result::Result<CausalConfig, 
         bos_token_id: token("tokenizer.ggml.bos_token_id"),
         eos_token_ids: token("tokenizer.ggml.eos_token_id").into_iter().collect(),
         pad_token_id: token("tokenizer.ggml.padding_token_id"),
+        kv_f16: true,
     })
 }

@@ -103,6 +103,8 @@ struct Attention {
     scale: f64,
     window: Option<usize>,
     rope: Option<Rope>,
+    /// Round keys and values through f16 as they are cached (GGUF models, as llama.cpp).
+    kv_f16: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -505,6 +507,7 @@ impl Block {
             scale: cfg.attention_scale,
             window,
             rope,
+            kv_f16: cfg.kv_f16,
         };
         let mlp = if cfg.gated_mlp {
             let gate_up = match src.proj(Part::GateUp, layer, false)? {
@@ -621,7 +624,14 @@ impl Attention {
             q = rope.apply(&q, offset)?;
             k = rope.apply(&k, offset)?;
         }
-        let (k, v) = LayerKv::append(cache, &k, &v)?;
+        let (k, v) = if self.kv_f16 {
+            // llama.cpp keeps keys and values in f16; rounding them the same way keeps greedy
+            // output on GGUF models closer to its (measured in real_generation.rs).
+            let r16 = |t: &Tensor| t.to_dtype(DType::F16)?.to_dtype(t.dtype());
+            LayerKv::append(cache, &r16(&k)?, &r16(&v)?)?
+        } else {
+            LayerKv::append(cache, &k, &v)?
+        };
         let s = k.dim(2)?;
         let groups = self.heads / self.kv_heads.max(1);
         // Grouped-query attention: the query heads sharing a key head become extra rows of
@@ -705,6 +715,7 @@ mod tests {
             scale: 1.0,
             window: Some(2),
             rope: Some(Rope::new(2, 10_000.0, RopeStyle::Half, None, 1.0)),
+            kv_f16: false,
         };
         let mask = attn.mask(1, 4, 3, 1, &Device::Cpu).unwrap().unwrap();
         let row = mask.to_vec2::<f32>().unwrap().remove(0);
