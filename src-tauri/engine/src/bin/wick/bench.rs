@@ -150,29 +150,33 @@ pub fn run(args: &Args) -> Result<()> {
                 .collect();
             let failed = |e: candle_core::Error| WickError::ModelFailed(e.to_string());
             let (mut pp, mut tg) = (Vec::new(), Vec::new());
-            for _ in 0..(*repeat).max(1) {
-                let mut cache = lm.new_cache();
-                let started = Instant::now();
-                let logits = lm
-                    .forward(std::slice::from_ref(&prompt), &mut cache)
-                    .map_err(failed)?;
-                pp.push(*prompt_tokens as f64 / started.elapsed().as_secs_f64());
-                let mut next = logits
-                    .argmax(candle_core::D::Minus1)
-                    .and_then(|t| t.to_vec1::<u32>())
-                    .map_err(failed)?;
-                let started = Instant::now();
-                for _ in 0..*gen_tokens {
+            // As generation runs it: on the pool (see `families::on_pool`).
+            wick_engine::families::on_pool(|| -> Result<()> {
+                for _ in 0..(*repeat).max(1) {
+                    let mut cache = lm.new_cache();
+                    let started = Instant::now();
                     let logits = lm
-                        .forward(std::slice::from_ref(&next), &mut cache)
+                        .forward(std::slice::from_ref(&prompt), &mut cache)
                         .map_err(failed)?;
-                    next = logits
+                    pp.push(*prompt_tokens as f64 / started.elapsed().as_secs_f64());
+                    let mut next = logits
                         .argmax(candle_core::D::Minus1)
                         .and_then(|t| t.to_vec1::<u32>())
                         .map_err(failed)?;
+                    let started = Instant::now();
+                    for _ in 0..*gen_tokens {
+                        let logits = lm
+                            .forward(std::slice::from_ref(&next), &mut cache)
+                            .map_err(failed)?;
+                        next = logits
+                            .argmax(candle_core::D::Minus1)
+                            .and_then(|t| t.to_vec1::<u32>())
+                            .map_err(failed)?;
+                    }
+                    tg.push(*gen_tokens as f64 / started.elapsed().as_secs_f64());
                 }
-                tg.push(*gen_tokens as f64 / started.elapsed().as_secs_f64());
-            }
+                Ok(())
+            })?;
             let weights = match &loaded.format {
                 wick_engine::families::causal::Format::Gguf { quantization, .. } => {
                     quantization.clone()

@@ -204,10 +204,13 @@ impl<'a> Session<'a> {
 impl crate::generate::Decoder for Session<'_> {
     fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let failed = |e: candle_core::Error| WickError::ModelFailed(e.to_string());
-        self.model
-            .forward(tokens, &mut self.cache)
-            .and_then(|logits| logits.to_vec2::<f32>())
-            .map_err(failed)
+        let (model, cache) = (self.model, &mut self.cache);
+        super::on_pool(|| {
+            model
+                .forward(tokens, cache)
+                .and_then(|logits| logits.to_vec2::<f32>())
+        })
+        .map_err(failed)
     }
 
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {

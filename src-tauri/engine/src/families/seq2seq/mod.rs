@@ -285,10 +285,13 @@ impl<'a> Session<'a> {
 
 impl crate::generate::Decoder for Session<'_> {
     fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        self.model
-            .decode(&self.encoded, tokens, &mut self.cache)
-            .and_then(|l| l.to_vec2::<f32>())
-            .map_err(|e| WickError::ModelFailed(e.to_string()))
+        let (model, encoded, cache) = (self.model, &self.encoded, &mut self.cache);
+        super::on_pool(|| {
+            model
+                .decode(encoded, tokens, cache)
+                .and_then(|l| l.to_vec2::<f32>())
+        })
+        .map_err(|e| WickError::ModelFailed(e.to_string()))
     }
 
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
