@@ -137,6 +137,72 @@ fn dot_q4_1_avx2(simd: pulp::x86::V3, w: &[u8], x: &[i8], xd: &[f32], xs: &[f32]
     lanes.iter().sum::<f32>() + min_terms
 }
 
+/// Bytes of one Q5_0 block: f16 scale, 32 high bits, 16 bytes of packed low 4-bit values.
+const Q5_0_BLOCK: usize = 22;
+
+/// One row of Q5_0 weights against one row of 8-bit activations (ggml's `vec_dot_q5_0_q8_0`:
+/// values `(low4 | high1 << 4) - 16`, scaled by both blocks' `d`).
+#[inline(always)]
+fn dot_q5_0(w: &[u8], x: &[i8], xd: &[f32]) -> f32 {
+    let mut total = 0f32;
+    for ((block, xq), d) in w.chunks_exact(Q5_0_BLOCK).zip(x.chunks_exact(QK)).zip(xd) {
+        let wd = f16_bits_to_f32(block[0], block[1]);
+        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+        let qs = &block[6..Q5_0_BLOCK];
+        let (lo, hi) = xq.split_at(QK / 2);
+        let mut sum = 0i32;
+        for j in 0..QK / 2 {
+            let w0 = i32::from(qs[j] & 0x0F) | ((((qh >> j) & 1) as i32) << 4);
+            let w1 = i32::from(qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as i32) << 4);
+            sum += (w0 - 16) * i32::from(lo[j]) + (w1 - 16) * i32::from(hi[j]);
+        }
+        total += sum as f32 * wd * d;
+    }
+    total
+}
+
+/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q5_0 blocks (Gemma 3's output head in Q4_K_M files:
+/// candle's Q5_0 product is scalar and was half of its decode time); returns `[m, n]`.
+pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    let row_bytes = k / QK * Q5_0_BLOCK;
+    let blocks = k / QK;
+    let xq: Vec<Q8_1> = x.chunks_exact(k).map(quantize_q8_1).collect();
+    let mut out_t = vec![0f32; n * m];
+    let per_task = n
+        .div_ceil(rayon::current_num_threads() * 2)
+        .max(ROWS_PER_TASK);
+    out_t
+        .par_chunks_mut(per_task * m)
+        .enumerate()
+        .for_each(|(task, out)| {
+            let first = task * per_task;
+            simd(
+                #[inline(always)]
+                || {
+                    for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
+                        let row = first + r;
+                        let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
+                        for (o, xr) in row_out.iter_mut().zip(&xq) {
+                            *o = dot_q5_0(wrow, &xr.q, &xr.d[..blocks]);
+                        }
+                    }
+                },
+            )
+        });
+    transpose(&out_t, n, m)
+}
+
+/// `[n][m]` to `[m][n]`.
+fn transpose(out_t: &[f32], n: usize, m: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    for (row, values) in out_t.chunks_exact(m).enumerate() {
+        for (i, v) in values.iter().enumerate() {
+            out[i * n + row] = *v;
+        }
+    }
+    out
+}
+
 /// The fewest output rows worth a parallel task.
 const ROWS_PER_TASK: usize = 64;
 
@@ -192,13 +258,7 @@ pub fn matmul_q4_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
                 },
             )
         });
-    let mut out = vec![0f32; m * n];
-    for (row, values) in out_t.chunks_exact(m).enumerate() {
-        for (i, v) in values.iter().enumerate() {
-            out[i * n + row] = *v;
-        }
-    }
-    out
+    transpose(&out_t, n, m)
 }
 
 #[cfg(test)]
@@ -208,6 +268,23 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     /// Same numbers as candle's own (scalar) Q4_1 product, on random weights and inputs.
+    /// Same numbers as candle's own (scalar) Q5_0 product.
+    #[test]
+    fn q5_0_matches_candles_reference() {
+        let (n, k, m) = (80, 128, 2);
+        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+        let bytes = q.data().unwrap().to_vec();
+        let want = QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
+        let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+        let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        let got = matmul_q5_0(&bytes, n, k, &xs, m);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    }
+
     #[test]
     fn f16_conversion_is_exact() {
         for bits in (0u16..=0xffff).filter(|b| b & 0x7c00 != 0x7c00) {

@@ -77,8 +77,11 @@ impl Proj {
                     QMatMul::QTensor(q) if xs.device().is_cpu() && rows >= PREFILL_ROWS => {
                         dequantized_forward(q, xs)?
                     }
-                    QMatMul::QTensor(q) if q.dtype() == GgmlDType::Q4_1 && xs.device().is_cpu() => {
-                        q4_1_forward(q, xs)?
+                    QMatMul::QTensor(q)
+                        if matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0)
+                            && xs.device().is_cpu() =>
+                    {
+                        own_kernel_forward(q, xs)?
                     }
                     _ => weight.forward(xs)?,
                 };
@@ -119,14 +122,17 @@ fn dequantized_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> 
     y.reshape(dims)
 }
 
-/// `x · Wᵀ` with Q4_1 weights through Wick's vectorised kernel (candle's is scalar).
-fn q4_1_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
+/// `x · Wᵀ` with Q4_1 or Q5_0 weights through Wick's vectorised kernels (candle's are scalar).
+fn own_kernel_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
     let (n, k) = q.shape().dims2()?;
     let dims = xs.dims().to_vec();
     let m = xs.elem_count() / k.max(1);
     let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
     let data = q.data()?;
-    let y = crate::families::qmatmul::matmul_q4_1(&data, n, k, &x, m);
+    let y = match q.dtype() {
+        GgmlDType::Q5_0 => crate::families::qmatmul::matmul_q5_0(&data, n, k, &x, m),
+        _ => crate::families::qmatmul::matmul_q4_1(&data, n, k, &x, m),
+    };
     let mut out_dims = dims;
     if let Some(last) = out_dims.last_mut() {
         *last = n;
