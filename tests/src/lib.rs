@@ -63,3 +63,22 @@ pub fn assert_close(got: &serde_json::Value, want: &serde_json::Value, path: &st
         _ => assert_eq!(got, want, "{path}"),
     }
 }
+
+/// The recorded cases of a tiny fixture (`tests/fixtures/tiny/<name>/expected.json`).
+pub fn fixture_cases(name: &str) -> Vec<serde_json::Value> {
+    let path = fixture(&format!("tiny/{name}/expected.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON list of token ids.
+pub fn token_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|x| x.as_u64().map(|n| n as u32))
+                .collect()
+        })
+        .unwrap_or_default()
+}

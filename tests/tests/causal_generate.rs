@@ -15,18 +15,7 @@ use wick_tests::{assert_close, fixture};
 
 const FAMILIES: &[&str] = &["gpt2", "llama", "gemma3", "qwen2"];
 
-fn cases(name: &str) -> Vec<Value> {
-    let path = fixture(&format!("tiny/{name}/expected.json"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use wick_tests::{fixture_cases as cases, token_ids as ids};
 
 #[test]
 fn first_step_logits_match_transformers() {

@@ -14,7 +14,7 @@ use super::run_generation::{self, GenerationResult, StreamPiece};
 use super::Task;
 use crate::error::{Result, WickError};
 use crate::families::seq2seq::{Seq2Seq, Session};
-use crate::generate::config::{model_generation_json, GENERATE_KWARGS};
+use crate::generate::config::{check_kwargs, model_generation_json};
 use crate::generate::GenerationConfig;
 use crate::tokenize::{Truncate, WickTokenizer};
 
@@ -114,21 +114,7 @@ impl Text2Text {
     }
 
     pub fn options(&self, kwargs: &Map<String, Value>) -> Result<Options> {
-        if let Some(bad) = kwargs.keys().find(|k| {
-            !PIPELINE_KWARGS.contains(&k.as_str()) && !GENERATE_KWARGS.contains(&k.as_str())
-        }) {
-            let mut names: Vec<&str> = PIPELINE_KWARGS
-                .iter()
-                .chain(GENERATE_KWARGS)
-                .copied()
-                .collect();
-            names.sort();
-            return Err(WickError::InvalidInput(format!(
-                "{} has no option `{bad}` (known: {})",
-                self.task.id(),
-                names.join(", ")
-            )));
-        }
+        check_kwargs(self.task.id(), kwargs, PIPELINE_KWARGS)?;
         let mut defaults = Map::new();
         defaults.insert("max_new_tokens".into(), json!(256));
         defaults.insert("num_beams".into(), json!(4));

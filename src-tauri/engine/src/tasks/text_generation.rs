@@ -186,21 +186,7 @@ impl TextGenerator {
     /// Reads the keyword arguments: the pipeline's own, and generate()'s layered over the
     /// pipeline defaults and the model's settings. Unknown names are errors.
     pub fn options(&self, kwargs: &Map<String, Value>) -> Result<Options> {
-        let known = |k: &str| {
-            PIPELINE_KWARGS.contains(&k) || generate::config::GENERATE_KWARGS.contains(&k)
-        };
-        if let Some(bad) = kwargs.keys().find(|k| !known(k)) {
-            let mut names: Vec<&str> = PIPELINE_KWARGS
-                .iter()
-                .chain(generate::config::GENERATE_KWARGS)
-                .copied()
-                .collect();
-            names.sort();
-            return Err(WickError::InvalidInput(format!(
-                "text-generation has no option `{bad}` (known: {})",
-                names.join(", ")
-            )));
-        }
+        generate::config::check_kwargs("text-generation", kwargs, PIPELINE_KWARGS)?;
         let bool_arg = |k: &str| -> Result<Option<bool>> {
             match kwargs.get(k) {
                 None | Some(Value::Null) => Ok(None),
