@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod hub_server;
+
 /// A fetched starter/test model folder. Panics with the command to run when it is missing:
 /// these tests are about real models, and skipping them silently would hide a broken setup.
 pub fn model_dir(name: &str) -> PathBuf {

@@ -69,12 +69,86 @@ pub enum WickError {
     #[error("tokenization failed: {0}")]
     Tokenize(String),
 
+    #[error(
+        "`{repo}` needs a Hugging Face token (HTTP {status}): it is gated or private. Set HF_TOKEN \
+         or save a token with `hf auth login`; for a gated model, also accept its conditions at \
+         {page}"
+    )]
+    HubAuth {
+        repo: String,
+        status: u16,
+        page: String,
+    },
+
+    #[error("{what} was not found on the Hub ({endpoint}): check the name and the revision")]
+    HubNotFound { what: String, endpoint: String },
+
+    #[error(
+        "the Hub ({endpoint}) could not be reached: {detail}. Check the connection and retry; \
+         what was downloaded so far is kept and the download resumes"
+    )]
+    HubUnavailable { endpoint: String, detail: String },
+
+    #[error(
+        "`{repo}` is not in the local Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot \
+         be downloaded; unset HF_HUB_OFFLINE or pass a local folder"
+    )]
+    Offline { repo: String },
+
+    #[error(
+        "not enough disk space in {}: {} needed, {} free. Free some space (or point HF_HUB_CACHE \
+         elsewhere) and retry; the partial download is kept",
+        path.display(), human_bytes(*needed), human_bytes(*available)
+    )]
+    DiskFull {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+
+    #[error("{file} is corrupt: its sha256 is {actual}, the Hub says {expected}; it was deleted, download it again")]
+    Corrupt {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error(
+        "{what} needs about {} of memory and {} is free; pick a smaller quantization or a shorter \
+         context, or load it anyway",
+        human_bytes(*needed), human_bytes(*available)
+    )]
+    DoesNotFit {
+        what: String,
+        needed: u64,
+        available: u64,
+    },
+
+    #[error("cancelled")]
+    Cancelled,
+
     // The cause is in the message (what a person reads), so it is not also a `#[source]`.
     #[error("cannot read {}: {cause}", path.display())]
     Io {
         path: PathBuf,
         cause: std::io::Error,
     },
+}
+
+/// `1.5 GiB`, `12.0 MiB`, `800 B`: sizes as a person reads them.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Stable error codes, shared with the UI (`ErrorCode` in the generated TypeScript bindings).
@@ -97,6 +171,16 @@ pub enum ErrorCode {
     InvalidInput,
     TokenizeFailed,
     Io,
+    /// The Hub refused: gated or private, a token is needed (401/403).
+    HubAuth,
+    HubNotFound,
+    /// Network failure or 5xx after retries.
+    HubUnavailable,
+    Offline,
+    DiskFull,
+    Corrupt,
+    DoesNotFit,
+    Cancelled,
     /// Used by front ends for failures outside the engine (a lost window, a dropped channel).
     Internal,
 }
@@ -119,14 +203,30 @@ impl WickError {
             Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::Tokenize(_) => ErrorCode::TokenizeFailed,
             Self::Io { .. } => ErrorCode::Io,
+            Self::HubAuth { .. } => ErrorCode::HubAuth,
+            Self::HubNotFound { .. } => ErrorCode::HubNotFound,
+            Self::HubUnavailable { .. } => ErrorCode::HubUnavailable,
+            Self::Offline { .. } => ErrorCode::Offline,
+            Self::DiskFull { .. } => ErrorCode::DiskFull,
+            Self::Corrupt { .. } => ErrorCode::Corrupt,
+            Self::DoesNotFit { .. } => ErrorCode::DoesNotFit,
+            Self::Cancelled => ErrorCode::Cancelled,
         }
     }
 
-    /// Wraps an I/O error with the path it happened on, turning "not found" into [`Self::NotFound`].
+    /// Wraps an I/O error with the path it happened on, turning "not found" into [`Self::NotFound`]
+    /// and a full disk into [`Self::DiskFull`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {
             Self::NotFound { path }
+        } else if source.kind() == std::io::ErrorKind::StorageFull {
+            let available = crate::system::free_disk(&path).unwrap_or(0);
+            Self::DiskFull {
+                path,
+                needed: 0,
+                available,
+            }
         } else {
             Self::Io {
                 path,
@@ -175,6 +275,21 @@ mod tests {
                 "message": "no tokenizer found in /models/x: expected a tokenizer.json or a .gguf file"
             })
         );
+    }
+
+    #[test]
+    fn a_full_disk_says_so() {
+        use std::io::Write;
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        let Ok(mut full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return; // not Linux
+        };
+        let io = full.write_all(&[0u8; 4096]).and_then(|()| full.flush());
+        let err = WickError::io("/dev/full", io.expect_err("/dev/full is always full"));
+        assert_eq!(err.code(), ErrorCode::DiskFull);
+        assert!(err.to_string().starts_with("not enough disk space in /dev/full"), "{err}");
+        assert_eq!(human_bytes(800), "800 B");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
     }
 
     #[test]

@@ -3,11 +3,16 @@
 //! The desktop app (`wick-app`) and the `wick` command line are thin front ends over this crate,
 //! which has no Tauri dependency, so it builds and tests without a window system.
 
+pub mod device;
 pub mod error;
+pub mod facts;
 pub mod families;
+pub mod fit;
 pub mod generate;
+pub mod hub;
 pub mod registry;
 pub mod source;
+pub mod system;
 pub mod tasks;
 pub mod tokenize;
 pub mod weights;

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::error::{Result, WickError};
 use crate::tasks::Task;
@@ -141,10 +142,102 @@ pub fn require_task(detected: &Detected, task: Task) -> Result<()> {
     })
 }
 
-fn supported_list() -> String {
+/// Generative families: `model_type` values and the tasks they run. Their implementations
+/// pick the exact family themselves (`families::causal::family_of`, `families::seq2seq`).
+const GENERATIVE: &[(&[&str], &str, &[Task])] = &[
+    (
+        &["gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma3", "gemma3_text", "phi3"],
+        "causal",
+        &[Task::TextGeneration],
+    ),
+    (
+        &["t5", "mt5", "bart"],
+        "seq2seq",
+        &[Task::Summarization, Task::Translation],
+    ),
+    (&["marian"], "seq2seq", &[Task::Translation]),
+];
+
+/// What a model is and what Wick can run with it, for any family.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct Described {
+    /// `safetensors`, `pytorch`, or `gguf`.
+    pub format: String,
+    /// config.json's `model_type`, or GGUF's `general.architecture`.
+    pub model_type: String,
+    /// `architectures[0]` (e.g. `BertForMaskedLM`).
+    pub architecture: Option<String>,
+    /// `encoder`, `causal` or `seq2seq`.
+    pub kind: String,
+    pub tasks: Vec<Task>,
+}
+
+/// Describes the model at `path` (a folder with config.json, or a GGUF file or folder), or says
+/// which architectures are supported.
+pub fn describe(path: &Path) -> Result<Described> {
+    if let Some(file) = crate::families::causal::gguf_file(path) {
+        let arch = crate::families::causal::gguf::architecture_of(&file)?;
+        if !crate::families::causal::gguf::is_supported(&arch) {
+            return Err(WickError::UnsupportedArchitecture {
+                found: format!("{arch} (GGUF)"),
+                supported: crate::families::causal::gguf::supported(),
+            });
+        }
+        return Ok(Described {
+            format: "gguf".into(),
+            model_type: arch,
+            architecture: None,
+            kind: "causal".into(),
+            tasks: vec![Task::TextGeneration],
+        });
+    }
+    let path_config = path.join("config.json");
+    let text = std::fs::read_to_string(&path_config).map_err(|e| WickError::io(&path_config, e))?;
+    let head: ConfigHead = serde_json::from_str(&text).map_err(|e| WickError::InvalidModel {
+        path: path_config.clone(),
+        reason: e.to_string(),
+    })?;
+    let format = if path.join("model.safetensors").is_file()
+        || path.join("model.safetensors.index.json").is_file()
+    {
+        "safetensors"
+    } else {
+        "pytorch"
+    };
+    let model_type = head.model_type.clone().unwrap_or_default();
+    let (kind, tasks) = if let Some(spec) = ARCHITECTURES
+        .iter()
+        .find(|a| a.model_types.contains(&model_type.as_str()))
+    {
+        ("encoder", spec.tasks.to_vec())
+    } else if let Some((_, kind, tasks)) = GENERATIVE
+        .iter()
+        .find(|(types, ..)| types.contains(&model_type.as_str()))
+    {
+        (*kind, tasks.to_vec())
+    } else {
+        return Err(WickError::UnsupportedArchitecture {
+            found: model_type,
+            supported: supported_list(),
+        });
+    };
+    Ok(Described {
+        format: format.into(),
+        model_type,
+        architecture: head.architectures.into_iter().next(),
+        kind: kind.into(),
+        tasks,
+    })
+}
+
+/// Every `model_type` Wick runs, for error messages.
+pub fn supported_list() -> String {
     ARCHITECTURES
         .iter()
         .flat_map(|a| a.model_types.iter().copied())
+        .chain(GENERATIVE.iter().flat_map(|(types, ..)| types.iter().copied()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -181,6 +274,12 @@ mod tests {
         let err = detect(dir.path()).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::UnsupportedArchitecture);
         assert!(err.to_string().contains("supported: bert"), "{err}");
+        let dir = folder_with(r#"{"model_type":"llama","architectures":["LlamaForCausalLM"]}"#);
+        let described = describe(dir.path()).unwrap();
+        assert_eq!((described.kind.as_str(), described.tasks.as_slice()), ("causal", &[Task::TextGeneration][..]));
+        let dir = folder_with(r#"{"model_type":"mamba"}"#);
+        let err = describe(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("gpt2, llama") && err.contains("marian"), "{err}");
         let dir = folder_with(r#"{"hidden_size": 8}"#);
         assert_eq!(
             detect(dir.path()).unwrap_err().code(),

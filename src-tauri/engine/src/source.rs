@@ -1,13 +1,14 @@
 //! Where a model lives: a local folder (or file), or a Hub repo found in the local Hugging Face cache.
 //!
-//! Downloading from the Hub is the `hub` module's job (a later step); this module only resolves a
-//! name to files already on disk, using the standard cache layout
-//! (`$HF_HUB_CACHE` or `$HF_HOME/hub`, then `models--org--name/{refs,snapshots}`) so that anything
-//! Python's `huggingface_hub` downloaded is usable by Wick as is.
+//! This module only resolves a name to files already on disk, using the standard cache layout
+//! (see [`crate::hub::cache`]) so that anything Python's `huggingface_hub` downloaded is usable by
+//! Wick as is; fetching from the Hub is [`crate::hub`]'s job.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Result, WickError};
+pub use crate::hub::cache::{hub_cache_dir, resolve_cached};
+use crate::hub::cache::{cache_home, non_empty_env};
 
 /// A model as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,17 +101,6 @@ fn looks_like_path(spec: &str) -> bool {
         || spec.ends_with(".gguf")
 }
 
-/// The Hugging Face hub cache folder, as `huggingface_hub` computes it.
-pub fn hub_cache_dir() -> PathBuf {
-    if let Some(dir) = non_empty_env("HF_HUB_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(home) = non_empty_env("HF_HOME") {
-        return PathBuf::from(home).join("hub");
-    }
-    cache_home().join("huggingface").join("hub")
-}
-
 /// Where `scripts/fetch_models.py` keeps Wick's starter and test models:
 /// `$WICK_MODELS_DIR`, else `~/.cache/wick/models`.
 pub fn starter_models_dir() -> PathBuf {
@@ -142,43 +132,6 @@ pub fn starter_models() -> Vec<(String, PathBuf)> {
     models
 }
 
-/// `$XDG_CACHE_HOME`, else `~/.cache` (empty variables count as unset, as in Python's tools).
-fn cache_home() -> PathBuf {
-    non_empty_env("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// Finds `repo` at `revision` in a hub cache: a branch or tag goes through `refs/`, a full
-/// commit hash names the snapshot directly.
-pub fn resolve_cached(cache: &Path, repo: &str, revision: &str) -> Result<PathBuf> {
-    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
-    let not_cached = || WickError::NotCached {
-        repo: format!("{repo}@{revision}"),
-        cache: cache.to_path_buf(),
-    };
-    let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
-        revision.to_string()
-    } else {
-        let ref_file = repo_dir.join("refs").join(revision);
-        std::fs::read_to_string(&ref_file)
-            .map_err(|_| not_cached())?
-            .trim()
-            .to_string()
-    };
-    let snapshot = repo_dir.join("snapshots").join(commit);
-    if snapshot.is_dir() {
-        Ok(snapshot)
-    } else {
-        Err(not_cached())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,23 +160,5 @@ mod tests {
             ModelSource::parse("./missing-folder"),
             Ok(ModelSource::Local(_))
         ));
-    }
-
-    #[test]
-    fn resolves_branch_and_commit_in_a_cache() -> Result<()> {
-        let cache = tempfile::tempdir().map_err(|e| WickError::io("tmp", e))?;
-        let repo_dir = cache.path().join("models--org--name");
-        let commit = "0123456789abcdef0123456789abcdef01234567";
-        let snap = repo_dir.join("snapshots").join(commit);
-        std::fs::create_dir_all(&snap).map_err(|e| WickError::io(&snap, e))?;
-        std::fs::create_dir_all(repo_dir.join("refs")).map_err(|e| WickError::io("refs", e))?;
-        std::fs::write(repo_dir.join("refs/main"), format!("{commit}\n"))
-            .map_err(|e| WickError::io("refs/main", e))?;
-
-        assert_eq!(resolve_cached(cache.path(), "org/name", "main")?, snap);
-        assert_eq!(resolve_cached(cache.path(), "org/name", commit)?, snap);
-        let err = resolve_cached(cache.path(), "org/name", "dev").unwrap_err();
-        assert_eq!(err.code(), crate::error::ErrorCode::NotCached);
-        Ok(())
     }
 }

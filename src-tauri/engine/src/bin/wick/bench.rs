@@ -134,7 +134,7 @@ pub fn run(args: &Args) -> Result<()> {
             repeat,
         } => {
             let (loaded, load_ms) = timed(|| {
-                let path = wick_engine::ModelSource::parse(model)?.resolve()?;
+                let path = crate::hub::model_path(model, None)?;
                 wick_engine::families::causal::load_with(
                     &path,
                     &candle_core::Device::Cpu,
@@ -204,7 +204,7 @@ pub fn run(args: &Args) -> Result<()> {
         } => {
             let texts = read_corpus(corpus)?;
             let (extractor, load_ms) = timed(|| {
-                let dir = wick_engine::ModelSource::parse(model)?.resolve()?;
+                let dir = crate::hub::model_path(model, None)?;
                 wick_engine::tasks::feature_extraction::FeatureExtractor::load(&dir)
             })?;
             let ((), run_ms) = timed(|| {

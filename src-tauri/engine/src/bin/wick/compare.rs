@@ -9,7 +9,7 @@ use wick_engine::families::causal::Quantization;
 use wick_engine::tasks::compare::compare;
 use wick_engine::tasks::text_generation::{Prompt, TextGenerator};
 use wick_engine::tokenize::chat::Message;
-use wick_engine::{ModelSource, Result};
+use wick_engine::Result;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
+    let path: PathBuf = crate::hub::model_path(&args.model, None)?;
     let device = candle_core::Device::Cpu;
     let load = |q| TextGenerator::load_on(&path, &device, candle_core::DType::F32, q);
     let (a, b) = (load(args.a)?, load(args.b)?);

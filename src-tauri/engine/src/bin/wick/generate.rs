@@ -10,13 +10,17 @@ use wick_engine::families::causal::Quantization;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::text_generation::{GenerationResult, StreamPiece};
 use wick_engine::tasks::Task;
-use wick_engine::{ModelSource, Result, WickError};
+use wick_engine::{Result, WickError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A model folder or GGUF file, or a Hub repo already in the local Hugging Face cache.
+    /// A model folder or GGUF file, or a Hub repo `org/name[@revision]` (downloaded when it is
+    /// not in the Hugging Face cache).
     #[arg(short, long)]
     model: String,
+    /// In a Hub repo of GGUF files: the quantization (`Q4_K_M`) or file to use.
+    #[arg(long)]
+    gguf: Option<String>,
     /// The prompt; none reads the whole of standard input as one prompt.
     prompt: Option<String>,
     /// Send the prompt as a user message through the model's chat template.
@@ -44,7 +48,7 @@ pub struct Args {
 /// `wick run summarization|translation`.
 #[derive(Debug, clap::Args)]
 pub struct Text2TextArgs {
-    /// A model folder (T5, flan-T5, BART, Marian), or a Hub repo in the local cache.
+    /// A model folder (T5, flan-T5, BART, Marian), or a Hub repo `org/name[@revision]`.
     #[arg(short, long)]
     model: String,
     /// The texts; none reads one text per line from standard input.
@@ -214,7 +218,7 @@ impl Args {
 }
 
 pub fn run(args: &Args, json_mode: bool) -> Result<()> {
-    let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
+    let path: PathBuf = crate::hub::model_path(&args.model, args.gguf.as_deref())?;
     let pipeline = Pipeline::load_with(Task::TextGeneration, &path, args.quantize)?;
     print_run(
         &pipeline,
@@ -226,7 +230,7 @@ pub fn run(args: &Args, json_mode: bool) -> Result<()> {
 }
 
 pub fn run_text2text(task: Task, args: &Text2TextArgs, json_mode: bool) -> Result<()> {
-    let path: PathBuf = ModelSource::parse(&args.model)?.resolve()?;
+    let path: PathBuf = crate::hub::model_path(&args.model, None)?;
     let pipeline = Pipeline::load(task, &path)?;
     let mut kwargs = args.flags.kwargs()?;
     for (k, v) in [("src_lang", &args.src_lang), ("tgt_lang", &args.tgt_lang)] {

@@ -3,6 +3,7 @@
 mod bench;
 mod compare;
 mod generate;
+mod hub;
 mod run;
 mod tokenize;
 
@@ -28,6 +29,10 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// Print the process's peak memory (resident set) on stderr at the end.
+    #[arg(long, global = true)]
+    peak_memory: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +47,16 @@ enum Command {
     Bench(bench::Args),
     /// Compare two variants of a model (e.g. as stored vs 4-bit): agreement, KL, speed, memory.
     Compare(compare::Args),
+    /// Download a model from the Hub into the Hugging Face cache (resumes, verifies).
+    Download(hub::DownloadArgs),
+    /// Describe a model without loading it: architecture, tasks, files, sizes, memory fit.
+    Info(hub::InfoArgs),
+    /// Find models on the Hub.
+    #[command(subcommand)]
+    Models(hub::ModelsCommand),
+    /// The Hugging Face cache: list, remove, verify.
+    #[command(subcommand)]
+    Cache(hub::CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,7 +67,16 @@ fn main() -> ExitCode {
         Command::Run(args) => (args.json, run::run(&args)),
         Command::Bench(args) => (true, bench::run(&args)),
         Command::Compare(args) => (args.json, compare::run(&args)),
+        Command::Download(args) => (args.json, hub::download(&args)),
+        Command::Info(args) => (args.json, hub::info(&args)),
+        Command::Models(command) => (false, hub::models(&command)),
+        Command::Cache(command) => (false, hub::cache(&command)),
     };
+    if cli.peak_memory {
+        if let Some(bytes) = wick_engine::system::peak_rss() {
+            eprintln!("peak memory: {bytes} bytes ({})", wick_engine::error::human_bytes(bytes));
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(&err, json),

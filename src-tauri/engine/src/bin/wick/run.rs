@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use wick_engine::tasks::feature_extraction::FeatureExtractor;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::scores::TopK;
-use wick_engine::{ModelSource, Result, WickError};
+use wick_engine::{Result, WickError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +23,7 @@ pub struct Args {
 /// What every task takes.
 #[derive(Debug, clap::Args)]
 struct Common {
-    /// A model folder, or a Hub repo already in the local Hugging Face cache.
+    /// A model folder, or a Hub repo `org/name[@revision]` (downloaded when not in the cache).
     #[arg(short, long)]
     model: String,
     /// Inputs run together, padded to one length (results do not change, speed does).
@@ -259,7 +259,7 @@ pub fn run(args: &Args) -> Result<()> {
             )
         }
     };
-    let dir: PathBuf = ModelSource::parse(model)?.resolve()?;
+    let dir: PathBuf = crate::hub::model_path(model, None)?;
     let task = wick_engine::tasks::Task::from_id(task)
         .ok_or_else(|| WickError::InvalidInput(format!("unknown task {task}")))?;
     let pipeline = Pipeline::load(task, &dir)?;
@@ -277,7 +277,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn sentence_embeddings(common: &Common) -> Result<()> {
-    let dir: PathBuf = ModelSource::parse(&common.model)?.resolve()?;
+    let dir: PathBuf = crate::hub::model_path(&common.model, None)?;
     let extractor = FeatureExtractor::load(&dir)?;
     let texts = read_inputs(&common.inputs)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -25,6 +25,39 @@ const ARCHITECTURES: &[(&str, CausalFamily, RopeStyle)] = &[
     ("phi3", CausalFamily::Phi3, RopeStyle::Half),
 ];
 
+/// Whether Wick runs GGUF files of `general.architecture` `arch`.
+pub fn is_supported(arch: &str) -> bool {
+    ARCHITECTURES.iter().any(|(a, ..)| *a == arch)
+}
+
+/// Reads a GGUF header (metadata and tensor infos, not the tensors), never panicking on a
+/// corrupt one.
+pub fn read_header(reader: impl std::io::Read + std::io::Seek, path: &Path) -> Result<Content> {
+    let mut reader = reader;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)))
+        .map_err(|_| "its header is corrupt".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|reason| WickError::InvalidGguf {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+/// `general.architecture` of a GGUF file.
+pub fn architecture_of(file: &Path) -> Result<String> {
+    let reader = BufReader::new(File::open(file).map_err(|e| WickError::io(file, e))?);
+    let content = read_header(reader, file)?;
+    content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or_else(|| WickError::InvalidGguf {
+            path: file.to_path_buf(),
+            reason: "no general.architecture".into(),
+        })
+}
+
 pub fn supported() -> String {
     ARCHITECTURES
         .iter()

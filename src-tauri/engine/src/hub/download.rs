@@ -1,0 +1,501 @@
+//! Downloads that survive: files land in `blobs/<etag>.incomplete`, resume from its length over an
+//! HTTP Range after a dropped connection or a killed process, are checked against the Hub's
+//! sha256 (LFS files) and size, and only then become `blobs/<etag>` with a snapshot link. A
+//! cancelled or failed download leaves the partial file for next time; a partial file never
+//! appears as complete.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use ureq::http::StatusCode;
+
+use super::cache::{is_commit, is_sha256};
+use super::http::{header, normalize_etag, HubClient};
+use super::progress::{DownloadEvent, PlannedFile, Tracker};
+use crate::error::{Result, WickError};
+
+/// Read and write in pieces this big; cancellation is checked between pieces.
+const CHUNK: usize = 1 << 20;
+
+/// Extra free space kept beyond the download itself.
+const DISK_MARGIN: u64 = 64 << 20;
+
+/// What the Hub says about one file before it is fetched (a HEAD of its resolve URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    pub commit: String,
+    /// sha256 for LFS files, the git blob id otherwise: the blob's name in the cache.
+    pub etag: String,
+    pub size: u64,
+    /// Where the bytes are (a CDN for LFS files).
+    pub location: String,
+}
+
+/// A finished download.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub commit: String,
+    /// `snapshots/<commit>`.
+    pub snapshot: PathBuf,
+    /// Bytes fetched over the network in this run.
+    pub fetched: u64,
+}
+
+impl HubClient {
+    /// HEAD of `file`: commit, etag, size and location.
+    pub fn file_meta(&self, repo: &str, revision: &str, file: &str) -> Result<FileMeta> {
+        let url = self.resolve_url(repo, revision, file);
+        let what = format!("`{file}` in `{repo}@{revision}`");
+        let response = self.call("HEAD", &url, 0, repo, &what)?;
+        let commit = header(&response, "x-repo-commit").filter(|c| is_commit(c));
+        let etag = header(&response, "x-linked-etag")
+            .or_else(|| header(&response, "etag"))
+            .map(|e| normalize_etag(&e));
+        let size = header(&response, "x-linked-size")
+            .or_else(|| header(&response, "content-length"))
+            .and_then(|s| s.parse().ok());
+        let location = header(&response, "location").unwrap_or(url);
+        match (commit, etag, size) {
+            (Some(commit), Some(etag), Some(size)) if !etag.is_empty() => Ok(FileMeta {
+                commit,
+                etag,
+                size,
+                location,
+            }),
+            _ => Err(self.unavailable(format!(
+                "{} does not answer like the Hub (no X-Repo-Commit, ETag or size for {what}); \
+                 check HF_ENDPOINT",
+                self.endpoint
+            ))),
+        }
+    }
+
+    /// Fetches `files` of `repo` at `revision` into the cache, several at once, reporting to
+    /// `sink`, stopping (and keeping what was fetched) when `cancel` is set.
+    ///
+    /// Offline, or when the Hub cannot be reached, a revision already in the cache with all
+    /// `files` is used as is, as `huggingface_hub` does.
+    pub fn download(
+        &self,
+        repo: &str,
+        revision: &str,
+        files: &[String],
+        sink: &(dyn Fn(DownloadEvent) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<Downloaded> {
+        let metas = if self.offline {
+            return self.from_cache(repo, revision, files, sink);
+        } else {
+            match self.plan(repo, revision, files) {
+                Ok(metas) => metas,
+                Err(err @ WickError::HubUnavailable { .. }) => {
+                    tracing::warn!("{err}; trying the cache");
+                    return self.from_cache(repo, revision, files, sink).map_err(|_| err);
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        let commit = metas
+            .first()
+            .map(|(_, m)| m.commit.clone())
+            .unwrap_or_else(|| revision.to_string());
+
+        let planned: Vec<PlannedFile> = metas
+            .iter()
+            .map(|(name, meta)| {
+                let cached = self.cache.blob(repo, &meta.etag).is_file();
+                let partial = if cached {
+                    0
+                } else {
+                    file_len(&self.cache.incomplete(repo, &meta.etag)).min(meta.size)
+                };
+                PlannedFile {
+                    name: name.clone(),
+                    size: meta.size,
+                    cached,
+                    partial,
+                }
+            })
+            .collect();
+        let to_fetch: u64 = planned
+            .iter()
+            .filter(|p| !p.cached)
+            .map(|p| p.size - p.partial)
+            .sum();
+        self.check_disk(repo, to_fetch)?;
+        self.cache.write_ref(repo, revision, &commit)?;
+        sink(DownloadEvent::Started {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+            commit: commit.clone(),
+            files: planned,
+            to_fetch,
+        });
+
+        let tracker = Tracker::new(sink, to_fetch);
+        // The first failure stops the other workers (their partial files stay for a resume).
+        let abort = AtomicBool::new(false);
+        let first_error: Mutex<Option<WickError>> = Mutex::new(None);
+        let next = AtomicUsize::new(0);
+        let workers = self.parallel_files.clamp(1, metas.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((name, meta)) = metas.get(i) else {
+                        break;
+                    };
+                    let stop = || cancel.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed);
+                    if stop() {
+                        break;
+                    }
+                    if let Err(err) = self.fetch_file(repo, name, meta, &tracker, &stop) {
+                        abort.store(true, Ordering::Relaxed);
+                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                        // A worker that stopped because another failed says "cancelled";
+                        // the real cause wins.
+                        if slot.is_none() || matches!(*slot, Some(WickError::Cancelled)) {
+                            *slot = Some(err);
+                        }
+                        break;
+                    }
+                });
+            }
+        });
+        if let Some(err) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(err);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(WickError::Cancelled);
+        }
+        let snapshot = self.cache.snapshot(repo, &commit);
+        tracker.emit(DownloadEvent::Done {
+            commit: commit.clone(),
+            path: snapshot.display().to_string(),
+            fetched: tracker.fetched(),
+            seconds: tracker.seconds(),
+        });
+        Ok(Downloaded {
+            commit,
+            snapshot,
+            fetched: tracker.fetched(),
+        })
+    }
+
+    /// HEAD of every file, in parallel: all must exist before any byte is fetched.
+    fn plan(&self, repo: &str, revision: &str, files: &[String]) -> Result<Vec<(String, FileMeta)>> {
+        let results: Vec<Result<FileMeta>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(files.len().div_ceil(self.parallel_files.max(1)).max(1))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|f| self.file_meta(repo, revision, f))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(WickError::ModelFailed("a download thread panicked".into()))]
+                    })
+                })
+                .collect()
+        });
+        let metas = results.into_iter().collect::<Result<Vec<_>>>()?;
+        // A branch that moves while we ask would mix two commits in one snapshot.
+        if let Some(first) = metas.first() {
+            if let Some(other) = metas.iter().find(|m| m.commit != first.commit) {
+                return Err(self.unavailable(format!(
+                    "`{repo}@{revision}` changed while it was being fetched ({} then {}); retry",
+                    first.commit, other.commit
+                )));
+            }
+        }
+        Ok(files.iter().cloned().zip(metas).collect())
+    }
+
+    fn from_cache(
+        &self,
+        repo: &str,
+        revision: &str,
+        files: &[String],
+        sink: &(dyn Fn(DownloadEvent) + Sync),
+    ) -> Result<Downloaded> {
+        let missing = || {
+            if self.offline {
+                WickError::Offline {
+                    repo: format!("{repo}@{revision}"),
+                }
+            } else {
+                WickError::NotCached {
+                    repo: format!("{repo}@{revision}"),
+                    cache: self.cache.root.clone(),
+                }
+            }
+        };
+        let commit = self.cache.commit_for(repo, revision).ok_or_else(missing)?;
+        if files
+            .iter()
+            .any(|f| self.cache.cached_file(repo, &commit, f).is_none())
+        {
+            return Err(missing());
+        }
+        let snapshot = self.cache.snapshot(repo, &commit);
+        sink(DownloadEvent::Done {
+            commit: commit.clone(),
+            path: snapshot.display().to_string(),
+            fetched: 0,
+            seconds: 0.0,
+        });
+        Ok(Downloaded {
+            commit,
+            snapshot,
+            fetched: 0,
+        })
+    }
+
+    fn check_disk(&self, repo: &str, needed: u64) -> Result<()> {
+        if needed == 0 {
+            return Ok(());
+        }
+        let dir = self.cache.repo_dir(repo);
+        if let Some(available) = crate::system::free_disk(&dir) {
+            if available < needed + DISK_MARGIN {
+                return Err(WickError::DiskFull {
+                    path: self.cache.root.clone(),
+                    needed: needed + DISK_MARGIN,
+                    available,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One file: from the cache if its blob is there, else fetched (resuming), verified, moved
+    /// into place and linked.
+    fn fetch_file(
+        &self,
+        repo: &str,
+        name: &str,
+        meta: &FileMeta,
+        tracker: &Tracker,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        let blob = self.cache.blob(repo, &meta.etag);
+        let done = |from_cache: bool, resumed_from: u64| -> Result<()> {
+            self.cache.link(repo, &meta.commit, name, &meta.etag)?;
+            tracker.emit(DownloadEvent::FileDone {
+                file: name.to_string(),
+                verified: is_sha256(&meta.etag),
+                from_cache,
+                resumed_from,
+            });
+            Ok(())
+        };
+        if blob.is_file() {
+            return done(true, 0);
+        }
+        let lock_path = self.cache.lock_file(repo, &meta.etag);
+        create_parent(&lock_path)?;
+        let lock = File::create(&lock_path).map_err(|e| WickError::io(&lock_path, e))?;
+        // The same lock `huggingface_hub` takes: another process fetching this blob finishes first.
+        lock.lock().map_err(|e| WickError::io(&lock_path, e))?;
+        if blob.is_file() {
+            return done(true, 0);
+        }
+        let partial = self.cache.incomplete(repo, &meta.etag);
+        create_parent(&partial)?;
+        let resumed_from = file_len(&partial);
+        self.fetch_into(repo, &partial, name, meta, tracker, stop)?;
+        std::fs::rename(&partial, &blob).map_err(|e| WickError::io(&blob, e))?;
+        done(false, resumed_from.min(meta.size))
+    }
+
+    /// Appends to `partial` until it holds the whole file, reconnecting from where it stopped
+    /// when the connection drops; then checks size and sha256.
+    fn fetch_into(
+        &self,
+        repo: &str,
+        partial: &Path,
+        name: &str,
+        meta: &FileMeta,
+        tracker: &Tracker,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(partial)
+            .map_err(|e| WickError::io(partial, e))?;
+        let mut have = file_len(partial);
+        if have > meta.size {
+            have = 0; // not this file: start again
+        }
+        // The hash covers what is already on disk, then every byte as it arrives.
+        let mut hasher = Sha256::new();
+        hash_prefix(&mut file, have, &mut hasher).map_err(|e| WickError::io(partial, e))?;
+        file.set_len(have).map_err(|e| WickError::io(partial, e))?;
+        file.seek(SeekFrom::Start(have))
+            .map_err(|e| WickError::io(partial, e))?;
+
+        let what = format!("`{name}`");
+        let mut buffer = vec![0u8; CHUNK];
+        let mut progress_seen = have;
+        self.with_retries(|| {
+            if have >= meta.size {
+                return Ok(());
+            }
+            if stop() {
+                return Err(WickError::Cancelled);
+            }
+            let response = self.send("GET", &meta.location, have)?;
+            let response = self.check_status(response, repo, &what)?;
+            match response.status() {
+                StatusCode::PARTIAL_CONTENT => {
+                    let start = header(&response, "content-range")
+                        .and_then(|r| content_range_start(&r));
+                    if start != Some(have) {
+                        return Err(self.unavailable(format!(
+                            "asked for {name} from byte {have}, got a range starting at {start:?}"
+                        )));
+                    }
+                }
+                _ if have > 0 => {
+                    // The server ignored the range: the whole file comes again.
+                    have = 0;
+                    hasher = Sha256::new();
+                    file.set_len(0).map_err(|e| WickError::io(partial, e))?;
+                    file.seek(SeekFrom::Start(0))
+                        .map_err(|e| WickError::io(partial, e))?;
+                }
+                _ => {}
+            }
+            let mut reader = response.into_body().into_reader();
+            loop {
+                if stop() {
+                    return Err(WickError::Cancelled);
+                }
+                let n = match reader.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        return Err(self.unavailable(format!(
+                            "the connection dropped at byte {have} of {name} ({e})"
+                        )))
+                    }
+                };
+                let n = n.min((meta.size - have) as usize);
+                file.write_all(&buffer[..n])
+                    .map_err(|e| WickError::io(partial, e))?;
+                hasher.update(&buffer[..n]);
+                have += n as u64;
+                tracker.advance(name, have - progress_seen, have, meta.size);
+                progress_seen = have;
+                if have == meta.size {
+                    break;
+                }
+            }
+            if have < meta.size {
+                return Err(self.unavailable(format!(
+                    "the connection closed at byte {have} of {name} ({} bytes)",
+                    meta.size
+                )));
+            }
+            Ok(())
+        })?;
+        file.flush().map_err(|e| WickError::io(partial, e))?;
+        if is_sha256(&meta.etag) {
+            let actual = hex(&hasher.finalize());
+            if !actual.eq_ignore_ascii_case(&meta.etag) {
+                // Resuming a corrupt file would keep it corrupt: start over next time.
+                let _ = std::fs::remove_file(partial);
+                return Err(WickError::Corrupt {
+                    file: name.to_string(),
+                    expected: meta.etag.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rehashes the cached blobs of a repo whose names are sha256s; returns the corrupt ones.
+pub fn verify_blobs(client: &HubClient, repo: &str) -> Result<Vec<PathBuf>> {
+    let dir = client.cache.repo_dir(repo).join("blobs");
+    let entries = std::fs::read_dir(&dir).map_err(|e| WickError::io(&dir, e))?;
+    let mut corrupt = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_sha256(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let mut file = File::open(&path).map_err(|e| WickError::io(&path, e))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| WickError::io(&path, e))?;
+        if !hex(&hasher.finalize()).eq_ignore_ascii_case(&name) {
+            corrupt.push(path);
+        }
+    }
+    Ok(corrupt)
+}
+
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let copied = std::io::copy(&mut file.take(len), hasher)?;
+    debug_assert_eq!(copied, len);
+    Ok(())
+}
+
+fn content_range_start(value: &str) -> Option<u64> {
+    // `bytes 100-199/200`
+    value
+        .trim()
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn file_len(path: &Path) -> u64 {
+    path.metadata().map_or(0, |m| m.len())
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|e| WickError::io(parent, e)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_content_range_and_hashes() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes */200"), None);
+        assert_eq!(
+            hex(&Sha256::digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
