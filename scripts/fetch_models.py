@@ -294,15 +294,31 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
+# The real Hub client, for the tests that check Wick and Python's huggingface_hub share one
+# cache both ways (tests/tests/hub_interop.rs). The version transformers 4.57 uses.
+HUB_CLIENT_REQUIREMENTS = (
+    "huggingface_hub==0.36.0",
+)
+
+
 def converter_python(root: Path) -> Path:
     """The venv the converter runs in, created or refreshed when its pins change."""
-    venv = root / ".venv"
+    return pinned_venv(root / ".venv", CONVERTER_REQUIREMENTS, "converter")
+
+
+def hub_client_python(root: Path) -> Path:
+    """A venv with Python's huggingface_hub ($WICK_MODELS_DIR/.hub-venv)."""
+    return pinned_venv(root / ".hub-venv", HUB_CLIENT_REQUIREMENTS, "huggingface_hub")
+
+
+def pinned_venv(venv: Path, requirements: tuple[str, ...], what: str) -> Path:
+    """A venv holding exactly `requirements`, created or refreshed when the pins change."""
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     stamp = venv / "wick-requirements.txt"
-    wanted = "\n".join(CONVERTER_REQUIREMENTS) + "\n"
+    wanted = "\n".join(requirements) + "\n"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    log(f"    creating converter venv in {venv} ({', '.join(CONVERTER_REQUIREMENTS[:2])}, ...)")
+    log(f"    creating {what} venv in {venv} ({', '.join(requirements[:2])}, ...)")
     shutil.rmtree(venv, ignore_errors=True)
     made = subprocess.run([sys.executable, "-m", "venv", str(venv)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -310,10 +326,10 @@ def converter_python(root: Path) -> Path:
         raise FetchError(f"cannot create a venv (Debian/Ubuntu: apt install python3-venv):\n{made.stdout}")
     pip = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *CONVERTER_REQUIREMENTS],
+         *requirements],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if pip.returncode != 0:
-        raise FetchError(f"pip could not install the converter requirements:\n{pip.stdout}")
+        raise FetchError(f"pip could not install the {what} requirements:\n{pip.stdout}")
     stamp.write_text(wanted)
     return python
 
@@ -679,6 +695,8 @@ def main(argv: list[str] | None = None) -> int:
         with Lock(root):
             remove_leftovers(root)
             fetch(root, models)
+            if not args.only:
+                hub_client_python(root)
     except FetchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -577,7 +577,8 @@ fn send(stream: &mut TcpStream, request: &Request, reply: Reply, shared: &Shared
             let (cut, rate) = {
                 let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
                 let cut = match faults.cut_after {
-                    Some((at, n)) if n > 0 => {
+                    // Only a file longer than the cut point is cut (and counts).
+                    Some((at, n)) if n > 0 && at < len => {
                         faults.cut_after = (n > 1).then_some((at, n - 1));
                         Some(at)
                     }

@@ -89,20 +89,14 @@ pub fn peak_rss() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Free bytes on the disk that holds `path` (or its nearest existing parent).
+/// Free bytes on the disk that holds `path` (or its nearest existing parent), as a user without
+/// special rights can use them (statvfs `f_bavail`).
 pub fn free_disk(path: &Path) -> Option<u64> {
     let mut probe = path.to_path_buf();
     while !probe.exists() {
         probe = probe.parent()?.to_path_buf();
     }
-    let probe = probe.canonicalize().ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list();
-    disks
-        .list()
-        .iter()
-        .filter(|d| probe.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space())
+    fs4::available_space(&probe).ok()
 }
 
 fn cpu_features() -> Vec<String> {
