@@ -257,7 +257,7 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
 }
 
 /// Runs engine work off the async runtime; its errors are already in the IPC shape.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> CommandResult<T> + Send + 'static,
 ) -> CommandResult<T> {
     match tauri::async_runtime::spawn_blocking(work).await {

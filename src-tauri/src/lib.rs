@@ -1,6 +1,7 @@
 //! The Tauri shell around `wick-engine`: commands, state and IPC errors; no model code.
 
 mod commands;
+mod models;
 mod state;
 
 use tracing_subscriber::EnvFilter;
@@ -20,6 +21,15 @@ pub fn run() {
             commands::generate,
             commands::stop_generation,
             commands::compare_variants,
+            models::system_report,
+            models::search_models,
+            models::model_facts,
+            models::download_model,
+            models::cancel_download,
+            models::cached_models,
+            models::remove_cached_model,
+            models::unload_model,
+            models::load_anyway,
         ])
         .run(tauri::generate_context!());
     if let Err(err) = result {

@@ -1,4 +1,6 @@
-//! What the app keeps between commands: recently used tokenizers and loaded pipelines.
+//! What the app keeps between commands: recently used tokenizers, loaded pipelines (the model
+//! manager: each loaded once, reused across tabs, evicted least-recently-used beyond a memory
+//! budget), runs and downloads in progress.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,15 +9,23 @@ use std::sync::{Arc, Mutex, OnceLock};
 use wick_engine::families::causal::Quantization;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
-use wick_engine::{ErrorPayload, ModelSource, WickTokenizer};
+use wick_engine::fit::Verdict;
+use wick_engine::{ErrorPayload, ModelSource, WickError, WickTokenizer};
 
 /// How many tokenizers stay loaded. Building one from a large GGUF takes a second, and the
 /// inspector re-tokenizes on every keystroke, so recent ones are kept.
 const TOKENIZER_CACHE_SIZE: usize = 4;
 
-/// How many loaded pipelines (model weights) stay in memory: one per encoder tab in use is the
-/// common case, and switching tabs must not reload.
-const PIPELINE_CACHE_SIZE: usize = 3;
+/// How many loaded pipelines stay in memory at most, whatever their size: one per tab in use is
+/// the common case, and switching tabs must not reload.
+const PIPELINE_CACHE_SIZE: usize = 6;
+
+/// The share of installed memory loaded models may take together (`WICK_MEMORY_BUDGET`, in
+/// bytes, overrides); beyond it the least recently used are unloaded.
+const MEMORY_BUDGET_SHARE: f64 = 0.5;
+
+/// Context length the fit check budgets a generation's key/value cache for.
+const FIT_CONTEXT: u64 = 4096;
 
 /// One value, loaded at most once: requests that arrive while it loads wait for that load
 /// instead of starting their own.
@@ -28,14 +38,22 @@ pub struct AppState {
     pipelines: Arc<Mutex<Cache<Pipeline>>>,
     /// Generations in progress, by run name, with their stop flags.
     runs: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    /// Downloads in progress, by id, with their cancel flags.
+    downloads: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    /// Models the user chose to load although the fit check said they would not fit.
+    insisted: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Default for AppState {
     fn default() -> Self {
         Self {
             tokenizers: Arc::new(Mutex::new(Cache::new(TOKENIZER_CACHE_SIZE))),
-            pipelines: Arc::new(Mutex::new(Cache::new(PIPELINE_CACHE_SIZE))),
+            pipelines: Arc::new(Mutex::new(
+                Cache::new(PIPELINE_CACHE_SIZE).with_budget(memory_budget()),
+            )),
             runs: Arc::default(),
+            downloads: Arc::default(),
+            insisted: Arc::default(),
         }
     }
 }
@@ -59,10 +77,118 @@ impl AppState {
         quantization: Quantization,
     ) -> Result<Arc<Pipeline>, ErrorPayload> {
         let key = format!("{}\u{0}{model}\u{0}{quantization:?}", task.id());
-        get_or_load(&self.pipelines, &key, || {
+        let mut bytes = 0;
+        let pipeline = get_or_load(&self.pipelines, &key, || {
             let dir = ModelSource::parse(model)?.resolve()?;
+            let fit = wick_engine::facts::local_facts(&dir, quantization, FIT_CONTEXT)?.fit;
+            if fit.verdict == Verdict::TooBig && !lock_set(&self.insisted).contains(model) {
+                return Err(WickError::DoesNotFit {
+                    what: model.to_string(),
+                    needed: fit.total,
+                    available: fit.available,
+                });
+            }
+            bytes = fit.weights;
+            tracing::info!(model, task = task.id(), bytes, "loading");
             Pipeline::load_with(task, &dir, quantization)
-        })
+        })?;
+        if bytes > 0 {
+            lock(&self.pipelines).loaded(&key, bytes);
+        }
+        Ok(pipeline)
+    }
+
+    /// Lets `model` load although the fit check refuses it.
+    pub fn insist(&self, model: &str) {
+        lock_set(&self.insisted).insert(model.trim().to_string());
+    }
+
+    /// The loaded pipelines, most recently used first.
+    pub fn loaded(&self) -> Vec<LoadedModel> {
+        let cache = lock(&self.pipelines);
+        let mut loaded: Vec<(u64, LoadedModel)> = cache
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.slot.get(), Some(Ok(_))))
+            .map(|(key, e)| {
+                let mut parts = key.split('\u{0}');
+                let task = parts.next().unwrap_or_default().to_string();
+                let model = parts.next().unwrap_or_default().to_string();
+                let quantization = parts.next().unwrap_or_default().to_string();
+                (
+                    e.used,
+                    LoadedModel {
+                        key: key.clone(),
+                        task,
+                        model,
+                        quantization,
+                        bytes: e.bytes,
+                    },
+                )
+            })
+            .collect();
+        loaded.sort_by_key(|(used, _)| std::cmp::Reverse(*used));
+        loaded.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Unloads one pipeline (runs using it finish first), or all with `None`.
+    pub fn unload(&self, key: Option<&str>) {
+        let mut cache = lock(&self.pipelines);
+        match key {
+            Some(key) => {
+                cache.entries.remove(key);
+            }
+            None => cache.entries.clear(),
+        }
+    }
+
+    /// The memory budget for loaded models, bytes.
+    pub fn memory_budget(&self) -> u64 {
+        lock(&self.pipelines).budget.unwrap_or(u64::MAX)
+    }
+}
+
+/// A loaded model, as the system panel lists it.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct LoadedModel {
+    pub key: String,
+    pub task: String,
+    pub model: String,
+    pub quantization: String,
+    /// Weights in memory (estimated), bytes.
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+fn memory_budget() -> Option<u64> {
+    if let Some(bytes) = std::env::var("WICK_MEMORY_BUDGET")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(bytes);
+    }
+    let total = wick_engine::system::SystemInfo::read().total_memory;
+    (total > 0).then(|| (total as f64 * MEMORY_BUDGET_SHARE) as u64)
+}
+
+impl AppState {
+    /// Registers a download and returns its cancel flag.
+    pub fn start_download(&self, id: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        lock_runs(&self.downloads).insert(id.to_string(), Arc::clone(&flag));
+        flag
+    }
+
+    pub fn cancel_download(&self, id: &str) {
+        if let Some(flag) = lock_runs(&self.downloads).get(id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn end_download(&self, id: &str) {
+        lock_runs(&self.downloads).remove(id);
     }
 }
 
@@ -83,6 +209,12 @@ impl AppState {
     pub fn end_run(&self, run: &str) {
         lock_runs(&self.runs).remove(run);
     }
+}
+
+fn lock_set(
+    set: &Mutex<std::collections::HashSet<String>>,
+) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn lock_runs(
@@ -115,13 +247,23 @@ fn lock<V>(cache: &Mutex<Cache<V>>) -> std::sync::MutexGuard<'_, Cache<V>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A small least-recently-used map of single-flight slots.
+/// A least-recently-used map of single-flight slots, bounded by a count and, optionally, by
+/// the bytes its values take.
 #[derive(Debug)]
 struct Cache<V> {
-    /// Values by key, with a use counter for eviction.
-    entries: HashMap<String, (u64, Slot<V>)>,
+    entries: HashMap<String, Entry<V>>,
     clock: u64,
     capacity: usize,
+    budget: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    /// The clock at the last use, for eviction.
+    used: u64,
+    slot: Slot<V>,
+    /// Memory the value takes, once known (0 before).
+    bytes: u64,
 }
 
 impl<V> Cache<V> {
@@ -130,7 +272,13 @@ impl<V> Cache<V> {
             entries: HashMap::new(),
             clock: 0,
             capacity,
+            budget: None,
         }
+    }
+
+    fn with_budget(mut self, budget: Option<u64>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The slot for `key`, new if needed, marked as just used; evicts the least recently used
@@ -139,36 +287,64 @@ impl<V> Cache<V> {
         self.clock += 1;
         let clock = self.clock;
         let slot = match self.entries.get_mut(key) {
-            Some((used, slot)) => {
-                *used = clock;
-                Arc::clone(slot)
+            Some(entry) => {
+                entry.used = clock;
+                Arc::clone(&entry.slot)
             }
             None => {
                 let slot = Slot::default();
-                self.entries
-                    .insert(key.to_string(), (clock, Arc::clone(&slot)));
+                self.entries.insert(
+                    key.to_string(),
+                    Entry {
+                        used: clock,
+                        slot: Arc::clone(&slot),
+                        bytes: 0,
+                    },
+                );
                 slot
             }
         };
-        while self.entries.len() > self.capacity {
+        self.evict(key);
+        slot
+    }
+
+    /// Records the size of a loaded value and unloads others beyond the budget.
+    fn loaded(&mut self, key: &str, bytes: u64) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.bytes = bytes;
+        }
+        self.evict(key);
+    }
+
+    /// Drops least recently used entries (never `keep`) while over the count or the budget.
+    fn evict(&mut self, keep: &str) {
+        loop {
+            let total: u64 = self.entries.values().map(|e| e.bytes).sum();
+            let over_budget = self.budget.is_some_and(|b| total > b);
+            if self.entries.len() <= self.capacity && !over_budget {
+                break;
+            }
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (used, _))| *used)
+                .filter(|(k, _)| k.as_str() != keep)
+                .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone());
             match oldest {
-                Some(k) => self.entries.remove(&k),
+                Some(k) => {
+                    tracing::info!(key = %k.replace('\u{0}', " "), "unloading (least recently used)");
+                    self.entries.remove(&k);
+                }
                 None => break,
-            };
+            }
         }
-        slot
     }
 
     fn forget(&mut self, key: &str, slot: &Slot<V>) {
         if self
             .entries
             .get(key)
-            .is_some_and(|(_, s)| Arc::ptr_eq(s, slot))
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, slot))
         {
             self.entries.remove(key);
         }
@@ -198,6 +374,25 @@ mod tests {
         assert_eq!(cache.entries.len(), TOKENIZER_CACHE_SIZE);
         assert!(cache.entries.contains_key("m9"));
         assert!(!cache.entries.contains_key("m0"));
+    }
+
+    #[test]
+    fn models_beyond_the_memory_budget_are_unloaded_oldest_first() {
+        let mut cache = Cache::<()>::new(10).with_budget(Some(100));
+        for (key, bytes) in [("a", 40), ("b", 40)] {
+            cache.slot(key);
+            cache.loaded(key, bytes);
+        }
+        cache.slot("a"); // a is now more recent than b
+        cache.slot("c");
+        cache.loaded("c", 40);
+        let mut keys: Vec<&String> = cache.entries.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["a", "c"], "b was the least recently used");
+        // A model bigger than the budget alone still loads (the fit check guards that).
+        cache.slot("huge");
+        cache.loaded("huge", 500);
+        assert_eq!(cache.entries.keys().collect::<Vec<_>>(), ["huge"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod encoder_tabs;
 mod generation_tab;
+mod models;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +93,14 @@ fn main() -> ExitCode {
             "a model without the task's head is a clear error",
             encoder_tabs::missing_head,
         ),
+        (
+            "Hub: search, download with progress, cancel, run (local Hub)",
+            models::search_download_cancel_run,
+        ),
+        (
+            "system panel lists the machine and the loaded model",
+            models::system_panel,
+        ),
     ];
     let cases = &cases[..];
     let out_dir = repo_root().join("tests").join("e2e-output");
@@ -130,7 +139,19 @@ fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize,
             app.display()
         ));
     }
-    let driver = Driver::start(&[])?;
+    // The app downloads from a local Hub into a cache of its own.
+    let hub_cache = std::env::temp_dir().join(format!("wick-e2e-hub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&hub_cache);
+    let hub = models::HUB.get_or_init(|| {
+        wick_tests::hub_server::HubServer::start(wick_tests::hub_server::test_model_repos())
+    });
+    let endpoint = hub.endpoint();
+    let cache = hub_cache.display().to_string();
+    let driver = Driver::start(&[
+        ("HF_ENDPOINT", endpoint.as_str()),
+        ("HF_HUB_CACHE", cache.as_str()),
+        ("HF_HUB_OFFLINE", ""),
+    ])?;
     let session = driver.open_app(app)?;
     // The window is up once the tab bar has been drawn from the engine's task table.
     session.find(".tab", UI_TIMEOUT)?;

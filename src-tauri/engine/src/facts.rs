@@ -57,7 +57,10 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
             let reader =
                 std::io::BufReader::new(std::fs::File::open(file).map_err(|e| WickError::io(file, e))?);
             let content = gguf::read_header(reader, file)?;
-            gguf_facts(&content)
+            let (stored, shape, vocab_bytes) = gguf_facts(&content);
+            // A tokenizer.json beside the GGUF file is the one used.
+            let json = file_size(&files, "tokenizer.json");
+            (stored, shape, if json > 0 { json } else { vocab_bytes })
         }
         None => {
             let config = read_json(&path.join("config.json"));
@@ -144,8 +147,13 @@ pub fn hub_facts(
                     supported: gguf::supported(),
                 })
             };
-            let (stored, shape, tokenizer) = gguf_facts(&content);
-            (described, stored, shape, tokenizer)
+            let (stored, shape, vocab_bytes) = gguf_facts(&content);
+            let json = if to_fetch.iter().any(|f| f == "tokenizer.json") {
+                file_size(&info.files, "tokenizer.json")
+            } else {
+                0
+            };
+            (described, stored, shape, if json > 0 { json } else { vocab_bytes })
         }
         None => {
             let config_dir = if to_fetch.iter().any(|f| f == "config.json") {

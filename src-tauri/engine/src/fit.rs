@@ -12,12 +12,18 @@ use ts_rs::TS;
 
 use crate::families::causal::Quantization;
 
-/// What the process takes before any model: code, allocator, thread pools.
-const BASE_BYTES: u64 = 24 << 20;
+/// What the process takes before any model: code, allocator, thread pools (`wick tokenize` on a
+/// tiny tokenizer peaks at 33-37 MiB).
+const BASE_BYTES: u64 = 33 << 20;
 
-/// A tokenizer in memory, per byte of its `tokenizer.json` (vocabulary maps, merges, the
-/// added-token trie); GGUF vocabularies are counted the same way from their metadata size.
-const TOKENIZER_FACTOR: f64 = 2.5;
+/// A tokenizer's peak in memory, per byte of its `tokenizer.json` (parsing it, then the
+/// vocabulary maps, merges and added-token trie): measured 12-14x for Gemma 3's 33 MB file and
+/// flan-T5's 2.4 MB one. GGUF vocabularies are counted from their tokens' size the same way.
+const TOKENIZER_FACTOR: f64 = 13.0;
+
+/// Loading a GGUF file reads each tensor into a buffer before it becomes a quantized tensor;
+/// the allocator keeps about this share of the weights afterwards (SmolLM2 and Gemma 3 GGUF).
+const GGUF_LOAD_SHARE: f64 = 0.3;
 
 /// The shape facts the cache and activation estimates need.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
@@ -187,9 +193,16 @@ pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {
     let (weights, held_as, load_extra) = match (request.stored, request.quantization) {
         (Stored::Gguf { .. }, Quantization::F32) => {
             let params = parameters.unwrap_or(request.weight_bytes * 2);
-            (params * 4, "f32 (dequantized)".to_string(), 0)
+            // The token embedding, dequantized, is held twice when the head is tied to it
+            // (lookup table and output projection), and once more while it is converted.
+            let embedding = shape.vocab * shape.hidden * 4;
+            (params * 4 + embedding, "f32 (dequantized)".to_string(), embedding)
         }
-        (Stored::Gguf { .. }, _) => (request.weight_bytes, "as stored".to_string(), 0),
+        (Stored::Gguf { .. }, _) => (
+            request.weight_bytes,
+            "as stored".to_string(),
+            (request.weight_bytes as f64 * GGUF_LOAD_SHARE) as u64,
+        ),
         (Stored::Dense { .. }, quantization) => {
             let params = parameters.unwrap_or(0);
             let (bytes, label) = match quantization {

@@ -3,6 +3,13 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { open } from "@tauri-apps/plugin-dialog";
 import type { AppInfo } from "./bindings/AppInfo";
+import type { CachedRepo } from "./bindings/CachedRepo";
+import type { DownloadEvent } from "./bindings/DownloadEvent";
+import type { DownloadResult } from "./bindings/DownloadResult";
+import type { ModelFacts } from "./bindings/ModelFacts";
+import type { ModelSummary } from "./bindings/ModelSummary";
+import type { SearchQuery } from "./bindings/SearchQuery";
+import type { SystemReport } from "./bindings/SystemReport";
 import type { Comparison } from "./bindings/Comparison";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ErrorPayload } from "./bindings/ErrorPayload";
@@ -46,6 +53,32 @@ export interface Backend {
   stopGeneration(run: string): Promise<void>;
   /** Opens the system picker; resolves to null when the user cancels. */
   pickModel(kind: "folder" | "file"): Promise<string | null>;
+  /** The machine, the Hub settings and the loaded models. */
+  systemReport(): Promise<SystemReport>;
+  /** Searches the Hub's models. */
+  searchModels(query: SearchQuery): Promise<ModelSummary[]>;
+  /** What a model is and whether it fits, without loading it (Hub repos: before downloading). */
+  modelFacts(
+    model: string,
+    gguf?: string | null,
+    quantization?: Quantization,
+    context?: number,
+  ): Promise<ModelFacts>;
+  /** Downloads a Hub repo into the HF cache, calling `onEvent` with progress; `id` names it
+   * for `cancelDownload`. */
+  downloadModel(
+    id: string,
+    model: string,
+    gguf: string | null,
+    onEvent: (event: DownloadEvent) => void,
+  ): Promise<DownloadResult>;
+  cancelDownload(id: string): Promise<void>;
+  cachedModels(): Promise<CachedRepo[]>;
+  removeCachedModel(repo: string, revision?: string | null): Promise<number>;
+  /** Unloads one loaded model by key, or all with null. */
+  unloadModel(key: string | null): Promise<void>;
+  /** Lets a model that failed the fit check load anyway. */
+  loadAnyway(model: string): Promise<void>;
 }
 
 /** An error from the engine, with the machine-readable code it was sent with. */
@@ -102,6 +135,26 @@ export const tauriBackend: Backend = {
   stopGeneration: (run) => call<void>("stop_generation", { run }),
   compareVariants: (model, a, b, inputs, maxNewTokens) =>
     call<Comparison>("compare_variants", { model, a, b, inputs, maxNewTokens }),
+  systemReport: () => call<SystemReport>("system_report"),
+  searchModels: (query) => call<ModelSummary[]>("search_models", { query }),
+  modelFacts: (model, gguf, quantization, context) =>
+    call<ModelFacts>("model_facts", {
+      model,
+      gguf: gguf ?? null,
+      quantization: quantization ?? null,
+      context: context ?? null,
+    }),
+  downloadModel(id, model, gguf, onEvent) {
+    const events = new Channel<DownloadEvent>();
+    events.onmessage = onEvent;
+    return call<DownloadResult>("download_model", { id, model, gguf, events });
+  },
+  cancelDownload: (id) => call<void>("cancel_download", { id }),
+  cachedModels: () => call<CachedRepo[]>("cached_models"),
+  removeCachedModel: (repo, revision) =>
+    call<number>("remove_cached_model", { repo, revision: revision ?? null }),
+  unloadModel: (key) => call<void>("unload_model", { key }),
+  loadAnyway: (model) => call<void>("load_anyway", { model }),
   async pickModel(kind) {
     const picked = await open(
       kind === "folder"
