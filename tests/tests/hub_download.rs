@@ -347,3 +347,59 @@ fn search_and_model_info() {
     // Only the header was read: nothing was saved to the cache.
     assert!(HubCache::new(cache.path()).list().is_empty());
 }
+
+/// The CLI end to end: search, info (before downloading), run straight from a Hub name (it
+/// downloads first, as `pipeline(model="org/name")` does), cache ls and rm.
+#[test]
+fn cli_search_info_run_and_cache() {
+    let server = server();
+    let cache = tempfile::tempdir().unwrap();
+    let wick = |args: &[&str]| {
+        let out = Command::new(wick_tests::target_binary("wick"))
+            .args(args)
+            .env("HF_ENDPOINT", server.endpoint())
+            .env("HF_HUB_CACHE", cache.path())
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_TOKEN")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, out, err) = wick(&["models", "search", "splade", "--task", "fill-mask"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().next().unwrap_or("").starts_with(SPLADE), "{out}");
+    assert!(out.contains("wick/gated-splade"), "{out}");
+
+    let (ok, out, err) = wick(&["info", SPLADE, "--json"]);
+    assert!(ok, "{err}");
+    let facts: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(facts["described"]["architecture"], "BertForMaskedLM");
+    assert_eq!(facts["described"]["tasks"][0], "feature-extraction");
+    assert_eq!(facts["fit"]["verdict"], "fits");
+    assert!(HubCache::new(cache.path()).cached_file(SPLADE, facts["commit"].as_str().unwrap(), "model.safetensors").is_none(), "info downloads no weights");
+
+    let (ok, out, err) = wick(&["run", "fill-mask", "--model", SPLADE, "Paris is the [MASK] of France."]);
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer[0]["token_str"], "city");
+    assert!(err.contains("model.safetensors: downloaded, sha256 ok"), "{err}");
+
+    let (ok, out, _) = wick(&["cache", "ls"]);
+    assert!(ok && out.contains(SPLADE) && out.contains("main ("), "{out}");
+    let (ok, out, err) = wick(&["cache", "rm", SPLADE]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with(&format!("removed {SPLADE}: 17")), "{out}");
+    let (ok, _, err) = wick(&["cache", "rm", SPLADE]);
+    assert!(!ok && err.contains("is not in the local Hugging Face cache"), "{err}");
+    // Offline and not cached: the message says why.
+    let out = Command::new(wick_tests::target_binary("wick"))
+        .args(["run", "fill-mask", "--model", SPLADE, "x [MASK]"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", cache.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("HF_HUB_OFFLINE is set"), "{err}");
+}
