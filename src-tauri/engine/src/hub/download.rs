@@ -349,7 +349,7 @@ impl HubClient {
             .map_err(|e| WickError::io(partial, e))?;
 
         let what = format!("`{name}`");
-        let mut buffer = vec![0u8; CHUNK];
+        let hashing = BackgroundHasher::start(hasher);
         let mut progress_seen = have;
         self.with_retries(|| {
             if have >= meta.size {
@@ -373,7 +373,7 @@ impl HubClient {
                 _ if have > 0 => {
                     // The server ignored the range: the whole file comes again.
                     have = 0;
-                    hasher = Sha256::new();
+                    hashing.reset();
                     file.set_len(0).map_err(|e| WickError::io(partial, e))?;
                     file.seek(SeekFrom::Start(0))
                         .map_err(|e| WickError::io(partial, e))?;
@@ -385,6 +385,7 @@ impl HubClient {
                 if stop() {
                     return Err(WickError::Cancelled);
                 }
+                let mut buffer = hashing.buffer();
                 let n = match reader.read(&mut buffer) {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -394,11 +395,11 @@ impl HubClient {
                         )))
                     }
                 };
-                let n = n.min((meta.size - have) as usize);
-                file.write_all(&buffer[..n])
+                buffer.truncate(n.min((meta.size - have) as usize));
+                file.write_all(&buffer)
                     .map_err(|e| WickError::io(partial, e))?;
-                hasher.update(&buffer[..n]);
-                have += n as u64;
+                have += buffer.len() as u64;
+                hashing.feed(buffer);
                 tracker.advance(name, have - progress_seen, have, meta.size);
                 progress_seen = have;
                 if have == meta.size {
@@ -414,6 +415,7 @@ impl HubClient {
             Ok(())
         })?;
         file.flush().map_err(|e| WickError::io(partial, e))?;
+        let hasher = hashing.finish()?;
         if is_sha256(&meta.etag) {
             let actual = hex(&hasher.finalize());
             if !actual.eq_ignore_ascii_case(&meta.etag) {
@@ -427,6 +429,72 @@ impl HubClient {
             }
         }
         Ok(())
+    }
+}
+
+/// Hashes the bytes a download writes on a second thread, so that hashing (about 1.7 GB/s with
+/// SHA-NI, a few hundred MB/s without) overlaps with receiving instead of adding to it.
+struct BackgroundHasher {
+    pieces: Option<std::sync::mpsc::SyncSender<Piece>>,
+    /// Buffers the hasher is done with, for reuse.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: std::thread::JoinHandle<Sha256>,
+}
+
+enum Piece {
+    Bytes(Vec<u8>),
+    /// The file starts over (a server that ignored the range).
+    Reset,
+}
+
+impl BackgroundHasher {
+    fn start(initial: Sha256) -> Self {
+        let (pieces, incoming) = std::sync::mpsc::sync_channel::<Piece>(4);
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let mut hasher = initial;
+            for piece in incoming {
+                match piece {
+                    Piece::Bytes(bytes) => {
+                        hasher.update(&bytes);
+                        let _ = give_back.send(bytes);
+                    }
+                    Piece::Reset => hasher = Sha256::new(),
+                }
+            }
+            hasher
+        });
+        Self {
+            pieces: Some(pieces),
+            spare,
+            worker,
+        }
+    }
+
+    /// A buffer of [`CHUNK`] bytes to read into.
+    fn buffer(&self) -> Vec<u8> {
+        let mut buffer = self.spare.try_recv().unwrap_or_default();
+        buffer.resize(CHUNK, 0);
+        buffer
+    }
+
+    fn feed(&self, bytes: Vec<u8>) {
+        if let Some(pieces) = &self.pieces {
+            let _ = pieces.send(Piece::Bytes(bytes));
+        }
+    }
+
+    fn reset(&self) {
+        if let Some(pieces) = &self.pieces {
+            let _ = pieces.send(Piece::Reset);
+        }
+    }
+
+    fn finish(mut self) -> Result<Sha256> {
+        self.pieces = None; // closes the channel: the worker drains it and returns
+        self.worker
+            .join()
+            .map_err(|_| WickError::ModelFailed("the hashing thread stopped".into()))
     }
 }
 
