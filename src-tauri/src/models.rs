@@ -71,23 +71,21 @@ pub async fn model_facts(
         let source = ModelSource::parse(&model)?;
         Ok(match &source {
             ModelSource::Local(path) => local_facts(path, quantization, context)?,
-            ModelSource::Hub { repo, revision } => {
-                match source.resolve() {
-                    Ok(dir) if gguf.is_none() => {
-                        let mut facts = local_facts(&dir, quantization, context)?;
-                        facts.source = model.clone();
-                        facts
-                    }
-                    _ => hub_facts(
-                        &HubClient::from_env(),
-                        repo,
-                        revision,
-                        gguf.as_deref(),
-                        quantization,
-                        context,
-                    )?,
+            ModelSource::Hub { repo, revision } => match source.resolve() {
+                Ok(dir) if gguf.is_none() => {
+                    let mut facts = local_facts(&dir, quantization, context)?;
+                    facts.source = model.clone();
+                    facts
                 }
-            }
+                _ => hub_facts(
+                    &HubClient::from_env(),
+                    repo,
+                    revision,
+                    gguf.as_deref(),
+                    quantization,
+                    context,
+                )?,
+            },
         })
     })
     .await
@@ -158,7 +156,9 @@ fn download(
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
             .find(|p| {
-                let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_uppercase());
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_ascii_uppercase());
                 name.is_some_and(|n| gguf.is_some_and(|g| n.contains(&g.to_ascii_uppercase())))
             })
     });
@@ -189,7 +189,12 @@ pub async fn cached_models() -> CommandResult<Vec<CachedRepo>> {
 /// Deletes a cached model (or one revision); returns the bytes freed.
 #[tauri::command]
 pub async fn remove_cached_model(repo: String, revision: Option<String>) -> CommandResult<u64> {
-    blocking(move || Ok(HubClient::from_env().cache.remove(&repo, revision.as_deref())?)).await
+    blocking(move || {
+        Ok(HubClient::from_env()
+            .cache
+            .remove(&repo, revision.as_deref())?)
+    })
+    .await
 }
 
 /// Unloads a model (by its key from `system_report`), or every model.

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use wick_engine::families::causal::Quantization;
+use wick_engine::fit::Verdict;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
-use wick_engine::fit::Verdict;
 use wick_engine::{ErrorPayload, ModelSource, WickError, WickTokenizer};
 
 /// How many tokenizers stay loaded. Building one from a large GGUF takes a second, and the
@@ -170,7 +170,7 @@ fn memory_budget() -> Option<u64> {
         return Some(bytes);
     }
     let total = wick_engine::system::SystemInfo::read().total_memory;
-    (total > 0).then(|| (total as f64 * MEMORY_BUDGET_SHARE) as u64)
+    (total > 0).then_some((total as f64 * MEMORY_BUDGET_SHARE) as u64)
 }
 
 impl AppState {

@@ -15,16 +15,24 @@ use crate::{ensure, UI_TIMEOUT};
 pub(crate) static HUB: std::sync::OnceLock<HubServer> = std::sync::OnceLock::new();
 
 fn hub() -> Result<&'static HubServer> {
-    HUB.get().ok_or_else(|| "the local Hub did not start".to_string())
+    HUB.get()
+        .ok_or_else(|| "the local Hub did not start".to_string())
 }
 
 /// Searches the drawer's Hub search for `words` across all tasks and clicks `id`.
 fn search_and_pick(s: &Session, words: &str, id: &str) -> Result<()> {
-    set(s, "[data-testid=model-browser] select[aria-label=Task]", &json!(""))?;
+    set(
+        s,
+        "[data-testid=model-browser] select[aria-label=Task]",
+        &json!(""),
+    )?;
     let field = s.find("[data-testid=model-browser] input[type=search]", UI_TIMEOUT)?;
     s.clear(&field)?;
     s.type_text(&field, &format!("{words}\u{E007}"))?;
-    let result = s.find(&format!("[data-testid=hub-results] [data-id='{id}']"), UI_TIMEOUT)?;
+    let result = s.find(
+        &format!("[data-testid=hub-results] [data-id='{id}']"),
+        UI_TIMEOUT,
+    )?;
     s.scroll_and_click(&result)?;
     // The facts of the model, read from its files on the Hub, with the fit badge.
     s.wait_for(
@@ -64,15 +72,20 @@ pub(crate) fn search_download_cancel_run(s: &Session, out: &Path) -> Result<()> 
         json!([]),
     )?;
     let facts = facts.as_str().unwrap_or_default();
-    ensure(facts.contains("llama") && facts.contains("gguf") && facts.contains("Fits"), || {
-        format!("facts were: {facts}")
-    })?;
+    ensure(
+        facts.contains("llama") && facts.contains("gguf") && facts.contains("Fits"),
+        || format!("facts were: {facts}"),
+    )?;
     hub.faults().bytes_per_second = Some(6 << 20);
     let download = s.find("[data-testid=model-facts] .btn.primary", UI_TIMEOUT)?;
     s.scroll_and_click(&download)?;
-    let state = wait_download(s, smollm, |v| v[0] == "running" && v[1].as_f64().unwrap_or(0.0) >= 10.0)?;
+    let state = wait_download(s, smollm, |v| {
+        v[0] == "running" && v[1].as_f64().unwrap_or(0.0) >= 10.0
+    })?;
     let status = state[2].as_str().unwrap_or_default();
-    ensure(status.contains("MiB/s") && status.contains("left"), || format!("status: {status}"))?;
+    ensure(status.contains("MiB/s") && status.contains("left"), || {
+        format!("status: {status}")
+    })?;
     s.screenshot(&out.join("hub-download-progress.png"))?;
     let cancel = s.find(
         &format!("[data-testid=downloads] .download[data-model='{smollm}'] button"),
@@ -80,7 +93,9 @@ pub(crate) fn search_download_cancel_run(s: &Session, out: &Path) -> Result<()> 
     )?;
     s.scroll_and_click(&cancel)?;
     let state = wait_download(s, smollm, |v| v[0] == "cancelled")?;
-    ensure(state[1].as_f64().unwrap_or(100.0) < 100.0, || format!("cancelled at {state}"))?;
+    ensure(state[1].as_f64().unwrap_or(100.0) < 100.0, || {
+        format!("cancelled at {state}")
+    })?;
     hub.faults().bytes_per_second = None;
 
     // splade-tiny at full speed: done, verified, and set as the fill-mask tab's model.
@@ -105,14 +120,18 @@ pub(crate) fn search_download_cancel_run(s: &Session, out: &Path) -> Result<()> 
         "return document.querySelectorAll('[data-testid=mask-candidates] .bar-row').length;",
         json!([]),
     )?;
-    ensure(candidates.as_u64().unwrap_or(0) >= 3, || format!("{candidates} candidates shown"))?;
+    ensure(candidates.as_u64().unwrap_or(0) >= 3, || {
+        format!("{candidates} candidates shown")
+    })?;
     s.screenshot(&out.join("hub-downloaded-model-runs.png"))?;
 
     // The drawer remembers both downloads and lists the cache.
     s.scroll_and_click(&s.find("[data-testid=open-models]", UI_TIMEOUT)?)?;
     let done = wait_download(s, splade, |v| v[0] == "done")?;
     let status = done[2].as_str().unwrap_or_default();
-    ensure(status.contains("verified"), || format!("splade status: {status}"))?;
+    ensure(status.contains("verified"), || {
+        format!("splade status: {status}")
+    })?;
     s.wait_for(
         "the cache list",
         "return Array.from(document.querySelectorAll('[data-testid=cached-models] .cached-row .mono'))\
@@ -121,7 +140,10 @@ pub(crate) fn search_download_cancel_run(s: &Session, out: &Path) -> Result<()> 
         |v| v.as_array().is_some_and(|a| a.iter().any(|x| x == splade) && a.iter().any(|x| x == smollm)),
     )?;
     s.screenshot(&out.join("hub-drawer.png"))?;
-    s.scroll_and_click(&s.find("[data-testid=model-browser] .drawer-head button", UI_TIMEOUT)?)?;
+    s.scroll_and_click(&s.find(
+        "[data-testid=model-browser] .drawer-head button",
+        UI_TIMEOUT,
+    )?)?;
     Ok(())
 }
 
@@ -153,7 +175,9 @@ pub(crate) fn system_panel(s: &Session, out: &Path) -> Result<()> {
         json!([]),
     )?;
     let panel = panel.as_str().unwrap_or_default();
-    ensure(panel.contains("free of") && panel.contains("cpu"), || format!("panel: {panel}"))?;
+    ensure(panel.contains("free of") && panel.contains("cpu"), || {
+        format!("panel: {panel}")
+    })?;
     drop(loaded);
     s.screenshot(&out.join("system-panel.png"))?;
     s.scroll_and_click(&s.find("[data-testid=system-panel] .drawer-head button", UI_TIMEOUT)?)

@@ -216,7 +216,11 @@ impl HubServer {
 
     /// `METHOD path [range] [auth]` of every request so far.
     pub fn requests(&self) -> Vec<String> {
-        self.shared.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     pub fn repo(&self, id: &str) -> Option<&ServedRepo> {
@@ -297,11 +301,7 @@ struct Reply {
 
 enum Body {
     Bytes(Vec<u8>),
-    File {
-        path: PathBuf,
-        start: u64,
-        len: u64,
-    },
+    File { path: PathBuf, start: u64, len: u64 },
 }
 
 impl Reply {
@@ -458,7 +458,8 @@ fn model_info(repo: &ServedRepo, blobs: bool) -> serde_json::Value {
                 "blobId": if f.lfs { f.sha256.clone() } else { f.git_oid.clone() },
             });
             if f.lfs {
-                s["lfs"] = serde_json::json!({"sha256": f.sha256, "size": f.size, "pointerSize": 134});
+                s["lfs"] =
+                    serde_json::json!({"sha256": f.sha256, "size": f.size, "pointerSize": 134});
             }
             s
         })
@@ -475,7 +476,11 @@ fn model_info(repo: &ServedRepo, blobs: bool) -> serde_json::Value {
 }
 
 fn search(request: &Request, shared: &Shared) -> Reply {
-    let words = request.query.get("search").map_or("", String::as_str).to_ascii_lowercase();
+    let words = request
+        .query
+        .get("search")
+        .map_or("", String::as_str)
+        .to_ascii_lowercase();
     let tag = request
         .query
         .get("pipeline_tag")
@@ -547,7 +552,12 @@ fn file_body(request: &Request, file: &ServedFile) -> Reply {
     .header("Accept-Ranges", "bytes")
 }
 
-fn send(stream: &mut TcpStream, request: &Request, reply: Reply, shared: &Shared) -> std::io::Result<()> {
+fn send(
+    stream: &mut TcpStream,
+    request: &Request,
+    reply: Reply,
+    shared: &Shared,
+) -> std::io::Result<()> {
     let reason = match reply.status {
         200 => "OK",
         206 => "Partial Content",
@@ -562,7 +572,10 @@ fn send(stream: &mut TcpStream, request: &Request, reply: Reply, shared: &Shared
         Body::Bytes(b) => b.len() as u64,
         Body::File { len, .. } => *len,
     };
-    let mut head = format!("HTTP/1.1 {} {reason}\r\nContent-Length: {len}\r\nConnection: close\r\n", reply.status);
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Length: {len}\r\nConnection: close\r\n",
+        reply.status
+    );
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -597,7 +610,9 @@ fn send(stream: &mut TcpStream, request: &Request, reply: Reply, shared: &Shared
                     break;
                 }
                 stream.write_all(&buffer[..n])?;
-                shared.file_bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                shared
+                    .file_bytes_sent
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 left -= n as u64;
                 if let Some(rate) = rate {
                     std::thread::sleep(Duration::from_secs_f64(n as f64 / rate.max(1) as f64));
@@ -616,12 +631,48 @@ fn send(stream: &mut TcpStream, request: &Request, reply: Reply, shared: &Shared
 /// The real models of the test-model cache as Hub repos (those fetched).
 pub fn test_model_repos() -> Vec<ServedRepo> {
     let specs: [(&str, &str, &str, u64, u64); 6] = [
-        ("sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2", "sentence-similarity", 90_000, 3_000),
-        ("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "smollm2-135m-instruct", "text-generation", 50_000, 800),
-        ("google/gemma-3-270m-GGUF", "gemma3-270m", "text-generation", 40_000, 1_200),
-        ("prithivida/splade-tiny", "splade-tiny", "fill-mask", 2_000, 40),
-        ("wick/rampart-ner", "rampart-ner", "token-classification", 1_000, 20),
-        ("google/flan-t5-small", "flan-t5-small-titles", "text2text-generation", 60_000, 500),
+        (
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "all-minilm-l6-v2",
+            "sentence-similarity",
+            90_000,
+            3_000,
+        ),
+        (
+            "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+            "smollm2-135m-instruct",
+            "text-generation",
+            50_000,
+            800,
+        ),
+        (
+            "google/gemma-3-270m-GGUF",
+            "gemma3-270m",
+            "text-generation",
+            40_000,
+            1_200,
+        ),
+        (
+            "prithivida/splade-tiny",
+            "splade-tiny",
+            "fill-mask",
+            2_000,
+            40,
+        ),
+        (
+            "wick/rampart-ner",
+            "rampart-ner",
+            "token-classification",
+            1_000,
+            20,
+        ),
+        (
+            "google/flan-t5-small",
+            "flan-t5-small-titles",
+            "text2text-generation",
+            60_000,
+            500,
+        ),
     ];
     let mut repos: Vec<ServedRepo> = specs
         .iter()
@@ -631,7 +682,11 @@ pub fn test_model_repos() -> Vec<ServedRepo> {
         })
         .collect();
     if let Some(dir) = wick_engine::source::starter_model("splade-tiny") {
-        repos.push(ServedRepo::from_folder("wick/gated-splade", &dir).tag("fill-mask", 5, 1).gated());
+        repos.push(
+            ServedRepo::from_folder("wick/gated-splade", &dir)
+                .tag("fill-mask", 5, 1)
+                .gated(),
+        );
     }
     repos
 }

@@ -2,6 +2,8 @@
 //! the cache layout, resume after a dropped connection and after a killed process, sha256
 //! checks, cancellation, retries, and the message a user sees for each failure.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on what it did not expect
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,13 +28,20 @@ fn server() -> HubServer {
 }
 
 fn client(server: &HubServer, cache: &Path, token: Option<&str>) -> HubClient {
-    let mut client = HubClient::new(&server.endpoint(), token.map(str::to_string), HubCache::new(cache));
+    let mut client = HubClient::new(
+        &server.endpoint(),
+        token.map(str::to_string),
+        HubCache::new(cache),
+    );
     client.retry_delay = Duration::from_millis(20);
     client
 }
 
 /// Runs a download, collecting its events.
-fn fetch(client: &HubClient, repo: &str) -> (wick_engine::Result<hub::Downloaded>, Vec<DownloadEvent>) {
+fn fetch(
+    client: &HubClient,
+    repo: &str,
+) -> (wick_engine::Result<hub::Downloaded>, Vec<DownloadEvent>) {
     let events = Mutex::new(Vec::new());
     let sink = |e: DownloadEvent| events.lock().unwrap().push(e);
     let never = AtomicBool::new(false);
@@ -55,25 +64,45 @@ fn downloads_into_the_standard_cache_layout_and_reuses_it() {
     let downloaded = result.unwrap();
     assert_eq!(downloaded.commit, served.commit);
     let repo_dir = cache.path().join("models--prithivida--splade-tiny");
-    assert_eq!(std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(), served.commit);
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
+        served.commit
+    );
     for name in ["config.json", "tokenizer.json", "model.safetensors"] {
         let pointer = downloaded.snapshot.join(name);
         let link = std::fs::read_link(&pointer).unwrap();
         let file = served.file(name).unwrap();
-        let etag = if file.lfs { &file.sha256 } else { &file.git_oid };
+        let etag = if file.lfs {
+            &file.sha256
+        } else {
+            &file.git_oid
+        };
         assert_eq!(link, Path::new("../../blobs").join(etag), "{name}");
         assert!(same_bytes(&pointer, &file.path), "{name}");
     }
-    assert!(!downloaded.snapshot.join("LICENSE").exists(), "only what the model needs");
+    assert!(
+        !downloaded.snapshot.join("LICENSE").exists(),
+        "only what the model needs"
+    );
     // Events: started first, done last, every file done once, progress never backwards.
-    assert!(matches!(events.first(), Some(DownloadEvent::Started { .. })));
+    assert!(matches!(
+        events.first(),
+        Some(DownloadEvent::Started { .. })
+    ));
     assert!(matches!(events.last(), Some(DownloadEvent::Done { .. })));
-    let files_done = events.iter().filter(|e| matches!(e, DownloadEvent::FileDone { .. })).count();
+    let files_done = events
+        .iter()
+        .filter(|e| matches!(e, DownloadEvent::FileDone { .. }))
+        .count();
     assert_eq!(files_done, 4);
     assert!(events.iter().any(|e| matches!(e, DownloadEvent::FileDone { file, verified: true, .. } if file == "model.safetensors")));
 
     // The model loads from the snapshot, and a second download fetches nothing.
-    let pipeline = wick_engine::tasks::pipeline::Pipeline::load(wick_engine::tasks::Task::FillMask, &downloaded.snapshot).unwrap();
+    let pipeline = wick_engine::tasks::pipeline::Pipeline::load(
+        wick_engine::tasks::Task::FillMask,
+        &downloaded.snapshot,
+    )
+    .unwrap();
     drop(pipeline);
     let sent = server.file_bytes_sent();
     let (again, _) = fetch(&client, SPLADE);
@@ -92,7 +121,12 @@ fn a_dropped_connection_resumes_with_a_range_request() {
     let server = server();
     let cache = tempfile::tempdir().unwrap();
     let client = client(&server, cache.path(), None);
-    let size = server.repo(SPLADE).unwrap().file("model.safetensors").unwrap().size;
+    let size = server
+        .repo(SPLADE)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .size;
     server.faults().cut_after = Some((5 << 20, 2));
 
     let (result, _) = fetch(&client, SPLADE);
@@ -100,10 +134,20 @@ fn a_dropped_connection_resumes_with_a_range_request() {
     let blob = downloaded.snapshot.join("model.safetensors");
     assert_eq!(blob.metadata().unwrap().len(), size);
     // The two cut connections were picked up where they stopped, not started over.
-    let ranges: Vec<String> = server.requests().into_iter().filter(|r| r.contains("/cdn/") && r.contains("bytes=")).collect();
+    let ranges: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/cdn/") && r.contains("bytes="))
+        .collect();
     assert_eq!(ranges.len(), 2, "{ranges:?}");
-    assert!(server.file_bytes_sent() < size + (1 << 20), "{} sent for {size}", server.file_bytes_sent());
-    assert!(hub::download::verify_blobs(&client, SPLADE).unwrap().is_empty());
+    assert!(
+        server.file_bytes_sent() < size + (1 << 20),
+        "{} sent for {size}",
+        server.file_bytes_sent()
+    );
+    assert!(hub::download::verify_blobs(&client, SPLADE)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -126,33 +170,61 @@ fn cancel_keeps_the_partial_file_and_the_next_run_resumes() {
     let started = Instant::now();
     let err = hub::fetch_model(&client, SMOLLM, "main", None, &sink, &cancel).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(3), "cancel took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cancel took {:?}",
+        started.elapsed()
+    );
     let cache_view = HubCache::new(cache.path());
     let partial = cache_view.incomplete(SMOLLM, &file.sha256);
     let kept = partial.metadata().unwrap().len();
     assert!(kept >= 8 << 20 && kept < file.size, "{kept}");
-    assert!(!cache_view.blob(SMOLLM, &file.sha256).exists(), "a partial file never looks complete");
-    assert!(cache_view.cached_file(SMOLLM, &served.commit, SMOLLM_FILE).is_none());
+    assert!(
+        !cache_view.blob(SMOLLM, &file.sha256).exists(),
+        "a partial file never looks complete"
+    );
+    assert!(cache_view
+        .cached_file(SMOLLM, &served.commit, SMOLLM_FILE)
+        .is_none());
 
     server.faults().bytes_per_second = None;
     let before = server.file_bytes_sent();
     let (result, events) = fetch(&client, SMOLLM);
     result.unwrap();
     // Only the rest was asked for (the cancelled connection may still have been draining).
-    assert!(server.requests().iter().any(|r| r.contains(&format!("bytes={kept}-"))));
+    assert!(server
+        .requests()
+        .iter()
+        .any(|r| r.contains(&format!("bytes={kept}-"))));
     let second = server.file_bytes_sent() - before;
-    assert!(second < file.size - kept + (1 << 20), "{second} sent for the last {}", file.size - kept);
-    assert!(events.iter().any(|e| matches!(e, DownloadEvent::FileDone { resumed_from, .. } if *resumed_from == kept)));
-    assert!(hub::download::verify_blobs(&client, SMOLLM).unwrap().is_empty());
+    assert!(
+        second < file.size - kept + (1 << 20),
+        "{second} sent for the last {}",
+        file.size - kept
+    );
+    assert!(events.iter().any(
+        |e| matches!(e, DownloadEvent::FileDone { resumed_from, .. } if *resumed_from == kept)
+    ));
+    assert!(hub::download::verify_blobs(&client, SMOLLM)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
 fn a_killed_download_resumes_and_verifies() {
     let server = server();
     let cache = tempfile::tempdir().unwrap();
-    let file = server.repo(SMOLLM).unwrap().file(SMOLLM_FILE).unwrap().clone();
+    let file = server
+        .repo(SMOLLM)
+        .unwrap()
+        .file(SMOLLM_FILE)
+        .unwrap()
+        .clone();
     let wick = wick_tests::target_binary("wick");
-    assert!(wick.is_file(), "build the CLI first: cargo build -p wick-engine --bins");
+    assert!(
+        wick.is_file(),
+        "build the CLI first: cargo build -p wick-engine --bins"
+    );
     let run = || {
         let mut command = Command::new(&wick);
         command
@@ -184,16 +256,27 @@ fn a_killed_download_resumes_and_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let second = server.file_bytes_sent() - before;
-    assert!(second < file.size, "resumed: {second} bytes fetched the second time, file {}", file.size);
+    assert!(
+        second < file.size,
+        "resumed: {second} bytes fetched the second time, file {}",
+        file.size
+    );
     assert!(stderr.contains("resumed from"), "{stderr}");
     let snapshot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(same_bytes(&Path::new(&snapshot).join(SMOLLM_FILE), &file.path));
+    assert!(same_bytes(
+        &Path::new(&snapshot).join(SMOLLM_FILE),
+        &file.path
+    ));
     let verify = Command::new(&wick)
         .args(["cache", "verify", SMOLLM])
         .env("HF_HUB_CACHE", cache.path())
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 #[test]
@@ -201,7 +284,12 @@ fn corrupt_bytes_are_caught_and_thrown_away() {
     let server = server();
     let cache = tempfile::tempdir().unwrap();
     let client = client(&server, cache.path(), None);
-    let file = server.repo(SPLADE).unwrap().file("model.safetensors").unwrap().clone();
+    let file = server
+        .repo(SPLADE)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .clone();
     // A partial file from "an earlier run" whose bytes are wrong: resuming it cannot verify.
     let view = HubCache::new(cache.path());
     let partial = view.incomplete(SPLADE, &file.sha256);
@@ -210,7 +298,11 @@ fn corrupt_bytes_are_caught_and_thrown_away() {
 
     let err = fetch(&client, SPLADE).0.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Corrupt);
-    assert!(err.to_string().starts_with("model.safetensors is corrupt: its sha256 is"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("model.safetensors is corrupt: its sha256 is"),
+        "{err}"
+    );
     assert!(!partial.exists() && !view.blob(SPLADE, &file.sha256).exists());
     // The next run starts over and succeeds.
     let downloaded = fetch(&client, SPLADE).0.unwrap();
@@ -219,7 +311,10 @@ fn corrupt_bytes_are_caught_and_thrown_away() {
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[1000] ^= 0xff;
     std::fs::write(&blob, bytes).unwrap();
-    assert_eq!(hub::download::verify_blobs(&client, SPLADE).unwrap(), vec![blob]);
+    assert_eq!(
+        hub::download::verify_blobs(&client, SPLADE).unwrap(),
+        vec![blob]
+    );
     drop(downloaded);
 }
 
@@ -245,26 +340,52 @@ fn each_failure_says_what_to_do() {
     let with_token = client(&server, cache.path(), Some(TEST_TOKEN));
     fetch(&with_token, "wick/gated-splade").0.unwrap();
     let requests = server.requests();
-    assert!(requests.iter().any(|r| r.contains("/resolve/") && r.ends_with("auth")));
-    assert!(requests.iter().filter(|r| r.contains("/cdn/")).all(|r| !r.ends_with("auth")), "{requests:?}");
+    assert!(requests
+        .iter()
+        .any(|r| r.contains("/resolve/") && r.ends_with("auth")));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.contains("/cdn/"))
+            .all(|r| !r.ends_with("auth")),
+        "{requests:?}"
+    );
 
     // Not found: the repo, a revision, a GGUF pick.
     let err = fetch(&anonymous, "nobody/nothing").0.unwrap_err();
     assert_eq!(err.code(), ErrorCode::HubNotFound);
-    assert!(err.to_string().starts_with("the model `nobody/nothing` (if it is private, set HF_TOKEN"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("the model `nobody/nothing` (if it is private, set HF_TOKEN"),
+        "{err}"
+    );
     let never = AtomicBool::new(false);
     let err = hub::fetch_model(&anonymous, SPLADE, "v9", None, &|_| {}, &never).unwrap_err();
     assert_eq!(err.to_string(), format!("that revision of `{SPLADE}` was not found on the Hub ({}): check the name and the revision", server.endpoint()));
-    let err = hub::fetch_model(&anonymous, SMOLLM, "main", Some("Q2_K"), &|_| {}, &never).unwrap_err();
-    assert!(err.to_string().contains("has no GGUF file `Q2_K`; it has: Q4_1"), "{err}");
+    let err =
+        hub::fetch_model(&anonymous, SMOLLM, "main", Some("Q2_K"), &|_| {}, &never).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no GGUF file `Q2_K`; it has: Q4_1"),
+        "{err}"
+    );
 
     // 5xx: retried, then reported with what to do.
     server.faults().fail_status = Some((503, 2));
     fetch(&anonymous, SPLADE).0.unwrap();
     server.faults().fail_status = Some((500, 100));
-    let err = fetch(&client(&server, tempfile::tempdir().unwrap().path(), None), SPLADE).0.unwrap_err();
+    let err = fetch(
+        &client(&server, tempfile::tempdir().unwrap().path(), None),
+        SPLADE,
+    )
+    .0
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::HubUnavailable);
-    assert!(err.to_string().contains("could not be reached: HTTP 500. Check the connection and retry"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("could not be reached: HTTP 500. Check the connection and retry"),
+        "{err}"
+    );
     server.faults().fail_status = None;
 
     // Nobody listening.
@@ -283,13 +404,17 @@ fn each_failure_says_what_to_do() {
             let mut stream = stream;
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         }
     });
     let odd = client(&server, cache.path(), None);
     let odd = HubClient::new(&format!("http://{addr}"), None, odd.cache.clone());
     let err = odd.file_meta(SPLADE, "main", "config.json").unwrap_err();
-    assert!(err.to_string().contains("does not answer like the Hub"), "{err}");
+    assert!(
+        err.to_string().contains("does not answer like the Hub"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -302,7 +427,9 @@ fn not_enough_disk_is_refused_before_downloading() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("cannot mount a small tmpfs here (not root?): the free-space check is not exercised");
+        eprintln!(
+            "cannot mount a small tmpfs here (not root?): the free-space check is not exercised"
+        );
         return;
     }
     let server = server();
@@ -311,10 +438,19 @@ fn not_enough_disk_is_refused_before_downloading() {
     let _ = Command::new("umount").arg(mount.path()).status();
     assert_eq!(err.code(), ErrorCode::DiskFull);
     let text = err.to_string();
-    assert!(text.starts_with(&format!("not enough disk space in {}", mount.path().display())), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "not enough disk space in {}",
+            mount.path().display()
+        )),
+        "{text}"
+    );
     assert!(text.contains("needed") && text.contains("free"), "{text}");
     assert_eq!(server.file_bytes_sent(), 0, "nothing was fetched");
-    if let WickError::DiskFull { needed, available, .. } = err {
+    if let WickError::DiskFull {
+        needed, available, ..
+    } = err
+    {
         assert!(needed > available);
     }
 }
@@ -336,12 +472,26 @@ fn search_and_model_info() {
     assert_eq!(ids, ["google/gemma-3-270m-GGUF", SMOLLM]);
     let info = client.model_info(SMOLLM, "main").unwrap();
     let gguf = info.files.iter().find(|f| f.name == SMOLLM_FILE).unwrap();
-    assert_eq!(gguf.size, Some(server.repo(SMOLLM).unwrap().file(SMOLLM_FILE).unwrap().size));
+    assert_eq!(
+        gguf.size,
+        Some(server.repo(SMOLLM).unwrap().file(SMOLLM_FILE).unwrap().size)
+    );
     assert_eq!(hub::gguf_variants(&info.files)[0].quantization, "Q4_1");
 
-    let facts = wick_engine::facts::hub_facts(&client, SMOLLM, "main", None, wick_engine::families::causal::Quantization::AsStored, 2048).unwrap();
+    let facts = wick_engine::facts::hub_facts(
+        &client,
+        SMOLLM,
+        "main",
+        None,
+        wick_engine::families::causal::Quantization::AsStored,
+        2048,
+    )
+    .unwrap();
     let described = facts.described.unwrap();
-    assert_eq!((described.model_type.as_str(), described.format.as_str()), ("llama", "gguf"));
+    assert_eq!(
+        (described.model_type.as_str(), described.format.as_str()),
+        ("llama", "gguf")
+    );
     let shape = facts.shape.unwrap();
     assert_eq!((shape.layers, shape.hidden, shape.kv_heads), (30, 576, 3));
     // Only the header was read: nothing was saved to the cache.
@@ -369,7 +519,10 @@ fn cli_search_info_run_and_cache() {
     };
     let (ok, out, err) = wick(&["models", "search", "splade", "--task", "fill-mask"]);
     assert!(ok, "{err}");
-    assert!(out.lines().next().unwrap_or("").starts_with(SPLADE), "{out}");
+    assert!(
+        out.lines().next().unwrap_or("").starts_with(SPLADE),
+        "{out}"
+    );
     assert!(out.contains("wick/gated-splade"), "{out}");
 
     let (ok, out, err) = wick(&["info", SPLADE, "--json"]);
@@ -378,21 +531,45 @@ fn cli_search_info_run_and_cache() {
     assert_eq!(facts["described"]["architecture"], "BertForMaskedLM");
     assert_eq!(facts["described"]["tasks"][0], "feature-extraction");
     assert_eq!(facts["fit"]["verdict"], "fits");
-    assert!(HubCache::new(cache.path()).cached_file(SPLADE, facts["commit"].as_str().unwrap(), "model.safetensors").is_none(), "info downloads no weights");
+    assert!(
+        HubCache::new(cache.path())
+            .cached_file(
+                SPLADE,
+                facts["commit"].as_str().unwrap(),
+                "model.safetensors"
+            )
+            .is_none(),
+        "info downloads no weights"
+    );
 
-    let (ok, out, err) = wick(&["run", "fill-mask", "--model", SPLADE, "Paris is the [MASK] of France."]);
+    let (ok, out, err) = wick(&[
+        "run",
+        "fill-mask",
+        "--model",
+        SPLADE,
+        "Paris is the [MASK] of France.",
+    ]);
     assert!(ok, "{err}");
     let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(answer[0]["token_str"], "city");
-    assert!(err.contains("model.safetensors: downloaded, sha256 ok"), "{err}");
+    assert!(
+        err.contains("model.safetensors: downloaded, sha256 ok"),
+        "{err}"
+    );
 
     let (ok, out, _) = wick(&["cache", "ls"]);
-    assert!(ok && out.contains(SPLADE) && out.contains("main ("), "{out}");
+    assert!(
+        ok && out.contains(SPLADE) && out.contains("main ("),
+        "{out}"
+    );
     let (ok, out, err) = wick(&["cache", "rm", SPLADE]);
     assert!(ok, "{err}");
     assert!(out.starts_with(&format!("removed {SPLADE}: 17")), "{out}");
     let (ok, _, err) = wick(&["cache", "rm", SPLADE]);
-    assert!(!ok && err.contains("is not in the local Hugging Face cache"), "{err}");
+    assert!(
+        !ok && err.contains("is not in the local Hugging Face cache"),
+        "{err}"
+    );
     // Offline and not cached: the message says why.
     let out = Command::new(wick_tests::target_binary("wick"))
         .args(["run", "fill-mask", "--model", SPLADE, "x [MASK]"])
@@ -401,5 +578,8 @@ fn cli_search_info_run_and_cache() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("HF_HUB_OFFLINE is set"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("HF_HUB_OFFLINE is set"),
+        "{err}"
+    );
 }

@@ -1,6 +1,8 @@
 //! Wick and Python's `huggingface_hub` share one cache both ways: what one downloads from the
 //! (local) Hub, the other uses offline without fetching again.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on what it did not expect
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -53,20 +55,27 @@ fn python_downloads_wick_runs_offline() {
     let server = HubServer::start(test_model_repos());
     let cache = tempfile::tempdir().unwrap();
     let snapshot = run_python(
-        &format!("from huggingface_hub import snapshot_download; print(snapshot_download('{SPLADE}'))"),
+        &format!(
+            "from huggingface_hub import snapshot_download; print(snapshot_download('{SPLADE}'))"
+        ),
         &server.endpoint(),
         cache.path(),
         false,
     );
     let sent = server.file_bytes_sent();
 
-    let offline = HubClient::new(&server.endpoint(), None, HubCache::new(cache.path())).offline(true);
+    let offline =
+        HubClient::new(&server.endpoint(), None, HubCache::new(cache.path())).offline(true);
     let never = AtomicBool::new(false);
     let downloaded = hub::fetch_model(&offline, SPLADE, "main", None, &|_| {}, &never).unwrap();
     assert_eq!(downloaded.snapshot, PathBuf::from(&snapshot));
     let pipeline = Pipeline::load(Task::FillMask, &downloaded.snapshot).unwrap();
     let out = pipeline
-        .call(&serde_json::json!("Paris is the [MASK] of France."), &serde_json::Map::new(), 1)
+        .call(
+            &serde_json::json!("Paris is the [MASK] of France."),
+            &serde_json::Map::new(),
+            1,
+        )
         .unwrap();
     assert_eq!(out[0]["token_str"], "city");
     // Online too, Wick finds every blob already there.
@@ -97,7 +106,11 @@ fn wick_downloads_python_uses_offline() {
     assert_eq!(lines[0], downloaded.snapshot.display().to_string());
     assert_eq!(
         lines[1],
-        downloaded.snapshot.join("1_Pooling/config.json").display().to_string()
+        downloaded
+            .snapshot
+            .join("1_Pooling/config.json")
+            .display()
+            .to_string()
     );
     assert_eq!(lines[2], format!("0 [('{MINILM}', ['main'])]"));
 

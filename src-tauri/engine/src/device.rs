@@ -89,12 +89,16 @@ pub fn available_devices() -> Vec<DeviceInfo> {
         note: None,
     }];
     let gpu_note = "Wick's models run on the CPU only so far".to_string();
-    devices.extend((0..16).take_while(|&n| cuda_present(n)).map(|n| DeviceInfo {
-        id: format!("cuda:{n}"),
-        name: format!("NVIDIA GPU {n}"),
-        usable: false,
-        note: Some(gpu_note.clone()),
-    }));
+    devices.extend(
+        (0..16)
+            .take_while(|&n| cuda_present(n))
+            .map(|n| DeviceInfo {
+                id: format!("cuda:{n}"),
+                name: format!("NVIDIA GPU {n}"),
+                usable: false,
+                note: Some(gpu_note.clone()),
+            }),
+    );
     if metal_present() {
         devices.push(DeviceInfo {
             id: "metal".into(),
@@ -129,14 +133,23 @@ mod tests {
 
     #[test]
     fn parses_and_never_falls_back() {
-        assert_eq!(DeviceChoice::parse("cuda:1").ok(), Some(DeviceChoice::Cuda(1)));
+        assert_eq!(
+            DeviceChoice::parse("cuda:1").ok(),
+            Some(DeviceChoice::Cuda(1))
+        );
         assert_eq!(DeviceChoice::parse("CPU").ok(), Some(DeviceChoice::Cpu));
         assert!(DeviceChoice::parse("tpu").is_err());
         assert!(DeviceChoice::Auto.resolve().is_ok_and(|d| d.is_cpu()));
         let err = DeviceChoice::Cuda(0).resolve().unwrap_err();
-        assert!(err.to_string().starts_with("device cuda:0 is not available"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("device cuda:0 is not available"),
+            "{err}"
+        );
         assert_eq!(
-            serde_json::to_string(&DeviceChoice::Cuda(1)).ok().as_deref(),
+            serde_json::to_string(&DeviceChoice::Cuda(1))
+                .ok()
+                .as_deref(),
             Some(r#"{"kind":"cuda","ordinal":1}"#)
         );
     }

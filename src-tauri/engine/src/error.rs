@@ -287,7 +287,11 @@ mod tests {
         let io = full.write_all(&[0u8; 4096]).and_then(|()| full.flush());
         let err = WickError::io("/dev/full", io.expect_err("/dev/full is always full"));
         assert_eq!(err.code(), ErrorCode::DiskFull);
-        assert!(err.to_string().starts_with("not enough disk space in /dev/full"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("not enough disk space in /dev/full"),
+            "{err}"
+        );
         assert_eq!(human_bytes(800), "800 B");
         assert_eq!(human_bytes(3 << 29), "1.5 GiB");
     }

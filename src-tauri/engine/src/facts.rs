@@ -54,8 +54,9 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
     let gguf_file = crate::families::causal::gguf_file(path);
     let (stored, shape, tokenizer_bytes) = match &gguf_file {
         Some(file) => {
-            let reader =
-                std::io::BufReader::new(std::fs::File::open(file).map_err(|e| WickError::io(file, e))?);
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(file).map_err(|e| WickError::io(file, e))?,
+            );
             let content = gguf::read_header(reader, file)?;
             let (stored, shape, vocab_bytes) = gguf_facts(&content);
             // A tokenizer.json beside the GGUF file is the one used.
@@ -69,10 +70,19 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
                 .or_else(|| config.as_ref().and_then(config_bytes_per_param))
                 .unwrap_or(4);
             let tokenizer = file_size(&files, "tokenizer.json");
-            (Stored::Dense { bytes_per_param: bytes }, shape, tokenizer)
+            (
+                Stored::Dense {
+                    bytes_per_param: bytes,
+                },
+                shape,
+                tokenizer,
+            )
         }
     };
-    let weight_bytes = weight_bytes(&files, gguf_file.as_deref().and_then(|f| f.file_name()?.to_str()));
+    let weight_bytes = weight_bytes(
+        &files,
+        gguf_file.as_deref().and_then(|f| f.file_name()?.to_str()),
+    );
     let fit = estimate(
         &FitRequest {
             weight_bytes,
@@ -113,15 +123,17 @@ pub fn hub_facts(
     let variants = hub::gguf_variants(&info.files);
     // Facts are wanted even before a GGUF file is picked: the smallest stands in.
     let pick = gguf_pick.map(str::to_string).or_else(|| {
-        let dense = info.files.iter().any(|f| f.name.ends_with(".safetensors") || f.name == "pytorch_model.bin");
+        let dense = info
+            .files
+            .iter()
+            .any(|f| f.name.ends_with(".safetensors") || f.name == "pytorch_model.bin");
         (!dense && variants.len() > 1).then(|| variants[0].file.clone())
     });
     let to_fetch = hub::files_to_fetch(repo, &info.files, pick.as_deref())?;
-    let download_bytes = to_fetch
+    let download_bytes = to_fetch.iter().map(|f| file_size(&info.files, f)).sum();
+    let gguf_name = to_fetch
         .iter()
-        .map(|f| file_size(&info.files, f))
-        .sum();
-    let gguf_name = to_fetch.iter().find(|f| f.to_ascii_lowercase().ends_with(".gguf"));
+        .find(|f| f.to_ascii_lowercase().ends_with(".gguf"));
 
     let (described, stored, shape, tokenizer_bytes) = match gguf_name {
         Some(name) => {
@@ -153,17 +165,28 @@ pub fn hub_facts(
             } else {
                 0
             };
-            (described, stored, shape, if json > 0 { json } else { vocab_bytes })
+            (
+                described,
+                stored,
+                shape,
+                if json > 0 { json } else { vocab_bytes },
+            )
         }
         None => {
             let config_dir = if to_fetch.iter().any(|f| f == "config.json") {
                 let quiet = |_: hub::DownloadEvent| {};
                 let never = std::sync::atomic::AtomicBool::new(false);
-                Some(client.download(repo, &commit, &["config.json".to_string()], &quiet, &never)?.snapshot)
+                Some(
+                    client
+                        .download(repo, &commit, &["config.json".to_string()], &quiet, &never)?
+                        .snapshot,
+                )
             } else {
                 None
             };
-            let config = config_dir.as_ref().and_then(|d| read_json(&d.join("config.json")));
+            let config = config_dir
+                .as_ref()
+                .and_then(|d| read_json(&d.join("config.json")));
             let described = match &config_dir {
                 Some(dir) => registry::describe(dir),
                 None => Err(WickError::InvalidModel {
@@ -177,11 +200,16 @@ pub fn hub_facts(
                 }
                 d
             });
-            let bytes = config.as_ref().and_then(config_bytes_per_param).unwrap_or(4);
+            let bytes = config
+                .as_ref()
+                .and_then(config_bytes_per_param)
+                .unwrap_or(4);
             let shape = config.as_ref().and_then(ModelShape::from_config);
             (
                 described,
-                Stored::Dense { bytes_per_param: bytes },
+                Stored::Dense {
+                    bytes_per_param: bytes,
+                },
                 shape,
                 file_size(&info.files, "tokenizer.json"),
             )
@@ -232,7 +260,9 @@ fn split(described: Result<Described>) -> Result<(Option<Described>, Option<Stri
 }
 
 /// Parameters, shape and vocabulary size (as tokenizer bytes) from a GGUF header.
-fn gguf_facts(content: &candle_core::quantized::gguf_file::Content) -> (Stored, Option<ModelShape>, u64) {
+fn gguf_facts(
+    content: &candle_core::quantized::gguf_file::Content,
+) -> (Stored, Option<ModelShape>, u64) {
     let parameters: u64 = content
         .tensor_infos
         .values()
@@ -266,9 +296,10 @@ fn safetensors_bytes_per_param(dir: &Path) -> Option<u64> {
         .map(|f| dir.join(f))
         .find(|p| p.is_file())
         .or_else(|| {
-            std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
-                p.extension().is_some_and(|e| e == "safetensors")
-            })
+            std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
         })?;
     let mut f = std::fs::File::open(file).ok()?;
     let mut len = [0u8; 8];
@@ -318,7 +349,9 @@ fn local_files(path: &Path) -> Vec<RepoFile> {
     };
     if path.is_file() {
         push(
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             path,
         );
         return out;
@@ -330,7 +363,12 @@ fn local_files(path: &Path) -> Vec<RepoFile> {
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {
-            let name = format!("{prefix}{}", p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+            let name = format!(
+                "{prefix}{}",
+                p.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            );
             if name.starts_with('.') {
                 continue;
             }
@@ -375,7 +413,13 @@ fn weight_bytes(files: &[RepoFile], gguf_name: Option<&str>) -> u64 {
 
 impl HubClient {
     /// The first `len` bytes of a file (a GGUF header), without saving it.
-    pub fn fetch_prefix(&self, repo: &str, revision: &str, file: &str, len: u64) -> Result<Vec<u8>> {
+    pub fn fetch_prefix(
+        &self,
+        repo: &str,
+        revision: &str,
+        file: &str,
+        len: u64,
+    ) -> Result<Vec<u8>> {
         let meta = self.file_meta(repo, revision, file)?;
         self.with_retries(|| {
             let response = self.send("GET", &meta.location, 0)?;

@@ -54,11 +54,21 @@ impl ModelShape {
         let architectures = config
             .get("architectures")
             .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
-        let generates = ["CausalLM", "LMHeadModel", "ConditionalGeneration", "MTModel"]
-            .iter()
-            .any(|k| architectures.contains(k))
+        let generates = [
+            "CausalLM",
+            "LMHeadModel",
+            "ConditionalGeneration",
+            "MTModel",
+        ]
+        .iter()
+        .any(|k| architectures.contains(k))
             || config.get("is_encoder_decoder").and_then(|v| v.as_bool()) == Some(true);
         Some(Self {
             layers,
@@ -196,7 +206,11 @@ pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {
             // The token embedding, dequantized, is held twice when the head is tied to it
             // (lookup table and output projection), and once more while it is converted.
             let embedding = shape.vocab * shape.hidden * 4;
-            (params * 4 + embedding, "f32 (dequantized)".to_string(), embedding)
+            (
+                params * 4 + embedding,
+                "f32 (dequantized)".to_string(),
+                embedding,
+            )
         }
         (Stored::Gguf { .. }, _) => (
             request.weight_bytes,
@@ -212,13 +226,25 @@ pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {
             };
             // The file is read whole, then its tensors are built (converted to f32 when stored
             // narrower); quantizing at load also holds the f32 tensors of the model meanwhile.
-            let f32_copy = if stored_bytes_per_param == Some(4) { 0 } else { params * 4 };
-            let quantize_copy = if bytes < params * 4 { params * 4 - bytes } else { 0 };
-            (bytes, label.to_string(), request.weight_bytes + f32_copy.max(quantize_copy))
+            let f32_copy = if stored_bytes_per_param == Some(4) {
+                0
+            } else {
+                params * 4
+            };
+            let quantize_copy = (params * 4).saturating_sub(bytes);
+            (
+                bytes,
+                label.to_string(),
+                request.weight_bytes + f32_copy.max(quantize_copy),
+            )
         }
     };
 
-    let kv_bytes_per_value = if matches!(request.stored, Stored::Gguf { .. }) { 2 } else { 4 };
+    let kv_bytes_per_value = if matches!(request.stored, Stored::Gguf { .. }) {
+        2
+    } else {
+        4
+    };
     // The cache doubles as it fills: up to twice the tokens in use are allocated.
     let kv_cache = if shape.generates {
         2 * shape.layers * shape.kv_heads * shape.head_dim * (2 * context) * kv_bytes_per_value
@@ -275,15 +301,45 @@ mod tests {
 
     #[test]
     fn parts_add_up_and_quantization_shrinks_weights() {
-        let f32 = estimate(&request(Stored::Dense { bytes_per_param: 4 }, 4 << 28, Quantization::AsStored), 64 << 30);
-        let q4 = estimate(&request(Stored::Dense { bytes_per_param: 4 }, 4 << 28, Quantization::Q4K), 64 << 30);
+        let f32 = estimate(
+            &request(
+                Stored::Dense { bytes_per_param: 4 },
+                4 << 28,
+                Quantization::AsStored,
+            ),
+            64 << 30,
+        );
+        let q4 = estimate(
+            &request(
+                Stored::Dense { bytes_per_param: 4 },
+                4 << 28,
+                Quantization::Q4K,
+            ),
+            64 << 30,
+        );
         assert_eq!(f32.parameters, Some(1 << 28));
         assert_eq!(f32.context, 8192, "clamped to the model's maximum");
         assert_eq!(f32.total, f32.weights + f32.kv_cache + f32.working);
-        assert!(q4.weights * 7 < f32.weights, "{} vs {}", q4.weights, f32.weights);
+        assert!(
+            q4.weights * 7 < f32.weights,
+            "{} vs {}",
+            q4.weights,
+            f32.weights
+        );
         // 30 layers x 3 kv heads x 64 dims x 2 (k, v) x 4 bytes x 16384 allocated tokens.
         assert_eq!(f32.kv_cache, 30 * 3 * 64 * 2 * 4 * 16384);
         assert_eq!(f32.verdict, Verdict::Fits);
-        assert_eq!(estimate(&request(Stored::Gguf { parameters: None }, 4 << 28, Quantization::AsStored), 1 << 20).verdict, Verdict::TooBig);
+        assert_eq!(
+            estimate(
+                &request(
+                    Stored::Gguf { parameters: None },
+                    4 << 28,
+                    Quantization::AsStored
+                ),
+                1 << 20
+            )
+            .verdict,
+            Verdict::TooBig
+        );
     }
 }

@@ -146,7 +146,16 @@ pub fn require_task(detected: &Detected, task: Task) -> Result<()> {
 /// pick the exact family themselves (`families::causal::family_of`, `families::seq2seq`).
 const GENERATIVE: &[(&[&str], &str, &[Task])] = &[
     (
-        &["gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma3", "gemma3_text", "phi3"],
+        &[
+            "gpt2",
+            "llama",
+            "mistral",
+            "qwen2",
+            "qwen3",
+            "gemma3",
+            "gemma3_text",
+            "phi3",
+        ],
         "causal",
         &[Task::TextGeneration],
     ),
@@ -237,7 +246,11 @@ pub fn supported_list() -> String {
     ARCHITECTURES
         .iter()
         .flat_map(|a| a.model_types.iter().copied())
-        .chain(GENERATIVE.iter().flat_map(|(types, ..)| types.iter().copied()))
+        .chain(
+            GENERATIVE
+                .iter()
+                .flat_map(|(types, ..)| types.iter().copied()),
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -276,10 +289,16 @@ mod tests {
         assert!(err.to_string().contains("supported: bert"), "{err}");
         let dir = folder_with(r#"{"model_type":"llama","architectures":["LlamaForCausalLM"]}"#);
         let described = describe(dir.path()).unwrap();
-        assert_eq!((described.kind.as_str(), described.tasks.as_slice()), ("causal", &[Task::TextGeneration][..]));
+        assert_eq!(
+            (described.kind.as_str(), described.tasks.as_slice()),
+            ("causal", &[Task::TextGeneration][..])
+        );
         let dir = folder_with(r#"{"model_type":"mamba"}"#);
         let err = describe(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("gpt2, llama") && err.contains("marian"), "{err}");
+        assert!(
+            err.contains("gpt2, llama") && err.contains("marian"),
+            "{err}"
+        );
         let dir = folder_with(r#"{"hidden_size": 8}"#);
         assert_eq!(
             detect(dir.path()).unwrap_err().code(),

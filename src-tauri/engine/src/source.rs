@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Result, WickError};
-pub use crate::hub::cache::{hub_cache_dir, resolve_cached};
 use crate::hub::cache::{cache_home, non_empty_env};
+pub use crate::hub::cache::{hub_cache_dir, resolve_cached};
 
 /// A model as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]

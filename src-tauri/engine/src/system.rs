@@ -109,7 +109,10 @@ fn cpu_features() -> Vec<String> {
             ("fma", std::arch::is_x86_feature_detected!("fma")),
             ("f16c", std::arch::is_x86_feature_detected!("f16c")),
             ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
+            (
+                "avx512vnni",
+                std::arch::is_x86_feature_detected!("avx512vnni"),
+            ),
         ];
         found.extend(checks.iter().filter(|c| c.1).map(|c| c.0.to_string()));
     }

@@ -13,7 +13,9 @@ fn main() {
         match (arg.as_str(), args.next()) {
             ("--port", Some(p)) => port = p.parse().unwrap_or_else(|_| usage()),
             ("--repo", Some(spec)) => match spec.split_once('=') {
-                Some((id, dir)) => repos.push(ServedRepo::from_folder(id, std::path::Path::new(dir))),
+                Some((id, dir)) => {
+                    repos.push(ServedRepo::from_folder(id, std::path::Path::new(dir)))
+                }
                 None => usage(),
             },
             _ => usage(),

@@ -139,7 +139,11 @@ fn strings(value: &serde_json::Value, key: &str) -> Vec<String> {
     value
         .get(key)
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -173,7 +177,10 @@ fn parse_info(value: &serde_json::Value) -> ModelInfo {
         gated: value
             .get("gated")
             .is_some_and(|g| g.as_bool().unwrap_or(g.is_string())),
-        private: value.get("private").and_then(|v| v.as_bool()).unwrap_or(false),
+        private: value
+            .get("private")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
         downloads: value.get("downloads").and_then(|v| v.as_u64()),
         likes: value.get("likes").and_then(|v| v.as_u64()),
         files,

@@ -226,7 +226,7 @@ impl HubCache {
                 })
             })
             .collect();
-        revisions.sort_by(|a, b| b.refs.len().cmp(&a.refs.len()));
+        revisions.sort_by_key(|r| std::cmp::Reverse(r.refs.len()));
         CachedRepo {
             repo: repo.to_string(),
             path: dir.display().to_string(),
@@ -323,7 +323,9 @@ fn read_dir_paths(dir: &Path) -> Vec<PathBuf> {
 /// refs/ may nest (`refs/pr/1`); maps commit -> names.
 fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<String>>) {
     for path in read_dir_paths(dir) {
-        let Some(name) = path.file_name().map(|n| format!("{prefix}{}", n.to_string_lossy()))
+        let Some(name) = path
+            .file_name()
+            .map(|n| format!("{prefix}{}", n.to_string_lossy()))
         else {
             continue;
         };
@@ -337,7 +339,9 @@ fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<String>
 
 fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     for path in read_dir_paths(dir) {
-        let Some(name) = path.file_name().map(|n| format!("{prefix}{}", n.to_string_lossy()))
+        let Some(name) = path
+            .file_name()
+            .map(|n| format!("{prefix}{}", n.to_string_lossy()))
         else {
             continue;
         };
@@ -407,7 +411,11 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].repo, repo);
         assert_eq!(listed[0].size_bytes, 6 + 10 + 10);
-        let v1 = listed[0].revisions.iter().find(|r| r.commit == COMMIT).unwrap();
+        let v1 = listed[0]
+            .revisions
+            .iter()
+            .find(|r| r.commit == COMMIT)
+            .unwrap();
         assert_eq!(v1.refs, vec!["v1".to_string()]);
         assert_eq!(v1.files, vec!["config.json", "onnx/model.bin"]);
 

@@ -88,13 +88,15 @@ impl HubClient {
         cancel: &AtomicBool,
     ) -> Result<Downloaded> {
         let metas = if self.offline {
-            return self.from_cache(repo, revision, files, sink);
+            return self.cached_snapshot(repo, revision, files, sink);
         } else {
             match self.plan(repo, revision, files) {
                 Ok(metas) => metas,
                 Err(err @ WickError::HubUnavailable { .. }) => {
                     tracing::warn!("{err}; trying the cache");
-                    return self.from_cache(repo, revision, files, sink).map_err(|_| err);
+                    return self
+                        .cached_snapshot(repo, revision, files, sink)
+                        .map_err(|_| err);
                 }
                 Err(err) => return Err(err),
             }
@@ -187,7 +189,12 @@ impl HubClient {
     }
 
     /// HEAD of every file, in parallel: all must exist before any byte is fetched.
-    fn plan(&self, repo: &str, revision: &str, files: &[String]) -> Result<Vec<(String, FileMeta)>> {
+    fn plan(
+        &self,
+        repo: &str,
+        revision: &str,
+        files: &[String],
+    ) -> Result<Vec<(String, FileMeta)>> {
         let results: Vec<Result<FileMeta>> = std::thread::scope(|scope| {
             let handles: Vec<_> = files
                 .chunks(files.len().div_ceil(self.parallel_files.max(1)).max(1))
@@ -204,7 +211,9 @@ impl HubClient {
                 .into_iter()
                 .flat_map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        vec![Err(WickError::ModelFailed("a download thread panicked".into()))]
+                        vec![Err(WickError::ModelFailed(
+                            "a download thread panicked".into(),
+                        ))]
                     })
                 })
                 .collect()
@@ -222,7 +231,7 @@ impl HubClient {
         Ok(files.iter().cloned().zip(metas).collect())
     }
 
-    fn from_cache(
+    fn cached_snapshot(
         &self,
         repo: &str,
         revision: &str,
@@ -362,8 +371,8 @@ impl HubClient {
             let response = self.check_status(response, repo, &what)?;
             match response.status() {
                 StatusCode::PARTIAL_CONTENT => {
-                    let start = header(&response, "content-range")
-                        .and_then(|r| content_range_start(&r));
+                    let start =
+                        header(&response, "content-range").and_then(|r| content_range_start(&r));
                     if start != Some(have) {
                         return Err(self.unavailable(format!(
                             "asked for {name} from byte {have}, got a range starting at {start:?}"

@@ -40,8 +40,9 @@ impl HubClient {
     /// cache from `HF_HUB_CACHE` / `HF_HOME`.
     pub fn from_env() -> Self {
         let endpoint = non_empty_env("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into());
-        let offline = non_empty_env("HF_HUB_OFFLINE")
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        let offline = non_empty_env("HF_HUB_OFFLINE").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
         Self::new(&endpoint, token_from_env(), HubCache::from_env()).offline(offline)
     }
 
@@ -103,7 +104,11 @@ impl HubClient {
         let mut url = url.to_string();
         for _ in 0..8 {
             let mut request = ureq::http::Request::builder().method(method).uri(&url);
-            if let Some(token) = self.token.as_deref().filter(|_| same_host(&url, &self.endpoint)) {
+            if let Some(token) = self
+                .token
+                .as_deref()
+                .filter(|_| same_host(&url, &self.endpoint))
+            {
                 request = request.header("authorization", format!("Bearer {token}"));
             }
             if range_from > 0 {
@@ -217,7 +222,9 @@ impl HubClient {
                 .read_to_string()
                 .map_err(|e| self.unavailable(network_detail(&e)))?;
             serde_json::from_str(&text).map_err(|e| {
-                self.unavailable(format!("the answer to {url} is not JSON the Hub sends: {e}"))
+                self.unavailable(format!(
+                    "the answer to {url} is not JSON the Hub sends: {e}"
+                ))
             })
         })
     }
@@ -305,7 +312,10 @@ mod tests {
             "http://hub.local:8080/org/m/resolve/refs/pr/1/sub%20dir/a%2Bb.json"
         );
         assert_eq!(origin("http://hub.local:8080/a/b"), "http://hub.local:8080");
-        assert!(same_host("http://HUB.local:8080/x", "http://hub.local:8080"));
+        assert!(same_host(
+            "http://HUB.local:8080/x",
+            "http://hub.local:8080"
+        ));
         assert!(!same_host("https://cdn.example/x", "http://hub.local:8080"));
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
         assert_eq!(encode_query("text generation/x"), "text%20generation%2Fx");

@@ -64,7 +64,10 @@ pub fn gguf_variants(files: &[RepoFile]) -> Vec<GgufVariant> {
 /// `SmolLM2-135M-Instruct-Q4_K_M.gguf` -> `Q4_K_M`.
 fn quantization_in_name(name: &str) -> String {
     let stem = name.rsplit('/').next().unwrap_or(name);
-    let stem = stem.strip_suffix(".gguf").unwrap_or(stem).to_ascii_uppercase();
+    let stem = stem
+        .strip_suffix(".gguf")
+        .unwrap_or(stem)
+        .to_ascii_uppercase();
     let known = [
         "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S",
         "IQ3_M", "IQ4_XS", "IQ4_NL", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1",
@@ -172,7 +175,9 @@ fn list_variants(variants: &[GgufVariant]) -> String {
 
 fn no_such_variant(repo: &str, pick: &str, variants: &[GgufVariant]) -> WickError {
     if variants.is_empty() {
-        WickError::InvalidInput(format!("`{repo}` has no GGUF files, so --gguf {pick} cannot apply"))
+        WickError::InvalidInput(format!(
+            "`{repo}` has no GGUF files, so --gguf {pick} cannot apply"
+        ))
     } else {
         WickError::InvalidInput(format!(
             "`{repo}` has no GGUF file `{pick}`; it has: {}",
@@ -226,7 +231,10 @@ mod tests {
         ]);
         assert_eq!(files_to_fetch("m", &sharded, None).unwrap().len(), 4);
         let old = repo(&[("config.json", 1), ("pytorch_model.bin", 5)]);
-        assert_eq!(files_to_fetch("m", &old, None).unwrap()[1], "pytorch_model.bin");
+        assert_eq!(
+            files_to_fetch("m", &old, None).unwrap()[1],
+            "pytorch_model.bin"
+        );
     }
 
     #[test]
@@ -238,12 +246,20 @@ mod tests {
         ]);
         let variants = gguf_variants(&files);
         assert_eq!(
-            variants.iter().map(|v| v.quantization.as_str()).collect::<Vec<_>>(),
+            variants
+                .iter()
+                .map(|v| v.quantization.as_str())
+                .collect::<Vec<_>>(),
             ["Q4_K_M", "Q8_0", "F16"]
         );
-        let err = files_to_fetch("org/m", &files, None).unwrap_err().to_string();
+        let err = files_to_fetch("org/m", &files, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("has 3 GGUF files; pick one"), "{err}");
-        assert!(err.contains("Q4_K_M (SmolLM2-135M-Instruct-Q4_K_M.gguf, 105 B)"), "{err}");
+        assert!(
+            err.contains("Q4_K_M (SmolLM2-135M-Instruct-Q4_K_M.gguf, 105 B)"),
+            "{err}"
+        );
         assert_eq!(
             files_to_fetch("org/m", &files, Some("q8_0")).unwrap(),
             ["SmolLM2-135M-Instruct-Q8_0.gguf"]

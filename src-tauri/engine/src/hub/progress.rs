@@ -177,7 +177,9 @@ mod tests {
         assert!(events.len() >= 2 && events.len() < 10, "{}", events.len());
         match events.last() {
             Some(DownloadEvent::Progress {
-                fetched, file_bytes, ..
+                fetched,
+                file_bytes,
+                ..
             }) => assert_eq!((*fetched, *file_bytes), (1000, 1000)),
             other => panic!("{other:?}"),
         }

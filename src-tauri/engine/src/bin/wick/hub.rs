@@ -52,7 +52,14 @@ pub fn download(args: &DownloadArgs) -> Result<()> {
     let sink = |e: DownloadEvent| printer.show(&e);
     let never = AtomicBool::new(false);
     let downloaded = if args.include.is_empty() {
-        hub::fetch_model(&client, &repo, &revision, args.gguf.as_deref(), &sink, &never)?
+        hub::fetch_model(
+            &client,
+            &repo,
+            &revision,
+            args.gguf.as_deref(),
+            &sink,
+            &never,
+        )?
     } else {
         client.download(&repo, &revision, &args.include, &sink, &never)?
     };
@@ -81,7 +88,9 @@ pub struct InfoArgs {
 
 pub fn info(args: &InfoArgs) -> Result<()> {
     let facts = match ModelSource::parse(&args.model)? {
-        ModelSource::Local(path) => wick_engine::facts::local_facts(&path, args.quantize, args.context)?,
+        ModelSource::Local(path) => {
+            wick_engine::facts::local_facts(&path, args.quantize, args.context)?
+        }
         ModelSource::Hub { repo, revision } => {
             let client = HubClient::from_env();
             if client.offline {
@@ -100,7 +109,10 @@ pub fn info(args: &InfoArgs) -> Result<()> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&facts).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&facts).unwrap_or_default()
+        );
         return Ok(());
     }
     println!("{}", facts.source);
@@ -132,7 +144,11 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     }
     println!("  files");
     for f in &facts.files {
-        let mark = if facts.to_fetch.contains(&f.name) { "*" } else { " " };
+        let mark = if facts.to_fetch.contains(&f.name) {
+            "*"
+        } else {
+            " "
+        };
         let size = f.size.map(human_bytes).unwrap_or_default();
         println!("    {mark} {:<48} {size:>10}", f.name);
     }
@@ -142,7 +158,12 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     if facts.gguf_variants.len() > 1 {
         println!("  GGUF variants (--gguf)");
         for v in &facts.gguf_variants {
-            println!("    {:<8} {:<48} {:>10}", v.quantization, v.file, v.size.map(human_bytes).unwrap_or_default());
+            println!(
+                "    {:<8} {:<48} {:>10}",
+                v.quantization,
+                v.file,
+                v.size.map(human_bytes).unwrap_or_default()
+            );
         }
     }
     let fit = &facts.fit;
@@ -195,7 +216,10 @@ pub fn models(command: &ModelsCommand) -> Result<()> {
         limit: Some(*limit),
     })?;
     if *json {
-        println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&found).unwrap_or_default()
+        );
         return Ok(());
     }
     for m in &found {
@@ -232,7 +256,10 @@ pub fn cache(command: &CacheCommand) -> Result<()> {
         CacheCommand::Ls { json } => {
             let repos = client.cache.list();
             if *json {
-                println!("{}", serde_json::to_string_pretty(&repos).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&repos).unwrap_or_default()
+                );
                 return Ok(());
             }
             println!("{}", client.cache.root.display());
@@ -254,7 +281,12 @@ pub fn cache(command: &CacheCommand) -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!("  {:<50} {:>10}{partial}  {}", r.repo, human_bytes(r.size_bytes), refs.join("; "));
+                println!(
+                    "  {:<50} {:>10}{partial}  {}",
+                    r.repo,
+                    human_bytes(r.size_bytes),
+                    refs.join("; ")
+                );
             }
             Ok(())
         }
@@ -333,7 +365,13 @@ impl Printer {
         }
         let mut err = std::io::stderr().lock();
         match event {
-            DownloadEvent::Started { repo, commit, files, to_fetch, .. } => {
+            DownloadEvent::Started {
+                repo,
+                commit,
+                files,
+                to_fetch,
+                ..
+            } => {
                 let _ = writeln!(
                     err,
                     "{repo} ({}): {} files, {} to download",
@@ -342,23 +380,45 @@ impl Printer {
                     human_bytes(*to_fetch)
                 );
             }
-            DownloadEvent::Progress { file, fetched, to_fetch, bytes_per_second, eta_seconds, .. } => {
+            DownloadEvent::Progress {
+                file,
+                fetched,
+                to_fetch,
+                bytes_per_second,
+                eta_seconds,
+                ..
+            } => {
                 let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
                 if !self.tty && last.is_some_and(|t| t.elapsed().as_secs() < 3) {
                     return;
                 }
                 *last = Some(Instant::now());
-                let pct = if *to_fetch > 0 { *fetched as f64 * 100.0 / *to_fetch as f64 } else { 100.0 };
-                let eta = eta_seconds.map(|s| format!(", {s:.0} s left")).unwrap_or_default();
+                let pct = if *to_fetch > 0 {
+                    *fetched as f64 * 100.0 / *to_fetch as f64
+                } else {
+                    100.0
+                };
+                let eta = eta_seconds
+                    .map(|s| format!(", {s:.0} s left"))
+                    .unwrap_or_default();
                 let line = format!(
                     "  {pct:5.1}%  {} of {}  {}/s{eta}  {file}",
                     human_bytes(*fetched),
                     human_bytes(*to_fetch),
                     human_bytes(*bytes_per_second as u64)
                 );
-                let _ = if self.tty { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
+                let _ = if self.tty {
+                    write!(err, "\r\x1b[2K{line}")
+                } else {
+                    writeln!(err, "{line}")
+                };
             }
-            DownloadEvent::FileDone { file, verified, from_cache, resumed_from } => {
+            DownloadEvent::FileDone {
+                file,
+                verified,
+                from_cache,
+                resumed_from,
+            } => {
                 let how = match (from_cache, *resumed_from > 0) {
                     (true, _) => "cached".to_string(),
                     (false, true) => format!("resumed from {}", human_bytes(*resumed_from)),
@@ -368,7 +428,9 @@ impl Printer {
                 let clear = if self.tty { "\r\x1b[2K" } else { "" };
                 let _ = writeln!(err, "{clear}  {file}: {how}{check}");
             }
-            DownloadEvent::Done { fetched, seconds, .. } if *fetched > 0 => {
+            DownloadEvent::Done {
+                fetched, seconds, ..
+            } if *fetched > 0 => {
                 let _ = writeln!(
                     err,
                     "done: {} in {seconds:.1} s ({}/s)",

@@ -74,7 +74,10 @@ fn main() -> ExitCode {
     };
     if cli.peak_memory {
         if let Some(bytes) = wick_engine::system::peak_rss() {
-            eprintln!("peak memory: {bytes} bytes ({})", wick_engine::error::human_bytes(bytes));
+            eprintln!(
+                "peak memory: {bytes} bytes ({})",
+                wick_engine::error::human_bytes(bytes)
+            );
         }
     }
     match result {
