@@ -95,6 +95,8 @@ pub struct PipelineResponse {
     /// Where and in what precision it ran (no silent fallbacks: this is what happened).
     pub device: String,
     pub dtype: String,
+    /// The Hub commit the model came from (for `org/name` models).
+    pub commit: Option<String>,
     /// Milliseconds spent running (not loading).
     pub elapsed_ms: f64,
 }
@@ -125,6 +127,7 @@ pub async fn run_pipeline(
             architecture: pipeline.architecture().to_string(),
             device: "cpu".into(),
             dtype: pipeline.dtype_label(),
+            commit: hub_commit(&model),
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })
@@ -189,6 +192,7 @@ pub async fn generate(
             architecture: pipeline.architecture().to_string(),
             device: "cpu".into(),
             dtype: pipeline.dtype_label(),
+            commit: hub_commit(&model),
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })
@@ -241,6 +245,16 @@ pub async fn compare_variants(
 pub async fn stop_generation(state: State<'_, AppState>, run: String) -> CommandResult<()> {
     state.stop_run(&run);
     Ok(())
+}
+
+/// The commit a Hub model name resolves to in the cache (`None` for local paths).
+fn hub_commit(model: &str) -> Option<String> {
+    match wick_engine::ModelSource::parse(model).ok()? {
+        wick_engine::ModelSource::Hub { repo, revision } => {
+            wick_engine::hub::HubCache::from_env().commit_for(&repo, &revision)
+        }
+        wick_engine::ModelSource::Local(_) => None,
+    }
 }
 
 /// Runs `f` when dropped (on success, error or panic alike).

@@ -83,17 +83,14 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
         &files,
         gguf_file.as_deref().and_then(|f| f.file_name()?.to_str()),
     );
-    let fit = estimate(
-        &FitRequest {
-            weight_bytes,
-            stored,
-            tokenizer_bytes,
-            shape: shape.clone(),
-            quantization,
-            context,
-        },
-        crate::system::available_memory(),
-    );
+    let fit = fit_now(FitRequest {
+        weight_bytes,
+        stored,
+        tokenizer_bytes,
+        shape: shape.clone(),
+        quantization,
+        context,
+    });
     Ok(ModelFacts {
         source: path.display().to_string(),
         commit: None,
@@ -139,12 +136,7 @@ pub fn hub_facts(
         Some(name) => {
             let head = client.fetch_prefix(repo, &commit, name, GGUF_HEADER_BYTES)?;
             let content = gguf::read_header(std::io::Cursor::new(head), Path::new(name))?;
-            let arch = content
-                .metadata
-                .get("general.architecture")
-                .and_then(|v| v.to_string().ok())
-                .cloned()
-                .unwrap_or_default();
+            let arch = gguf::architecture_in(&content).unwrap_or_default();
             let described = if gguf::is_supported(&arch) {
                 Ok(Described {
                     format: "gguf".into(),
@@ -225,17 +217,14 @@ pub fn hub_facts(
             .collect::<Vec<_>>(),
         gguf_name.map(String::as_str),
     );
-    let fit = estimate(
-        &FitRequest {
-            weight_bytes,
-            stored,
-            tokenizer_bytes,
-            shape: shape.clone(),
-            quantization,
-            context,
-        },
-        crate::system::available_memory(),
-    );
+    let fit = fit_now(FitRequest {
+        weight_bytes,
+        stored,
+        tokenizer_bytes,
+        shape: shape.clone(),
+        quantization,
+        context,
+    });
     Ok(ModelFacts {
         source: format!("{repo}@{revision}"),
         commit: info.sha,
@@ -248,6 +237,11 @@ pub fn hub_facts(
         gguf_variants: variants,
         fit,
     })
+}
+
+/// The estimate against the memory free now.
+fn fit_now(request: FitRequest) -> FitEstimate {
+    estimate(&request, crate::system::available_memory())
 }
 
 /// An unsupported architecture is a fact to show, not a failure; other errors are.

@@ -411,3 +411,16 @@ fn run_errors_are_clear_and_json_on_request() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_device_that_is_not_there_is_an_error_not_a_fallback() {
+    let dir = model("splade-tiny");
+    let out = wick(&["--device", "cuda:1", "info", dir.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: device cuda:1 is not available"), "{stderr}");
+    let out = wick(&["--device", "cpu", "info", dir.to_str().expect("utf-8")]);
+    assert!(out.status.success());
+    let out = wick(&["--device", "tpu", "info", dir.to_str().expect("utf-8")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `tpu`"));
+}

@@ -45,6 +45,27 @@ pub struct Downloaded {
     pub fetched: u64,
 }
 
+impl Downloaded {
+    /// A snapshot the cache already had: reported to `sink` as done with nothing fetched.
+    pub(crate) fn from_cache(
+        commit: String,
+        snapshot: PathBuf,
+        sink: &(dyn Fn(DownloadEvent) + Sync),
+    ) -> Self {
+        sink(DownloadEvent::Done {
+            commit: commit.clone(),
+            path: snapshot.display().to_string(),
+            fetched: 0,
+            seconds: 0.0,
+        });
+        Self {
+            commit,
+            snapshot,
+            fetched: 0,
+        }
+    }
+}
+
 impl HubClient {
     /// HEAD of `file`: commit, etag, size and location.
     pub fn file_meta(&self, repo: &str, revision: &str, file: &str) -> Result<FileMeta> {
@@ -257,18 +278,11 @@ impl HubClient {
         {
             return Err(missing());
         }
-        let snapshot = self.cache.snapshot(repo, &commit);
-        sink(DownloadEvent::Done {
-            commit: commit.clone(),
-            path: snapshot.display().to_string(),
-            fetched: 0,
-            seconds: 0.0,
-        });
-        Ok(Downloaded {
-            commit,
-            snapshot,
-            fetched: 0,
-        })
+        Ok(Downloaded::from_cache(
+            commit.clone(),
+            self.cache.snapshot(repo, &commit),
+            sink,
+        ))
     }
 
     fn check_disk(&self, repo: &str, needed: u64) -> Result<()> {

@@ -45,17 +45,7 @@ pub fn fetch_model(
             .cache
             .commit_for(repo, revision)
             .unwrap_or_else(|| revision.to_string());
-        sink(DownloadEvent::Done {
-            commit: commit.clone(),
-            path: snapshot.display().to_string(),
-            fetched: 0,
-            seconds: 0.0,
-        });
-        Ok(Downloaded {
-            commit,
-            snapshot,
-            fetched: 0,
-        })
+        Ok(Downloaded::from_cache(commit, snapshot, sink))
     };
     if client.offline {
         return cached().map_err(|_| WickError::Offline {

@@ -24,7 +24,8 @@ pub fn model_path(spec: &str, gguf: Option<&str>) -> Result<PathBuf> {
             let sink = |e: DownloadEvent| printer.show(&e);
             let never = AtomicBool::new(false);
             let downloaded = hub::fetch_model(&client, &repo, &revision, gguf, &sink, &never)?;
-            tracing::info!("{repo}@{revision} is commit {}", downloaded.commit);
+            // Which commit ran is part of the result: a branch moves.
+            eprintln!("note: {repo}@{revision} is commit {}", downloaded.commit);
             Ok(downloaded.snapshot)
         }
     }

@@ -29,6 +29,11 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// Where models run: auto, cpu, cuda, cuda:N, metal. A device this build or machine does
+    /// not have is an error, never a silent fallback.
+    #[arg(long, global = true, default_value = "auto")]
+    device: String,
+
     /// Print the process's peak memory (resident set) on stderr at the end.
     #[arg(long, global = true)]
     peak_memory: bool,
@@ -62,6 +67,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Err(err) =
+        wick_engine::device::DeviceChoice::parse(&cli.device).and_then(|d| d.resolve())
+    {
+        return report(&err, false);
+    }
     let (json, result) = match cli.command {
         Command::Tokenize(args) => (args.json, tokenize::run(&args)),
         Command::Run(args) => (args.json, run::run(&args)),

@@ -43,19 +43,23 @@ pub fn read_header(reader: impl std::io::Read + std::io::Seek, path: &Path) -> R
         })
 }
 
-/// `general.architecture` of a GGUF file.
-pub fn architecture_of(file: &Path) -> Result<String> {
-    let reader = BufReader::new(File::open(file).map_err(|e| WickError::io(file, e))?);
-    let content = read_header(reader, file)?;
+/// `general.architecture` of a GGUF header.
+pub fn architecture_in(content: &Content) -> Option<String> {
     content
         .metadata
         .get("general.architecture")
         .and_then(|v| v.to_string().ok())
         .cloned()
-        .ok_or_else(|| WickError::InvalidGguf {
-            path: file.to_path_buf(),
-            reason: "no general.architecture".into(),
-        })
+}
+
+/// `general.architecture` of a GGUF file.
+pub fn architecture_of(file: &Path) -> Result<String> {
+    let reader = BufReader::new(File::open(file).map_err(|e| WickError::io(file, e))?);
+    let content = read_header(reader, file)?;
+    architecture_in(&content).ok_or_else(|| WickError::InvalidGguf {
+        path: file.to_path_buf(),
+        reason: "no general.architecture".into(),
+    })
 }
 
 pub fn supported() -> String {
@@ -85,12 +89,7 @@ pub fn load(file: &Path, device: &Device, dequantize: bool) -> Result<LoadedCaus
     } else {
         quantization_of(&content)
     };
-    let arch = content
-        .metadata
-        .get("general.architecture")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .unwrap_or_default();
+    let arch = architecture_in(&content).unwrap_or_default();
     let src = GgufSource {
         path: file.to_path_buf(),
         content,
