@@ -418,7 +418,10 @@ fn a_device_that_is_not_there_is_an_error_not_a_fallback() {
     let out = wick(&["--device", "cuda:1", "info", dir.to_str().expect("utf-8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("error: device cuda:1 is not available"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: device cuda:1 is not available"),
+        "{stderr}"
+    );
     let out = wick(&["--device", "cpu", "info", dir.to_str().expect("utf-8")]);
     assert!(out.status.success());
     let out = wick(&["--device", "tpu", "info", dir.to_str().expect("utf-8")]);
