@@ -22,6 +22,10 @@ architecture: string,
  */
 device: string, dtype: string, 
 /**
+ * The Hub commit the model came from (for `org/name` models).
+ */
+commit: string | null, 
+/**
  * Milliseconds spent running (not loading).
  */
 elapsedMs: number, };
