@@ -222,6 +222,8 @@ pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {
             let (bytes, label) = match quantization {
                 Quantization::Q8_0 => (params * 34 / 32, "Q8_0"),
                 Quantization::Q4K => (params * 144 / 256, "Q4_K"),
+                Quantization::F16 => (params * 2, "f16"),
+                Quantization::Bf16 => (params * 2, "bf16"),
                 Quantization::AsStored | Quantization::F32 => (params * 4, "f32"),
             };
             // The file is read whole, then its tensors are built (converted to f32 when stored

@@ -4,4 +4,4 @@
  * How to hold the weights in memory: as stored, or converted at load (the desktop
  * counterpart of transformers' `load_in_8bit` / `load_in_4bit`).
  */
-export type Quantization = "as_stored" | "f32" | "q8_0" | "q4_k";
+export type Quantization = "as_stored" | "f32" | "q8_0" | "q4_k" | "f16" | "bf16";

@@ -37,8 +37,9 @@ pub struct Args {
     return_full_text: Option<bool>,
     #[arg(long)]
     prefix: Option<String>,
-    /// Convert the weights at load: q8_0 or q4_k (8 or 4 bits, like load_in_8bit/4bit), f32
-    /// (dequantize a GGUF file), or as-stored (the default).
+    /// Convert the weights at load: q8_0 or q4_k (8 or 4 bits, like load_in_8bit/4bit), f16 or
+    /// bf16 (like torch_dtype; safetensors), f32 (dequantize a GGUF file), or as-stored (the
+    /// default).
     #[arg(long, default_value = "as-stored")]
     quantize: Quantization,
     #[command(flatten)]

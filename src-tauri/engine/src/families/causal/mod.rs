@@ -38,6 +38,11 @@ pub enum Quantization {
     Q8_0,
     /// Projections quantized to 4 bits at load (candle's Q4_K, blocks of 256).
     Q4K,
+    /// Every weight and activation in IEEE half precision: half f32's memory
+    /// (`torch_dtype=torch.float16`). safetensors only.
+    F16,
+    /// bfloat16: f32's range in 16 bits (`torch_dtype=torch.bfloat16`). safetensors only.
+    Bf16,
 }
 
 impl std::str::FromStr for Quantization {
@@ -48,14 +53,25 @@ impl std::str::FromStr for Quantization {
             "f32" => Ok(Self::F32),
             "q8_0" | "q8" | "8bit" => Ok(Self::Q8_0),
             "q4_k" | "q4k" | "4bit" => Ok(Self::Q4K),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
             other => Err(format!(
-                "unknown quantization `{other}` (as-stored, f32, q8_0, q4_k)"
+                "unknown quantization `{other}` (as-stored, f32, f16, bf16, q8_0, q4_k)"
             )),
         }
     }
 }
 
 impl Quantization {
+    /// The float type the model computes in, for the 16-bit choices.
+    pub fn float_dtype(self) -> Option<DType> {
+        match self {
+            Self::F16 => Some(DType::F16),
+            Self::Bf16 => Some(DType::BF16),
+            _ => None,
+        }
+    }
+
     fn ggml(self) -> Option<candle_core::quantized::GgmlDType> {
         match self {
             Self::Q8_0 => Some(candle_core::quantized::GgmlDType::Q8_0),
@@ -134,7 +150,7 @@ pub fn load_with(
     quantization: Quantization,
 ) -> Result<LoadedCausal> {
     if let Some(file) = gguf_file(path) {
-        if quantization.ggml().is_some() {
+        if quantization.ggml().is_some() || quantization.float_dtype().is_some() {
             return Err(WickError::InvalidInput(format!(
                 "{} is already quantized; choose `as stored` or `f32` for GGUF files",
                 file.display()
@@ -164,6 +180,7 @@ pub fn load_with(
     let config = CausalConfig::from_json(&json, family).map_err(invalid)?;
     let weights = Weights::load(path, device)?;
     let files = weights.files.clone();
+    let dtype = quantization.float_dtype().unwrap_or(dtype);
     let mut src = source::Checkpoint::new(weights.tensors, family, dtype, device.clone());
     src.quantize = quantization.ggml();
     let model = CausalLm::load(config, &src).map_err(|e| WickError::InvalidModel {

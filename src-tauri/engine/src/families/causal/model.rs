@@ -637,13 +637,14 @@ impl Attention {
         // Grouped-query attention: the query heads sharing a key head become extra rows of
         // one matmul ([b, kv_heads, groups * t, d]) instead of copying keys and values.
         let q = q.reshape((b, self.kv_heads, groups * t, self.head_dim))?;
-        let scores = (q.matmul(&k.t()?)? * self.scale)?;
+        // Masking and softmax in f32 whatever the model's dtype (as transformers' eager
+        // attention upcasts); a no-op for f32 models.
+        let scores = (q.matmul(&k.t()?)? * self.scale)?.to_dtype(DType::F32)?;
         let scores = match self.mask(t, s, offset, groups, xs.device())? {
             Some(mask) => scores.broadcast_add(&mask)?,
             None => scores,
         };
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
         let ctx = probs.matmul(&v)?; // [b, kv_heads, groups * t, d]
         let ctx = ctx
             .reshape((b, self.heads, t, self.head_dim))?
