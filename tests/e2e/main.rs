@@ -170,6 +170,7 @@ fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize,
         }
     }
     let _ = session.close();
+    let _ = std::fs::remove_dir_all(&hub_cache);
     Ok((passed, failed))
 }
 
