@@ -427,3 +427,63 @@ fn a_device_that_is_not_there_is_an_error_not_a_fallback() {
     let out = wick(&["--device", "tpu", "info", dir.to_str().expect("utf-8")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `tpu`"));
 }
+
+/// A model whose key/value cache alone would need far more memory than any machine has (its
+/// config claims 100,000 layers): refused before loading, with the numbers; `--load-anyway`
+/// gets past the check (and then fails on the weights, which do not match that config).
+#[test]
+fn a_model_that_will_not_fit_is_refused_unless_the_user_insists() {
+    let tiny =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny/llama-causal-lm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in [
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
+        std::fs::copy(tiny.join(f), dir.path().join(f)).expect("copy fixture");
+    }
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(tiny.join("config.json")).expect("config"))
+            .expect("json");
+    config["num_hidden_layers"] = 100_000.into();
+    config["max_position_embeddings"] = 131_072.into();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write config");
+    let model = dir.path().to_str().expect("utf-8");
+
+    let out = wick(&[
+        "run",
+        "text-generation",
+        "--model",
+        model,
+        "--json",
+        "Hello",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let err: Value = serde_json::from_str(stderr.trim()).expect("a JSON error");
+    assert_eq!(err["code"], "does_not_fit");
+    let message = err["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("(use --load-anyway to try) needs about"),
+        "{message}"
+    );
+    assert!(
+        message.contains("pick a smaller quantization or a shorter context"),
+        "{message}"
+    );
+
+    let out = wick(&[
+        "--load-anyway",
+        "run",
+        "text-generation",
+        "--model",
+        model,
+        "--json",
+        "Hello",
+    ]);
+    let err: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stderr).trim()).expect("json");
+    assert_ne!(err["code"], "does_not_fit");
+}

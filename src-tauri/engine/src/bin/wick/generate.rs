@@ -220,6 +220,7 @@ impl Args {
 
 pub fn run(args: &Args, json_mode: bool) -> Result<()> {
     let path: PathBuf = crate::hub::model_path(&args.model, args.gguf.as_deref())?;
+    crate::hub::check_fit(&path, args.quantize)?;
     let pipeline = Pipeline::load_with(Task::TextGeneration, &path, args.quantize)?;
     print_run(
         &pipeline,
@@ -232,6 +233,7 @@ pub fn run(args: &Args, json_mode: bool) -> Result<()> {
 
 pub fn run_text2text(task: Task, args: &Text2TextArgs, json_mode: bool) -> Result<()> {
     let path: PathBuf = crate::hub::model_path(&args.model, None)?;
+    crate::hub::check_fit(&path, Quantization::AsStored)?;
     let pipeline = Pipeline::load(task, &path)?;
     let mut kwargs = args.flags.kwargs()?;
     for (k, v) in [("src_lang", &args.src_lang), ("tgt_lang", &args.tgt_lang)] {

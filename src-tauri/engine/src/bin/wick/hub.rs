@@ -31,6 +31,29 @@ pub fn model_path(spec: &str, gguf: Option<&str>) -> Result<PathBuf> {
     }
 }
 
+/// Set by `--load-anyway`: skip the fit check.
+pub static LOAD_ANYWAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Refuses to load a model the fit estimate says will not fit in free memory (for a 4096-token
+/// context), unless `--load-anyway` was given. A model it cannot describe is let through: the
+/// load itself then says what is wrong.
+pub fn check_fit(dir: &std::path::Path, quantization: Quantization) -> Result<()> {
+    if LOAD_ANYWAY.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let Ok(facts) = wick_engine::facts::local_facts(dir, quantization, 4096) else {
+        return Ok(());
+    };
+    if facts.fit.verdict == wick_engine::fit::Verdict::TooBig {
+        return Err(WickError::DoesNotFit {
+            what: format!("{} (use --load-anyway to try)", dir.display()),
+            needed: facts.fit.total,
+            available: facts.fit.available,
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DownloadArgs {
     /// The Hub repo, `org/name[@revision]`.

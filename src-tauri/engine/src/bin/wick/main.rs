@@ -34,6 +34,10 @@ struct Cli {
     #[arg(long, global = true, default_value = "auto")]
     device: String,
 
+    /// Load a model even when the memory estimate says it will not fit.
+    #[arg(long, global = true)]
+    load_anyway: bool,
+
     /// Print the process's peak memory (resident set) on stderr at the end.
     #[arg(long, global = true)]
     peak_memory: bool,
@@ -67,6 +71,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    hub::LOAD_ANYWAY.store(cli.load_anyway, std::sync::atomic::Ordering::Relaxed);
     if let Err(err) =
         wick_engine::device::DeviceChoice::parse(&cli.device).and_then(|d| d.resolve())
     {

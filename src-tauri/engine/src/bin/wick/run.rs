@@ -260,6 +260,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
     };
     let dir: PathBuf = crate::hub::model_path(model, None)?;
+    crate::hub::check_fit(&dir, Default::default())?;
     let task = wick_engine::tasks::Task::from_id(task)
         .ok_or_else(|| WickError::InvalidInput(format!("unknown task {task}")))?;
     let pipeline = Pipeline::load(task, &dir)?;
@@ -278,6 +279,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn sentence_embeddings(common: &Common) -> Result<()> {
     let dir: PathBuf = crate::hub::model_path(&common.model, None)?;
+    crate::hub::check_fit(&dir, Default::default())?;
     let extractor = FeatureExtractor::load(&dir)?;
     let texts = read_inputs(&common.inputs)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
