@@ -150,22 +150,13 @@ fn download(
     };
     let downloaded = hub::fetch_model(&client, &repo, &revision, gguf, &sink, cancel)?;
     // A GGUF repo may hold several variants; the picker names the file that was fetched.
-    let gguf_file = gguf.and_then(|_| {
-        std::fs::read_dir(&downloaded.snapshot)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
-            .find(|p| {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_ascii_uppercase());
-                name.is_some_and(|n| gguf.is_some_and(|g| n.contains(&g.to_ascii_uppercase())))
-            })
-    });
-    let model = match gguf_file {
-        Some(file) => file.display().to_string(),
-        None if revision == "main" => repo,
-        None => format!("{repo}@{revision}"),
+    let path = downloaded.model_path();
+    let model = if path != downloaded.snapshot {
+        path.display().to_string()
+    } else if revision == "main" {
+        repo
+    } else {
+        format!("{repo}@{revision}")
     };
     Ok(DownloadResult {
         model,

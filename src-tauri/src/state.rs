@@ -76,10 +76,18 @@ impl AppState {
         model: &str,
         quantization: Quantization,
     ) -> Result<Arc<Pipeline>, ErrorPayload> {
-        let key = format!("{}\u{0}{model}\u{0}{quantization:?}", task.id());
+        let dir = ModelSource::parse(model)
+            .and_then(|s| s.resolve())
+            .map_err(ErrorPayload::from)?;
+        // The folder is part of the key: when a Hub branch moves to a new snapshot, that
+        // snapshot is loaded (and the commit a result reports is the one that ran).
+        let key = format!(
+            "{}\u{0}{model}\u{0}{quantization:?}\u{0}{}",
+            task.id(),
+            dir.display()
+        );
         let mut bytes = 0;
         let pipeline = get_or_load(&self.pipelines, &key, || {
-            let dir = ModelSource::parse(model)?.resolve()?;
             let fit = wick_engine::facts::local_facts(&dir, quantization, FIT_CONTEXT)?.fit;
             if fit.verdict == Verdict::TooBig && !lock_set(&self.insisted).contains(model) {
                 return Err(WickError::DoesNotFit {
@@ -316,7 +324,9 @@ impl<V> Cache<V> {
         self.evict(key);
     }
 
-    /// Drops least recently used entries (never `keep`) while over the count or the budget.
+    /// Drops least recently used entries while over the count or the budget. Never `keep`, a
+    /// value still loading, or one a run is using (dropping it would free nothing, and the
+    /// next request would load a second copy beside it).
     fn evict(&mut self, keep: &str) {
         loop {
             let total: u64 = self.entries.values().map(|e| e.bytes).sum();
@@ -328,6 +338,11 @@ impl<V> Cache<V> {
                 .entries
                 .iter()
                 .filter(|(k, _)| k.as_str() != keep)
+                .filter(|(_, e)| match e.slot.get() {
+                    Some(Ok(value)) => Arc::strong_count(value) == 1,
+                    Some(Err(_)) => true,
+                    None => false,
+                })
                 .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone());
             match oldest {
@@ -369,7 +384,7 @@ mod tests {
 
         let mut cache = Cache::<()>::new(TOKENIZER_CACHE_SIZE);
         for i in 0..10 {
-            cache.slot(&format!("m{i}"));
+            load(&mut cache, &format!("m{i}"));
         }
         assert_eq!(cache.entries.len(), TOKENIZER_CACHE_SIZE);
         assert!(cache.entries.contains_key("m9"));
@@ -380,19 +395,35 @@ mod tests {
     fn models_beyond_the_memory_budget_are_unloaded_oldest_first() {
         let mut cache = Cache::<()>::new(10).with_budget(Some(100));
         for (key, bytes) in [("a", 40), ("b", 40)] {
-            cache.slot(key);
+            load(&mut cache, key);
             cache.loaded(key, bytes);
         }
         cache.slot("a"); // a is now more recent than b
-        cache.slot("c");
+        load(&mut cache, "c");
         cache.loaded("c", 40);
         let mut keys: Vec<&String> = cache.entries.keys().collect();
         keys.sort();
         assert_eq!(keys, ["a", "c"], "b was the least recently used");
+        // A model in use is never unloaded, however old.
+        // (Taken without `slot`, which would make it the most recent.)
+        let in_use = cache.entries["a"].slot.get().cloned();
+        load(&mut cache, "d");
+        cache.loaded("d", 40);
+        assert!(cache.entries.contains_key("a"), "a is in use");
+        assert!(
+            !cache.entries.contains_key("c"),
+            "c was the oldest idle one"
+        );
+        drop(in_use);
         // A model bigger than the budget alone still loads (the fit check guards that).
-        cache.slot("huge");
+        load(&mut cache, "huge");
         cache.loaded("huge", 500);
         assert_eq!(cache.entries.keys().collect::<Vec<_>>(), ["huge"]);
+    }
+
+    /// What `get_or_load` does: a slot, filled.
+    fn load(cache: &mut Cache<()>, key: &str) {
+        let _ = cache.slot(key).get_or_init(|| Ok(Arc::new(())));
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl Drop for HubServer {
 
 struct Request {
     method: String,
+    /// Percent-decoded.
     path: String,
+    /// As sent (a revision `refs%2Fpr%2F1` keeps its slashes encoded here).
+    raw_path: String,
     query: HashMap<String, String>,
     headers: HashMap<String, String>,
 }
@@ -269,6 +272,7 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
     Ok(Request {
         method,
         path: percent_decode(path),
+        raw_path: path.to_string(),
         query,
         headers,
     })
@@ -392,7 +396,10 @@ fn route(request: &Request, shared: &Shared) -> Reply {
             None => Reply::error(404, "EntryNotFound", "no such blob"),
         };
     }
-    if let Some((repo_id, rest)) = path.split_once("/resolve/") {
+    let raw = request.raw_path.trim_start_matches('/');
+    if let Some((repo_id, rest)) = raw.split_once("/resolve/") {
+        let repo_id = percent_decode(repo_id);
+        let repo_id = repo_id.as_str();
         let repo = match find_repo(request, shared, repo_id) {
             Ok(repo) => repo,
             Err(reply) => return reply,
@@ -400,6 +407,8 @@ fn route(request: &Request, shared: &Shared) -> Reply {
         let Some((revision, file_name)) = rest.split_once('/') else {
             return Reply::error(400, "", "bad path");
         };
+        let (revision, file_name) = (percent_decode(revision), percent_decode(file_name));
+        let (revision, file_name) = (revision.as_str(), file_name.as_str());
         if revision != "main" && revision != repo.commit {
             return Reply::error(404, "RevisionNotFound", "Invalid rev id");
         }

@@ -190,7 +190,10 @@ fn cancel_keeps_the_partial_file_and_the_next_run_resumes() {
     server.faults().bytes_per_second = None;
     let before = server.file_bytes_sent();
     let (result, events) = fetch(&client, SMOLLM);
-    result.unwrap();
+    assert!(
+        result.unwrap().model_path().ends_with(SMOLLM_FILE),
+        "the GGUF file that was fetched"
+    );
     // Only the rest was asked for (the cancelled connection may still have been draining).
     assert!(server
         .requests()

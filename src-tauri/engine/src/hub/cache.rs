@@ -158,9 +158,6 @@ impl HubCache {
         let pointer = self.snapshot(repo, commit).join(filename);
         create_parent(&pointer)?;
         let blob = self.blob(repo, etag);
-        if pointer.symlink_metadata().is_ok() {
-            std::fs::remove_file(&pointer).map_err(|e| WickError::io(&pointer, e))?;
-        }
         // snapshots/<commit>/<dirs…>/<file> climbs two levels plus one per folder in the name.
         let depth = 2 + filename.matches('/').count();
         let mut target = PathBuf::new();
@@ -169,8 +166,24 @@ impl HubCache {
         }
         target.push("blobs");
         target.push(etag);
+        if std::fs::read_link(&pointer).is_ok_and(|t| t == target) {
+            return Ok(pointer); // another download of the same repo got here first
+        }
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &pointer).map_err(|e| WickError::io(&pointer, e))?;
+        {
+            // A link under a temporary name, renamed over the pointer: a reader never finds
+            // the file missing, and two downloads linking at once do not collide.
+            let temp = pointer.with_file_name(format!(
+                ".{}.{}.tmp",
+                pointer
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&temp);
+            std::os::unix::fs::symlink(&target, &temp).map_err(|e| WickError::io(&temp, e))?;
+            std::fs::rename(&temp, &pointer).map_err(|e| WickError::io(&pointer, e))?;
+        }
         #[cfg(not(unix))]
         {
             let _ = target;

@@ -43,6 +43,23 @@ pub struct Downloaded {
     pub snapshot: PathBuf,
     /// Bytes fetched over the network in this run.
     pub fetched: u64,
+    /// The files asked for (empty when an offline cache answered for the whole snapshot).
+    pub files: Vec<String>,
+}
+
+impl Downloaded {
+    /// What to load: the GGUF file that was fetched, when one was (a snapshot may hold several
+    /// quantizations from earlier downloads), else the snapshot folder.
+    pub fn model_path(&self) -> PathBuf {
+        match self
+            .files
+            .iter()
+            .find(|f| f.to_ascii_lowercase().ends_with(".gguf"))
+        {
+            Some(gguf) => self.snapshot.join(gguf),
+            None => self.snapshot.clone(),
+        }
+    }
 }
 
 impl Downloaded {
@@ -62,6 +79,7 @@ impl Downloaded {
             commit,
             snapshot,
             fetched: 0,
+            files: Vec::new(),
         }
     }
 }
@@ -150,7 +168,6 @@ impl HubClient {
             .map(|p| p.size - p.partial)
             .sum();
         self.check_disk(repo, to_fetch)?;
-        self.cache.write_ref(repo, revision, &commit)?;
         sink(DownloadEvent::Started {
             repo: repo.to_string(),
             revision: revision.to_string(),
@@ -195,6 +212,9 @@ impl HubClient {
         if cancel.load(Ordering::Relaxed) {
             return Err(WickError::Cancelled);
         }
+        // Only a complete snapshot gets the branch name: a cancelled update leaves `main` on
+        // the last complete one.
+        self.cache.write_ref(repo, revision, &commit)?;
         let snapshot = self.cache.snapshot(repo, &commit);
         tracker.emit(DownloadEvent::Done {
             commit: commit.clone(),
@@ -206,6 +226,7 @@ impl HubClient {
             commit,
             snapshot,
             fetched: tracker.fetched(),
+            files: files.to_vec(),
         })
     }
 
@@ -278,11 +299,10 @@ impl HubClient {
         {
             return Err(missing());
         }
-        Ok(Downloaded::from_cache(
-            commit.clone(),
-            self.cache.snapshot(repo, &commit),
-            sink,
-        ))
+        let mut downloaded =
+            Downloaded::from_cache(commit.clone(), self.cache.snapshot(repo, &commit), sink);
+        downloaded.files = files.to_vec();
+        Ok(downloaded)
     }
 
     fn check_disk(&self, repo: &str, needed: u64) -> Result<()> {
@@ -381,8 +401,26 @@ impl HubClient {
             if stop() {
                 return Err(WickError::Cancelled);
             }
-            let response = self.send("GET", &meta.location, have)?;
+            // Through the resolve URL each time: the CDN link in the HEAD's answer is signed
+            // and expires, and a big model's last file may start much later.
+            let url = self.resolve_url(repo, &meta.commit, name);
+            let response = self.send("GET", &url, have)?;
             let response = self.check_status(response, repo, &what)?;
+            let total = match response.status() {
+                StatusCode::PARTIAL_CONTENT => header(&response, "content-range").and_then(|r| {
+                    r.rsplit('/')
+                        .next()
+                        .and_then(|t| t.trim().parse::<u64>().ok())
+                }),
+                _ => header(&response, "content-length").and_then(|l| l.parse().ok()),
+            };
+            if let Some(total) = total.filter(|t| *t != meta.size) {
+                // Not the file the Hub described (an error page, another version).
+                return Err(self.unavailable(format!(
+                    "the answer for {name} is {total} bytes long, the Hub said {}",
+                    meta.size
+                )));
+            }
             match response.status() {
                 StatusCode::PARTIAL_CONTENT => {
                     let start =
@@ -396,6 +434,7 @@ impl HubClient {
                 _ if have > 0 => {
                     // The server ignored the range: the whole file comes again.
                     have = 0;
+                    progress_seen = 0;
                     hashing.reset();
                     file.set_len(0).map_err(|e| WickError::io(partial, e))?;
                     file.seek(SeekFrom::Start(0))

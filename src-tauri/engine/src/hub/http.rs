@@ -86,7 +86,7 @@ impl HubClient {
         format!(
             "{}/{repo}/resolve/{}/{}",
             self.endpoint,
-            encode_path(revision),
+            encode_query(revision),
             encode_path(file)
         )
     }
@@ -200,7 +200,12 @@ impl HubClient {
             (s, _) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
                 self.unavailable(format!("HTTP {}", s.as_u16()))
             }
-            (s, _) => self.unavailable(format!("unexpected HTTP {} for {what}", s.as_u16())),
+            // Asking again will not help: say what the Hub answered.
+            (s, _) => WickError::InvalidInput(format!(
+                "the Hub ({}) refused the request for {what}: HTTP {}",
+                self.endpoint,
+                s.as_u16()
+            )),
         })
     }
 
@@ -214,7 +219,8 @@ impl HubClient {
     /// GET of a JSON API route.
     pub(crate) fn get_json(&self, url: &str, repo: &str, what: &str) -> Result<serde_json::Value> {
         self.with_retries(|| {
-            let mut response = self.call("GET", url, 0, repo, what)?;
+            let response = self.send("GET", url, 0)?;
+            let mut response = self.check_status(response, repo, what)?;
             let text = response
                 .body_mut()
                 .with_config()
@@ -309,7 +315,7 @@ mod tests {
         let client = HubClient::new("http://hub.local:8080/", None, HubCache::new("/tmp/x"));
         assert_eq!(
             client.resolve_url("org/m", "refs/pr/1", "sub dir/a+b.json"),
-            "http://hub.local:8080/org/m/resolve/refs/pr/1/sub%20dir/a%2Bb.json"
+            "http://hub.local:8080/org/m/resolve/refs%2Fpr%2F1/sub%20dir/a%2Bb.json"
         );
         assert_eq!(origin("http://hub.local:8080/a/b"), "http://hub.local:8080");
         assert!(same_host(

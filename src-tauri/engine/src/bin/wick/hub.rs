@@ -26,7 +26,7 @@ pub fn model_path(spec: &str, gguf: Option<&str>) -> Result<PathBuf> {
             let downloaded = hub::fetch_model(&client, &repo, &revision, gguf, &sink, &never)?;
             // Which commit ran is part of the result: a branch moves.
             eprintln!("note: {repo}@{revision} is commit {}", downloaded.commit);
-            Ok(downloaded.snapshot)
+            Ok(downloaded.model_path())
         }
     }
 }
