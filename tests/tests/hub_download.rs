@@ -586,3 +586,43 @@ fn cli_search_info_run_and_cache() {
         "{err}"
     );
 }
+
+/// Another process (Python's huggingface_hub, or a second Wick) holding a blob's lock makes this
+/// download wait for it; a cancel still ends the wait at once, and once the lock is free the
+/// download goes through.
+#[test]
+fn waiting_for_another_process_lock_can_be_cancelled() {
+    let server = server();
+    let cache = tempfile::tempdir().unwrap();
+    let client = client(&server, cache.path(), None);
+    let sha = server
+        .repo(SPLADE)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .sha256
+        .clone();
+    let lock_path = HubCache::new(cache.path()).lock_file(SPLADE, &sha);
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let held = std::fs::File::create(&lock_path).unwrap();
+    held.lock().unwrap();
+
+    let cancel = AtomicBool::new(false);
+    let started = Instant::now();
+    let err = std::thread::scope(|scope| {
+        let fetching =
+            scope.spawn(|| hub::fetch_model(&client, SPLADE, "main", None, &|_| {}, &cancel));
+        std::thread::sleep(Duration::from_millis(500));
+        cancel.store(true, Ordering::Relaxed);
+        fetching.join().unwrap().unwrap_err()
+    });
+    assert_eq!(err.code(), ErrorCode::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    held.unlock().unwrap();
+    fetch(&client, SPLADE).0.unwrap();
+}

@@ -349,8 +349,20 @@ impl HubClient {
         let lock_path = self.cache.lock_file(repo, &meta.etag);
         create_parent(&lock_path)?;
         let lock = File::create(&lock_path).map_err(|e| WickError::io(&lock_path, e))?;
-        // The same lock `huggingface_hub` takes: another process fetching this blob finishes first.
-        lock.lock().map_err(|e| WickError::io(&lock_path, e))?;
+        // The same lock `huggingface_hub` takes: another process fetching this blob finishes
+        // first. Waited for in steps, so that a cancel still takes effect.
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if stop() {
+                        return Err(WickError::Cancelled);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(WickError::io(&lock_path, e)),
+            }
+        }
         if blob.is_file() {
             return done(true, 0);
         }
@@ -394,7 +406,7 @@ impl HubClient {
         let what = format!("`{name}`");
         let hashing = BackgroundHasher::start(hasher);
         let mut progress_seen = have;
-        self.with_retries(|| {
+        self.with_retries_until(stop, || {
             if have >= meta.size {
                 return Ok(());
             }

@@ -157,14 +157,30 @@ impl HubClient {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or runs out of tries.
-    pub(crate) fn with_retries<T>(&self, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    pub(crate) fn with_retries<T>(&self, attempt: impl FnMut() -> Result<T>) -> Result<T> {
+        self.with_retries_until(&|| false, attempt)
+    }
+
+    /// [`Self::with_retries`], giving up (as cancelled) as soon as `stop` says so, also while
+    /// it waits between tries.
+    pub(crate) fn with_retries_until<T>(
+        &self,
+        stop: &dyn Fn() -> bool,
+        mut attempt: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
         let mut delay = self.retry_delay;
         let mut tries = 1;
         loop {
             match attempt() {
                 Err(err @ WickError::HubUnavailable { .. }) if tries < ATTEMPTS => {
                     tracing::warn!("{err}; retrying in {delay:?} (try {tries} of {ATTEMPTS})");
-                    std::thread::sleep(delay);
+                    let until = std::time::Instant::now() + delay;
+                    while std::time::Instant::now() < until {
+                        if stop() {
+                            return Err(WickError::Cancelled);
+                        }
+                        std::thread::sleep(Duration::from_millis(20).min(delay));
+                    }
                     delay *= 2;
                     tries += 1;
                 }
