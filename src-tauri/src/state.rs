@@ -90,11 +90,17 @@ impl AppState {
         let pipeline = get_or_load(&self.pipelines, &key, || {
             let fit = wick_engine::facts::local_facts(&dir, quantization, FIT_CONTEXT)?.fit;
             if fit.verdict == Verdict::TooBig && !lock_set(&self.insisted).contains(model) {
-                return Err(WickError::DoesNotFit {
-                    what: model.to_string(),
-                    needed: fit.total,
-                    available: fit.available,
-                });
+                // Idle models can make room: unload them, oldest first, before refusing.
+                let short = fit.total.saturating_sub(fit.available);
+                let mut cache = lock(&self.pipelines);
+                if cache.idle_bytes(&key) < short {
+                    return Err(WickError::DoesNotFit {
+                        what: model.to_string(),
+                        needed: fit.total,
+                        available: fit.available,
+                    });
+                }
+                cache.free(short, &key);
             }
             bytes = fit.weights;
             tracing::info!(model, task = task.id(), bytes, "loading");
@@ -274,6 +280,17 @@ struct Entry<V> {
     bytes: u64,
 }
 
+impl<V> Entry<V> {
+    /// Loaded (or failed) and not used by any run: safe to drop.
+    fn is_idle(&self) -> bool {
+        match self.slot.get() {
+            Some(Ok(value)) => Arc::strong_count(value) == 1,
+            Some(Err(_)) => true,
+            None => false,
+        }
+    }
+}
+
 impl<V> Cache<V> {
     fn new(capacity: usize) -> Self {
         Self {
@@ -337,12 +354,7 @@ impl<V> Cache<V> {
             let oldest = self
                 .entries
                 .iter()
-                .filter(|(k, _)| k.as_str() != keep)
-                .filter(|(_, e)| match e.slot.get() {
-                    Some(Ok(value)) => Arc::strong_count(value) == 1,
-                    Some(Err(_)) => true,
-                    None => false,
-                })
+                .filter(|(k, e)| k.as_str() != keep && e.is_idle())
                 .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone());
             match oldest {
@@ -352,6 +364,31 @@ impl<V> Cache<V> {
                 }
                 None => break,
             }
+        }
+    }
+
+    /// Bytes held by loaded values nobody is using (other than `keep`).
+    fn idle_bytes(&self, keep: &str) -> u64 {
+        self.entries
+            .iter()
+            .filter(|(k, e)| k.as_str() != keep && e.is_idle())
+            .map(|(_, e)| e.bytes)
+            .sum()
+    }
+
+    /// Unloads idle values, least recently used first, until `needed` bytes are freed.
+    fn free(&mut self, needed: u64, keep: &str) {
+        let mut freed = 0;
+        while freed < needed {
+            let oldest = self
+                .entries
+                .iter()
+                .filter(|(k, e)| k.as_str() != keep && e.is_idle() && e.bytes > 0)
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone());
+            let Some(k) = oldest else { break };
+            tracing::info!(key = %k.replace('\u{0}', " "), "unloading to make room");
+            freed += self.entries.remove(&k).map_or(0, |e| e.bytes);
         }
     }
 
@@ -419,6 +456,18 @@ mod tests {
         load(&mut cache, "huge");
         cache.loaded("huge", 500);
         assert_eq!(cache.entries.keys().collect::<Vec<_>>(), ["huge"]);
+
+        // Making room for a model that does not fit beside the idle ones: oldest first.
+        let mut cache = Cache::<()>::new(10);
+        for key in ["x", "y", "z"] {
+            load(&mut cache, key);
+            cache.loaded(key, 30);
+        }
+        assert_eq!(cache.idle_bytes("new"), 90);
+        cache.free(50, "new");
+        let mut keys: Vec<&String> = cache.entries.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["z"], "x then y were unloaded to free 60 >= 50 bytes");
     }
 
     /// What `get_or_load` does: a slot, filled.
