@@ -50,18 +50,25 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
         });
     }
     let files = local_files(path);
-    let (described, unsupported) = split(registry::describe(path))?;
     let gguf_file = crate::families::causal::gguf_file(path);
-    let (stored, shape, tokenizer_bytes) = match &gguf_file {
+    let (described, stored, shape, tokenizer_bytes) = match &gguf_file {
         Some(file) => {
+            // One read of the header serves the description and the sizes.
             let reader = std::io::BufReader::new(
                 std::fs::File::open(file).map_err(|e| WickError::io(file, e))?,
             );
             let content = gguf::read_header(reader, file)?;
+            let described =
+                registry::describe_gguf(gguf::architecture_in(&content).unwrap_or_default());
             let (stored, shape, vocab_bytes) = gguf_facts(&content);
             // A tokenizer.json beside the GGUF file is the one used.
             let json = file_size(&files, "tokenizer.json");
-            (stored, shape, if json > 0 { json } else { vocab_bytes })
+            (
+                described,
+                stored,
+                shape,
+                if json > 0 { json } else { vocab_bytes },
+            )
         }
         None => {
             let config = read_json(&path.join("config.json"));
@@ -71,6 +78,7 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
                 .unwrap_or(4);
             let tokenizer = file_size(&files, "tokenizer.json");
             (
+                registry::describe(path),
                 Stored::Dense {
                     bytes_per_param: bytes,
                 },
@@ -79,6 +87,7 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
             )
         }
     };
+    let (described, unsupported) = split(described)?;
     let weight_bytes = weight_bytes(
         &files,
         gguf_file.as_deref().and_then(|f| f.file_name()?.to_str()),
@@ -136,21 +145,8 @@ pub fn hub_facts(
         Some(name) => {
             let head = client.fetch_prefix(repo, &commit, name, GGUF_HEADER_BYTES)?;
             let content = gguf::read_header(std::io::Cursor::new(head), Path::new(name))?;
-            let arch = gguf::architecture_in(&content).unwrap_or_default();
-            let described = if gguf::is_supported(&arch) {
-                Ok(Described {
-                    format: "gguf".into(),
-                    model_type: arch,
-                    architecture: None,
-                    kind: "causal".into(),
-                    tasks: vec![crate::tasks::Task::TextGeneration],
-                })
-            } else {
-                Err(WickError::UnsupportedArchitecture {
-                    found: format!("{arch} (GGUF)"),
-                    supported: gguf::supported(),
-                })
-            };
+            let described =
+                registry::describe_gguf(gguf::architecture_in(&content).unwrap_or_default());
             let (stored, shape, vocab_bytes) = gguf_facts(&content);
             let json = if to_fetch.iter().any(|f| f == "tokenizer.json") {
                 file_size(&info.files, "tokenizer.json")

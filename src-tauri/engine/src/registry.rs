@@ -187,20 +187,7 @@ pub struct Described {
 /// which architectures are supported.
 pub fn describe(path: &Path) -> Result<Described> {
     if let Some(file) = crate::families::causal::gguf_file(path) {
-        let arch = crate::families::causal::gguf::architecture_of(&file)?;
-        if !crate::families::causal::gguf::is_supported(&arch) {
-            return Err(WickError::UnsupportedArchitecture {
-                found: format!("{arch} (GGUF)"),
-                supported: crate::families::causal::gguf::supported(),
-            });
-        }
-        return Ok(Described {
-            format: "gguf".into(),
-            model_type: arch,
-            architecture: None,
-            kind: "causal".into(),
-            tasks: vec![Task::TextGeneration],
-        });
+        return describe_gguf(crate::families::causal::gguf::architecture_of(&file)?);
     }
     let path_config = path.join("config.json");
     let text = std::fs::read_to_string(&path_config).map_err(|e| WickError::io(&path_config, e))?;
@@ -238,6 +225,23 @@ pub fn describe(path: &Path) -> Result<Described> {
         architecture: head.architectures.into_iter().next(),
         kind: kind.into(),
         tasks,
+    })
+}
+
+/// A GGUF file of `general.architecture` `arch`, or why it is not supported.
+pub fn describe_gguf(arch: String) -> Result<Described> {
+    if !crate::families::causal::gguf::is_supported(&arch) {
+        return Err(WickError::UnsupportedArchitecture {
+            found: format!("{arch} (GGUF)"),
+            supported: crate::families::causal::gguf::supported(),
+        });
+    }
+    Ok(Described {
+        format: "gguf".into(),
+        model_type: arch,
+        architecture: None,
+        kind: "causal".into(),
+        tasks: vec![Task::TextGeneration],
     })
 }
 
