@@ -329,48 +329,24 @@ fn read_json(path: &Path) -> Option<serde_json::Value> {
 }
 
 fn local_files(path: &Path) -> Vec<RepoFile> {
-    let mut out = Vec::new();
-    let mut push = |name: String, p: &Path| {
-        out.push(RepoFile {
-            name,
-            size: p.metadata().ok().map(|m| m.len()),
-            lfs_sha256: None,
-        })
+    let file = |name: String, p: &Path| RepoFile {
+        name,
+        size: p.metadata().ok().map(|m| m.len()),
+        lfs_sha256: None,
     };
     if path.is_file() {
-        push(
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            path,
-        );
-        return out;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return vec![file(name, path)];
     }
-    fn walk(dir: &Path, prefix: &str, push: &mut dyn FnMut(String, &Path)) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            let name = format!(
-                "{prefix}{}",
-                p.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            );
-            if name.starts_with('.') {
-                continue;
-            }
-            if p.is_dir() {
-                walk(&p, &format!("{name}/"), push);
-            } else {
-                push(name, &p);
-            }
-        }
-    }
-    walk(path, "", &mut push);
-    out
+    // Hidden entries (`.git/`, Wick's `.wick-complete`) are not the model's.
+    crate::hub::cache::files_under(path)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with('.'))
+        .map(|(name, p)| file(name, &p))
+        .collect()
 }
 
 fn file_size(files: &[RepoFile], name: &str) -> u64 {

@@ -224,14 +224,15 @@ impl HubCache {
             }
         }
         let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        collect_refs(&dir.join("refs"), "", &mut refs);
+        collect_refs(&dir.join("refs"), &mut refs);
         let mut revisions: Vec<CachedRevision> = read_dir_paths(&dir.join("snapshots"))
             .into_iter()
             .filter_map(|snap| {
                 let commit = snap.file_name()?.to_string_lossy().into_owned();
-                let mut files = Vec::new();
-                collect_files(&snap, "", &mut files);
-                files.sort();
+                let files = files_under(&snap)
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect();
                 Some(CachedRevision {
                     refs: refs.remove(&commit).unwrap_or_default(),
                     commit,
@@ -285,7 +286,7 @@ impl HubCache {
         }
         std::fs::remove_dir_all(&doomed).map_err(|e| WickError::io(&doomed, e))?;
         let mut refs = BTreeMap::new();
-        collect_refs(&dir.join("refs"), "", &mut refs);
+        collect_refs(&dir.join("refs"), &mut refs);
         for name in refs.remove(&commit).unwrap_or_default() {
             let path = dir.join("refs").join(name);
             std::fs::remove_file(&path).map_err(|e| WickError::io(&path, e))?;
@@ -334,45 +335,43 @@ fn read_dir_paths(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// refs/ may nest (`refs/pr/1`); maps commit -> names.
-fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<String>>) {
-    for path in read_dir_paths(dir) {
-        let Some(name) = path
-            .file_name()
-            .map(|n| format!("{prefix}{}", n.to_string_lossy()))
-        else {
-            continue;
-        };
-        if path.is_dir() {
-            collect_refs(&path, &format!("{name}/"), out);
-        } else if let Ok(text) = std::fs::read_to_string(&path) {
+fn collect_refs(dir: &Path, out: &mut BTreeMap<String, Vec<String>>) {
+    for (name, path) in files_under(dir) {
+        if let Ok(text) = std::fs::read_to_string(&path) {
             out.entry(text.trim().to_string()).or_default().push(name);
         }
     }
 }
 
-fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    for path in read_dir_paths(dir) {
-        let Some(name) = path
-            .file_name()
-            .map(|n| format!("{prefix}{}", n.to_string_lossy()))
-        else {
-            continue;
-        };
-        if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            collect_files(&path, &format!("{name}/"), out);
-        } else {
-            out.push(name);
+/// Every file under `dir`, recursively, as (`sub/dir/name` relative to `dir`, path), sorted.
+pub(crate) fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) {
+        let mut paths = read_dir_paths(dir);
+        paths.sort();
+        for path in paths {
+            let Some(name) = path
+                .file_name()
+                .map(|n| format!("{prefix}{}", n.to_string_lossy()))
+            else {
+                continue;
+            };
+            if path.is_dir() {
+                walk(&path, &format!("{name}/"), out);
+            } else {
+                out.push((name, path));
+            }
         }
     }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out
 }
 
 /// The blobs a snapshot's links point at (absolute paths).
 fn linked_blobs(snapshot: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    collect_files(snapshot, "", &mut files);
-    files
-        .iter()
-        .filter_map(|f| std::fs::canonicalize(snapshot.join(f)).ok())
+    files_under(snapshot)
+        .into_iter()
+        .filter_map(|(_, path)| std::fs::canonicalize(path).ok())
         .collect()
 }
 
