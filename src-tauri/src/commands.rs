@@ -165,8 +165,8 @@ pub async fn generate(
 ) -> CommandResult<PipelineResponse> {
     let state = state.inner().clone();
     blocking(move || {
-        let stop = state.start_run(&run);
-        let _registered = scopeguard(|| state.end_run(&run));
+        let stop = state.runs.start(&run);
+        let _registered = scopeguard(|| state.runs.end(&run));
         let _ = events.send(GenerationEvent::Loading);
         let pipeline = state.pipeline_with(task, model.trim(), quantization.unwrap_or_default())?;
         let started = std::time::Instant::now();
@@ -243,7 +243,7 @@ pub async fn compare_variants(
 /// have finished already).
 #[tauri::command]
 pub async fn stop_generation(state: State<'_, AppState>, run: String) -> CommandResult<()> {
-    state.stop_run(&run);
+    state.runs.stop(&run);
     Ok(())
 }
 

@@ -115,9 +115,9 @@ pub async fn download_model(
 ) -> CommandResult<DownloadResult> {
     let state = state.inner().clone();
     blocking(move || {
-        let cancel = state.start_download(&id);
+        let cancel = state.downloads.start(&id);
         let result = download(&model, gguf.as_deref(), &events, &cancel);
-        state.end_download(&id);
+        state.downloads.end(&id);
         match &result {
             Err(e) if e.code == wick_engine::ErrorCode::Cancelled => {
                 let _ = events.send(DownloadEvent::Cancelled);
@@ -168,7 +168,7 @@ fn download(
 /// Cancels a download; what was fetched stays for a resume.
 #[tauri::command]
 pub async fn cancel_download(state: State<'_, AppState>, id: String) -> CommandResult<()> {
-    state.cancel_download(&id);
+    state.downloads.stop(&id);
     Ok(())
 }
 

@@ -36,10 +36,10 @@ type Slot<V> = Arc<OnceLock<Result<Arc<V>, ErrorPayload>>>;
 pub struct AppState {
     tokenizers: Arc<Mutex<Cache<WickTokenizer>>>,
     pipelines: Arc<Mutex<Cache<Pipeline>>>,
-    /// Generations in progress, by run name, with their stop flags.
-    runs: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
-    /// Downloads in progress, by id, with their cancel flags.
-    downloads: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    /// Generations in progress, by run name.
+    pub runs: StopFlags,
+    /// Downloads in progress, by id.
+    pub downloads: StopFlags,
     /// Models the user chose to load although the fit check said they would not fit.
     insisted: Arc<Mutex<std::collections::HashSet<String>>>,
 }
@@ -51,8 +51,8 @@ impl Default for AppState {
             pipelines: Arc::new(Mutex::new(
                 Cache::new(PIPELINE_CACHE_SIZE).with_budget(memory_budget()),
             )),
-            runs: Arc::default(),
-            downloads: Arc::default(),
+            runs: StopFlags::default(),
+            downloads: StopFlags::default(),
             insisted: Arc::default(),
         }
     }
@@ -89,7 +89,7 @@ impl AppState {
         let mut bytes = 0;
         let pipeline = get_or_load(&self.pipelines, &key, || {
             let fit = wick_engine::facts::local_facts(&dir, quantization, FIT_CONTEXT)?.fit;
-            if fit.verdict == Verdict::TooBig && !lock_set(&self.insisted).contains(model) {
+            if fit.verdict == Verdict::TooBig && !lock(&self.insisted).contains(model) {
                 // Idle models can make room: unload them, oldest first, before refusing.
                 let short = fit.total.saturating_sub(fit.available);
                 let mut cache = lock(&self.pipelines);
@@ -114,7 +114,7 @@ impl AppState {
 
     /// Lets `model` load although the fit check refuses it.
     pub fn insist(&self, model: &str) {
-        lock_set(&self.insisted).insert(model.trim().to_string());
+        lock(&self.insisted).insert(model.trim().to_string());
     }
 
     /// The loaded pipelines, most recently used first.
@@ -187,54 +187,29 @@ fn memory_budget() -> Option<u64> {
     (total > 0).then_some((total as f64 * MEMORY_BUDGET_SHARE) as u64)
 }
 
-impl AppState {
-    /// Registers a download and returns its cancel flag.
-    pub fn start_download(&self, id: &str) -> Arc<AtomicBool> {
+/// Named stop flags: the generations or downloads in progress, so that a later command can
+/// stop one by name.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlags(Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>);
+
+impl StopFlags {
+    /// Registers `name` and returns its flag.
+    pub fn start(&self, name: &str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        lock_runs(&self.downloads).insert(id.to_string(), Arc::clone(&flag));
+        lock(&self.0).insert(name.to_string(), Arc::clone(&flag));
         flag
     }
 
-    pub fn cancel_download(&self, id: &str) {
-        if let Some(flag) = lock_runs(&self.downloads).get(id) {
+    /// Raises the flag of `name`; unknown names are ignored (it may have finished already).
+    pub fn stop(&self, name: &str) {
+        if let Some(flag) = lock(&self.0).get(name) {
             flag.store(true, Ordering::Relaxed);
         }
     }
 
-    pub fn end_download(&self, id: &str) {
-        lock_runs(&self.downloads).remove(id);
+    pub fn end(&self, name: &str) {
+        lock(&self.0).remove(name);
     }
-}
-
-impl AppState {
-    /// Registers a run and returns its stop flag.
-    pub fn start_run(&self, run: &str) -> Arc<AtomicBool> {
-        let flag = Arc::new(AtomicBool::new(false));
-        lock_runs(&self.runs).insert(run.to_string(), Arc::clone(&flag));
-        flag
-    }
-
-    pub fn stop_run(&self, run: &str) {
-        if let Some(flag) = lock_runs(&self.runs).get(run) {
-            flag.store(true, Ordering::Relaxed);
-        }
-    }
-
-    pub fn end_run(&self, run: &str) {
-        lock_runs(&self.runs).remove(run);
-    }
-}
-
-fn lock_set(
-    set: &Mutex<std::collections::HashSet<String>>,
-) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lock_runs(
-    runs: &Mutex<HashMap<String, Arc<AtomicBool>>>,
-) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
-    runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Looks `key` up in `cache`, loading it with `load` outside the cache lock (one slow load does
@@ -254,9 +229,9 @@ fn get_or_load<V>(
     result
 }
 
-fn lock<V>(cache: &Mutex<Cache<V>>) -> std::sync::MutexGuard<'_, Cache<V>> {
-    // A panic while holding the lock leaves only a cache behind; keep using it.
-    cache
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves only a cache or a set of flags behind; keep using it.
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
