@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use wick_engine::families::causal::Quantization;
-use wick_engine::fit::Verdict;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
-use wick_engine::{ErrorPayload, ModelSource, WickError, WickTokenizer};
+use wick_engine::{ErrorPayload, ModelSource, WickTokenizer};
 
 /// How many tokenizers stay loaded. Building one from a large GGUF takes a second, and the
 /// inspector re-tokenizes on every keystroke, so recent ones are kept.
@@ -89,18 +88,16 @@ impl AppState {
         let mut bytes = 0;
         let pipeline = get_or_load(&self.pipelines, &key, || {
             let fit = wick_engine::facts::local_facts(&dir, quantization, FIT_CONTEXT)?.fit;
-            if fit.verdict == Verdict::TooBig && !lock(&self.insisted).contains(model) {
-                // Idle models can make room: unload them, oldest first, before refusing.
-                let short = fit.total.saturating_sub(fit.available);
-                let mut cache = lock(&self.pipelines);
-                if cache.idle_bytes(&key) < short {
-                    return Err(WickError::DoesNotFit {
-                        what: model.to_string(),
-                        needed: fit.total,
-                        available: fit.available,
-                    });
+            if let Some(refusal) = fit.refusal(model) {
+                if !lock(&self.insisted).contains(model) {
+                    // Idle models can make room: unload them, oldest first, before refusing.
+                    let short = fit.total.saturating_sub(fit.available);
+                    let mut cache = lock(&self.pipelines);
+                    if cache.idle_bytes(&key) < short {
+                        return Err(refusal);
+                    }
+                    cache.free(short, &key);
                 }
-                cache.free(short, &key);
             }
             bytes = fit.weights;
             tracing::info!(model, task = task.id(), bytes, "loading");

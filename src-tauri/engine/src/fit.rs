@@ -182,6 +182,17 @@ pub struct FitEstimate {
     pub held_as: String,
 }
 
+impl FitEstimate {
+    /// The error that refuses loading `what`, when it will not fit.
+    pub fn refusal(&self, what: &str) -> Option<crate::error::WickError> {
+        (self.verdict == Verdict::TooBig).then(|| crate::error::WickError::DoesNotFit {
+            what: what.to_string(),
+            needed: self.total,
+            available: self.available,
+        })
+    }
+}
+
 /// Estimates the peak memory of running the request; `available` is the free memory to judge
 /// it against (see [`crate::system::available_memory`]).
 pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {

@@ -44,14 +44,13 @@ pub fn check_fit(dir: &std::path::Path, quantization: Quantization) -> Result<()
     let Ok(facts) = wick_engine::facts::local_facts(dir, quantization, 4096) else {
         return Ok(());
     };
-    if facts.fit.verdict == wick_engine::fit::Verdict::TooBig {
-        return Err(WickError::DoesNotFit {
-            what: format!("{} (use --load-anyway to try)", dir.display()),
-            needed: facts.fit.total,
-            available: facts.fit.available,
-        });
+    match facts
+        .fit
+        .refusal(&format!("{} (use --load-anyway to try)", dir.display()))
+    {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
