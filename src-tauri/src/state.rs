@@ -80,8 +80,13 @@ impl AppState {
             .map_err(ErrorPayload::from)?;
         // The folder is part of the key: when a Hub branch moves to a new snapshot, that
         // snapshot is loaded (and the commit a result reports is the one that ran).
+        // The quantization as the UI names it (`as_stored`, `q4_k`): the system panel shows it.
+        let weights = serde_json::to_value(quantization)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         let key = format!(
-            "{}\u{0}{model}\u{0}{quantization:?}\u{0}{}",
+            "{}\u{0}{model}\u{0}{weights}\u{0}{}",
             task.id(),
             dir.display()
         );
