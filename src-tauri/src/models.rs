@@ -11,7 +11,7 @@ use wick_engine::facts::{hub_facts, local_facts, ModelFacts};
 use wick_engine::families::causal::Quantization;
 use wick_engine::hub::{self, CachedRepo, DownloadEvent, HubClient, ModelSummary, SearchQuery};
 use wick_engine::system::SystemInfo;
-use wick_engine::{ErrorPayload, ModelSource, WickError};
+use wick_engine::{ErrorPayload, ModelSource};
 
 use crate::commands::blocking;
 use crate::state::{AppState, LoadedModel};
@@ -138,12 +138,7 @@ fn download(
     events: &Channel<DownloadEvent>,
     cancel: &AtomicBool,
 ) -> CommandResult<DownloadResult> {
-    let ModelSource::Hub { repo, revision } = ModelSource::parse(model)? else {
-        return Err(WickError::InvalidInput(format!(
-            "`{model}` is a local path; downloads take a Hub repo such as org/name"
-        ))
-        .into());
-    };
+    let (repo, revision) = ModelSource::parse_hub(model)?;
     let client = HubClient::from_env();
     let sink = |event: DownloadEvent| {
         let _ = events.send(event);

@@ -67,6 +67,18 @@ impl ModelSource {
         })
     }
 
+    /// `(repo, revision)` of a Hub source; a local path is an error saying a download takes a
+    /// Hub repo.
+    pub fn parse_hub(spec: &str) -> Result<(String, String)> {
+        match Self::parse(spec)? {
+            Self::Hub { repo, revision } => Ok((repo, revision)),
+            Self::Local(path) => Err(WickError::InvalidInput(format!(
+                "{} is a local path; downloads take a Hub repo such as org/name",
+                path.display()
+            ))),
+        }
+    }
+
     /// The folder or file on disk that holds this model's files.
     pub fn resolve(&self) -> Result<PathBuf> {
         match self {

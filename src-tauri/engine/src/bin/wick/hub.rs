@@ -69,7 +69,7 @@ pub struct DownloadArgs {
 }
 
 pub fn download(args: &DownloadArgs) -> Result<()> {
-    let (repo, revision) = hub_repo(&args.repo)?;
+    let (repo, revision) = ModelSource::parse_hub(&args.repo)?;
     let client = HubClient::from_env();
     let printer = Printer::new(args.json);
     let sink = |e: DownloadEvent| printer.show(&e);
@@ -339,16 +339,6 @@ pub fn cache(command: &CacheCommand) -> Result<()> {
                 })
             }
         }
-    }
-}
-
-fn hub_repo(spec: &str) -> Result<(String, String)> {
-    match ModelSource::parse(spec)? {
-        ModelSource::Hub { repo, revision } => Ok((repo, revision)),
-        ModelSource::Local(path) => Err(WickError::InvalidInput(format!(
-            "{} is a local path; download takes a Hub repo such as org/name",
-            path.display()
-        ))),
     }
 }
 
