@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Starts the desktop app.
 pub fn run() {
+    wick_engine::system::fix_thread_count();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 

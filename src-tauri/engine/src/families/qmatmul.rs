@@ -13,17 +13,17 @@ use super::kernels::simd;
 
 /// Bytes of one Q4_1 block: f16 scale, f16 minimum, 16 bytes of packed 4-bit values.
 const Q4_1_BLOCK: usize = 20;
-const QK: usize = 32;
+pub(super) const QK: usize = 32;
 
 /// Activations quantized as ggml's Q8_1: per block of 32, a scale `d` and `s = d * Σ q`, both
 /// rounded through f16 as ggml stores them.
-struct Q8_1 {
-    q: Vec<i8>,
-    d: Vec<f32>,
-    s: Vec<f32>,
+pub(super) struct Q8_1 {
+    pub(super) q: Vec<i8>,
+    pub(super) d: Vec<f32>,
+    pub(super) s: Vec<f32>,
 }
 
-fn quantize_q8_1(x: &[f32]) -> Q8_1 {
+pub(super) fn quantize_q8_1(x: &[f32]) -> Q8_1 {
     let blocks = x.len() / QK;
     let mut q = vec![0i8; x.len()];
     let mut d = Vec::with_capacity(blocks);
@@ -49,7 +49,7 @@ fn quantize_q8_1(x: &[f32]) -> Q8_1 {
 /// (2.6% of decode in the profile). Moving the exponent and mantissa into place and scaling by
 /// 2^112 re-biases the exponent and also handles subnormals.
 #[inline(always)]
-fn f16_bits_to_f32(lo: u8, hi: u8) -> f32 {
+pub(super) fn f16_bits_to_f32(lo: u8, hi: u8) -> f32 {
     let h = u32::from(u16::from_le_bytes([lo, hi]));
     let magnitude = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
     f32::from_bits(magnitude.to_bits() | ((h & 0x8000) << 16))
@@ -193,7 +193,7 @@ pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
 }
 
 /// `[n][m]` to `[m][n]`.
-fn transpose(out_t: &[f32], n: usize, m: usize) -> Vec<f32> {
+pub(super) fn transpose(out_t: &[f32], n: usize, m: usize) -> Vec<f32> {
     let mut out = vec![0f32; m * n];
     for (row, values) in out_t.chunks_exact(m).enumerate() {
         for (i, v) in values.iter().enumerate() {

@@ -69,6 +69,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    wick_engine::system::fix_thread_count();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     hub::LOAD_ANYWAY.store(cli.load_anyway, std::sync::atomic::Ordering::Relaxed);

@@ -362,7 +362,7 @@ impl CausalLm {
             Proj::Dense(_) => 0,
             // Sharing the quantized embedding table.
             Proj::Quantized { .. } if matches!(self.embeddings, Embeddings::Quantized { .. }) => 0,
-            Proj::Quantized { .. } => self.lm_head.bytes(),
+            Proj::Quantized { .. } | Proj::PackedQ4_1 { .. } => self.lm_head.bytes(),
         };
         for b in &self.blocks {
             let norms = [

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::CausalFamily;
 use crate::families::layers::Dense;
+use crate::families::q4_1_packed::PackedQ4_1;
 
 /// One piece of a decoder, named by what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,11 @@ pub enum Proj {
         weight: QMatMul,
         bias: Option<Tensor>,
     },
+    /// GGUF Q4_1 weights in Wick's own layout (candle's Q4_1 product is scalar).
+    PackedQ4_1 {
+        weight: Arc<PackedQ4_1>,
+        bias: Option<Tensor>,
+    },
 }
 
 impl Proj {
@@ -65,6 +71,7 @@ impl Proj {
                 };
                 w + bias.as_ref().map_or(0, tensor)
             }
+            Proj::PackedQ4_1 { weight, bias } => weight.bytes() + bias.as_ref().map_or(0, tensor),
         }
     }
 
@@ -85,12 +92,31 @@ impl Proj {
                     }
                     _ => weight.forward(xs)?,
                 };
-                match bias {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
+                with_bias(y, bias.as_ref())
+            }
+            Proj::PackedQ4_1 { weight, bias } => {
+                let (n, k) = weight.dims();
+                let m = xs.elem_count() / k.max(1);
+                let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                let y = if m >= PREFILL_ROWS {
+                    weight.matmul_dequantized(&x, m, xs.device())?
+                } else {
+                    Tensor::from_vec(weight.matmul(&x, m), (m, n), xs.device())?
+                };
+                let mut dims = xs.dims().to_vec();
+                if let Some(last) = dims.last_mut() {
+                    *last = n;
                 }
+                with_bias(y.reshape(dims)?, bias.as_ref())
             }
         }
+    }
+}
+
+fn with_bias(y: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
     }
 }
 
@@ -398,6 +424,16 @@ impl Source for GgufSource {
         if self.dequantize {
             let w = q.dequantize(&self.device)?;
             return Ok(Some(Proj::Dense(Dense::new(w.t()?.contiguous()?, bias)?)));
+        }
+        if q.dtype() == GgmlDType::Q4_1 && self.device.is_cpu() {
+            let (n, k) = q.shape().dims2()?;
+            let packed = PackedQ4_1::from_ggml(&q.data()?, n, k)
+                .map_err(|e| candle_core::Error::Msg(format!("{stem}.weight: {e}")))?;
+            // The GGUF copy (`q`) is dropped here: the packed one is the same size.
+            return Ok(Some(Proj::PackedQ4_1 {
+                weight: Arc::new(packed),
+                bias,
+            }));
         }
         Ok(Some(Proj::Quantized {
             weight: QMatMul::from_qtensor(q)?,
