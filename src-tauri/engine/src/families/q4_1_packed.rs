@@ -15,7 +15,7 @@
 use rayon::prelude::*;
 
 use super::kernels::simd;
-use super::qmatmul::{f16_bits_to_f32, quantize_q8_1, round_like_q8, transpose, QK};
+use super::qmatmul::{by_row_tasks, f16_bits_to_f32, quantize_q8_1, round_like_q8, QK};
 
 /// Bytes of one Q4_1 block as GGUF stores it: f16 scale, f16 minimum, 16 bytes of nibbles.
 const GGML_BLOCK: usize = 20;
@@ -128,45 +128,35 @@ impl PackedQ4_1 {
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
         let xq: Vec<PairedQ8> = x.chunks_exact(k).map(PairedQ8::new).collect();
-        let mut out_t = vec![0f32; n * m];
-        // One task per thread (a few more for balance): each hand-off costs more than the rows.
-        let per_task = n
-            .div_ceil(rayon::current_num_threads() * 2)
-            .max(ROWS_PER_TASK);
-        out_t
-            .par_chunks_mut(per_task * m)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let first = task * per_task;
-                let row = |r: usize| self.row(first + r);
-                #[cfg(target_arch = "x86_64")]
-                if let Some(v3) = pulp::x86::V3::try_new() {
-                    v3.vectorize(
-                        #[inline(always)]
-                        || {
-                            for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
-                                let w = row(r);
-                                for (o, xr) in row_out.iter_mut().zip(&xq) {
-                                    *o = dot_avx2(v3, &w, xr);
-                                }
-                            }
-                        },
-                    );
-                    return;
-                }
-                simd(
+        by_row_tasks(n, m, |first, out| {
+            let row = |r: usize| self.row(first + r);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                v3.vectorize(
                     #[inline(always)]
                     || {
                         for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
                             let w = row(r);
                             for (o, xr) in row_out.iter_mut().zip(&xq) {
-                                *o = dot_portable(&w, xr);
+                                *o = dot_avx2(v3, &w, xr);
                             }
                         }
                     },
-                )
-            });
-        transpose(&out_t, n, m)
+                );
+                return;
+            }
+            simd(
+                #[inline(always)]
+                || {
+                    for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
+                        let w = row(r);
+                        for (o, xr) in row_out.iter_mut().zip(&xq) {
+                            *o = dot_portable(&w, xr);
+                        }
+                    }
+                },
+            )
+        })
     }
 
     /// `x · Wᵀ` for a prompt: the weights dequantized once and one f32 GEMM, with `x` rounded
@@ -185,9 +175,6 @@ impl PackedQ4_1 {
         x.matmul(&w.t()?)
     }
 }
-
-/// The fewest output rows worth a parallel task.
-const ROWS_PER_TASK: usize = 64;
 
 #[inline(always)]
 fn f16_to_f32(bits: u16) -> f32 {

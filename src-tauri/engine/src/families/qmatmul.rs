@@ -11,8 +11,6 @@ use rayon::prelude::*;
 
 use super::kernels::simd;
 
-/// Bytes of one Q4_1 block: f16 scale, f16 minimum, 16 bytes of packed 4-bit values.
-const Q4_1_BLOCK: usize = 20;
 pub(super) const QK: usize = 32;
 
 /// Activations quantized as ggml's Q8_1: per block of 32, a scale `d` and `s = d * Σ q`, both
@@ -71,102 +69,285 @@ pub fn round_like_q8(x: &mut [f32]) {
     }
 }
 
-/// One row of Q4_1 weights against one row of Q8_1 activations.
-#[inline(always)]
-fn dot_q4_1(w: &[u8], x: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
-    let mut total = 0f32;
-    for (((block, xq), d), s) in w
-        .chunks_exact(Q4_1_BLOCK)
-        .zip(x.chunks_exact(QK))
-        .zip(xd)
-        .zip(xs)
-    {
-        let wd = f16_bits_to_f32(block[0], block[1]);
-        let wm = f16_bits_to_f32(block[2], block[3]);
-        let qs = &block[4..Q4_1_BLOCK];
-        let (lo, hi) = xq.split_at(QK / 2);
-        let mut sum = 0i32;
-        for j in 0..QK / 2 {
-            sum += i32::from(qs[j] & 0x0F) * i32::from(lo[j])
-                + i32::from(qs[j] >> 4) * i32::from(hi[j]);
-        }
-        total += sum as f32 * wd * d + wm * s;
-    }
-    total
+/// One GGML block type's dot product of a weight row (GGUF's bytes) with a row of 8-bit
+/// activations: a portable version and, on x86-64, an AVX2 one. [`ggml_matmul`] drives either
+/// over a matrix; adding a type means one more implementation.
+trait RowKernel: Sync {
+    /// Bytes per block of 32 weights.
+    const BLOCK: usize;
+    fn portable(w: &[u8], x: &Q8_1) -> f32;
+    #[cfg(target_arch = "x86_64")]
+    fn avx2(simd: pulp::x86::V3, w: &[u8], x: &Q8_1) -> f32;
 }
 
-/// [`dot_q4_1`] with AVX2 integer dot products (`vpmaddubsw`: 32 unsigned 4-bit weights times
-/// 32 signed 8-bit activations per instruction) and FMA, as ggml does it on this hardware.
+/// `x · Wᵀ` for `W` (`[n, k]`) stored as blocks of `K` and `x` (`[m, k]`) in f32; returns
+/// `[m, n]`. `k` must be a multiple of 32 (GGUF guarantees it for these types).
+fn ggml_matmul<K: RowKernel>(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    let row_bytes = k / QK * K::BLOCK;
+    let xq: Vec<Q8_1> = x.chunks_exact(k).map(quantize_q8_1).collect();
+    by_row_tasks(n, m, |first, out| {
+        let rows = out.chunks_exact_mut(m).enumerate();
+        let weights = |r: usize| &w[(first + r) * row_bytes..(first + r + 1) * row_bytes];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = pulp::x86::V3::try_new() {
+            v3.vectorize(
+                #[inline(always)]
+                || {
+                    for (r, row_out) in rows {
+                        for (o, xr) in row_out.iter_mut().zip(&xq) {
+                            *o = K::avx2(v3, weights(r), xr);
+                        }
+                    }
+                },
+            );
+            return;
+        }
+        simd(
+            #[inline(always)]
+            || {
+                for (r, row_out) in rows {
+                    for (o, xr) in row_out.iter_mut().zip(&xq) {
+                        *o = K::portable(weights(r), xr);
+                    }
+                }
+            },
+        )
+    })
+}
+
+/// The sum of a vector's eight lanes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dot_q4_1_avx2(simd: pulp::x86::V3, w: &[u8], x: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
-    use core::arch::x86_64::{__m128i, __m256i};
-    use pulp::bytemuck::cast;
-    let (avx, avx2, fma, sse, sse2) = (simd.avx, simd.avx2, simd.fma, simd.sse, simd.sse2);
-    let low = avx._mm256_set1_epi8(0x0F);
-    let ones = avx._mm256_set1_epi16(1);
-    let mut acc = avx._mm256_setzero_ps();
-    let mut min_terms = 0f32;
-    for (((block, xq), d), s) in w
-        .chunks_exact(Q4_1_BLOCK)
-        .zip(x.chunks_exact(QK))
-        .zip(xd)
-        .zip(xs)
-    {
-        let wd = f16_bits_to_f32(block[0], block[1]);
-        let wm = f16_bits_to_f32(block[2], block[3]);
-        let mut packed = [0u8; 16];
-        packed.copy_from_slice(&block[4..Q4_1_BLOCK]);
-        let mut acts = [0i8; QK];
-        acts.copy_from_slice(xq);
-        let packed: __m128i = cast(packed);
-        // Bytes 0..16: low nibbles (elements 0..16); 16..32: high nibbles (16..32).
-        let nibbles = avx._mm256_set_m128i(sse2._mm_srli_epi16::<4>(packed), packed);
-        let weights = avx2._mm256_and_si256(nibbles, low);
-        let acts: __m256i = cast(acts);
-        let pairs = avx2._mm256_maddubs_epi16(weights, acts);
-        let sums = avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(pairs, ones));
-        acc = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * d), acc);
-        min_terms += wm * s;
-    }
+fn horizontal_sum(simd: pulp::x86::V3, v: core::arch::x86_64::__m256) -> f32 {
+    let (avx, sse) = (simd.avx, simd.sse);
     let quad = sse._mm_add_ps(
-        avx._mm256_castps256_ps128(acc),
-        avx._mm256_extractf128_ps::<1>(acc),
+        avx._mm256_castps256_ps128(v),
+        avx._mm256_extractf128_ps::<1>(v),
     );
-    let lanes: [f32; 4] = cast(quad);
-    lanes.iter().sum::<f32>() + min_terms
+    let lanes: [f32; 4] = pulp::bytemuck::cast(quad);
+    lanes.iter().sum()
 }
 
-/// Bytes of one Q5_0 block: f16 scale, 32 high bits, 16 bytes of packed low 4-bit values.
-const Q5_0_BLOCK: usize = 22;
-
-/// One row of Q5_0 weights against one row of 8-bit activations (ggml's `vec_dot_q5_0_q8_0`:
-/// values `(low4 | high1 << 4) - 16`, scaled by both blocks' `d`).
+/// Eight i32 sums of pairs of products of `w` (as signed bytes) and `x`: `vpmaddubsw` wants one
+/// unsigned operand, so it multiplies `|w|` by `x` carrying `w`'s sign (as ggml does). Returned
+/// as f32, ready to be scaled.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dot_q5_0(w: &[u8], x: &[i8], xd: &[f32]) -> f32 {
-    let mut total = 0f32;
-    for ((block, xq), d) in w.chunks_exact(Q5_0_BLOCK).zip(x.chunks_exact(QK)).zip(xd) {
-        let wd = f16_bits_to_f32(block[0], block[1]);
-        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-        let qs = &block[6..Q5_0_BLOCK];
-        let (lo, hi) = xq.split_at(QK / 2);
-        let mut sum = 0i32;
-        for j in 0..QK / 2 {
-            let w0 = i32::from(qs[j] & 0x0F) | ((((qh >> j) & 1) as i32) << 4);
-            let w1 = i32::from(qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as i32) << 4);
-            sum += (w0 - 16) * i32::from(lo[j]) + (w1 - 16) * i32::from(hi[j]);
-        }
-        total += sum as f32 * wd * d;
-    }
-    total
+fn signed_byte_sums(
+    simd: pulp::x86::V3,
+    w: core::arch::x86_64::__m256i,
+    x: core::arch::x86_64::__m256i,
+) -> core::arch::x86_64::__m256 {
+    let (avx, avx2) = (simd.avx, simd.avx2);
+    let pairs = avx2._mm256_maddubs_epi16(avx2._mm256_abs_epi8(w), avx2._mm256_sign_epi8(x, w));
+    avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(pairs, avx._mm256_set1_epi16(1)))
 }
 
-/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q5_0 blocks (Gemma 3's output head in Q4_K_M files:
-/// candle's Q5_0 product is scalar and was half of its decode time); returns `[m, n]`.
+/// A block's 32 activations as one vector.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn activations(x: &Q8_1, b: usize) -> core::arch::x86_64::__m256i {
+    pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(&x.q[b * QK..(b + 1) * QK]))
+}
+
+/// 16 bytes of nibbles as 32 values in element order: low nibbles (elements 0..16), then high
+/// nibbles (16..32), as GGML's 4- and 5-bit blocks store them.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn unpack_nibbles(simd: pulp::x86::V3, packed: &[u8]) -> core::arch::x86_64::__m256i {
+    use core::arch::x86_64::__m128i;
+    let (avx, avx2, sse2) = (simd.avx, simd.avx2, simd.sse2);
+    let packed: __m128i = pulp::bytemuck::pod_read_unaligned(&packed[..16]);
+    let both = avx._mm256_set_m128i(sse2._mm_srli_epi16::<4>(packed), packed);
+    avx2._mm256_and_si256(both, avx._mm256_set1_epi8(0x0F))
+}
+
+/// GGML's Q4_1, in the layout GGUF stores it. Only tied embedding tables use this now:
+/// projections are repacked at load ([`super::q4_1_packed`]).
+struct Q4_1;
+
+impl RowKernel for Q4_1 {
+    /// f16 scale, f16 minimum, 16 bytes of packed 4-bit values.
+    const BLOCK: usize = 20;
+
+    #[inline(always)]
+    fn portable(w: &[u8], x: &Q8_1) -> f32 {
+        let mut total = 0f32;
+        for (((block, xq), d), s) in w
+            .chunks_exact(Self::BLOCK)
+            .zip(x.q.chunks_exact(QK))
+            .zip(&x.d)
+            .zip(&x.s)
+        {
+            let wd = f16_bits_to_f32(block[0], block[1]);
+            let wm = f16_bits_to_f32(block[2], block[3]);
+            let (lo, hi) = xq.split_at(QK / 2);
+            let mut sum = 0i32;
+            for ((q, l), h) in block[4..].iter().zip(lo).zip(hi) {
+                sum += i32::from(q & 0x0F) * i32::from(*l) + i32::from(q >> 4) * i32::from(*h);
+            }
+            total += sum as f32 * wd * d + wm * s;
+        }
+        total
+    }
+
+    /// Integer dot products with `vpmaddubsw` (32 unsigned 4-bit weights times 32 signed 8-bit
+    /// activations per instruction) and FMA, as ggml does it on this hardware.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn avx2(simd: pulp::x86::V3, w: &[u8], x: &Q8_1) -> f32 {
+        let (avx, avx2, fma) = (simd.avx, simd.avx2, simd.fma);
+        let mut acc = avx._mm256_setzero_ps();
+        let mut min_terms = 0f32;
+        for (b, block) in w.chunks_exact(Self::BLOCK).enumerate() {
+            let wd = f16_bits_to_f32(block[0], block[1]);
+            let wm = f16_bits_to_f32(block[2], block[3]);
+            let weights = unpack_nibbles(simd, &block[4..]);
+            let pairs = avx2._mm256_maddubs_epi16(weights, activations(x, b));
+            let sums =
+                avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(pairs, avx._mm256_set1_epi16(1)));
+            acc = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * x.d[b]), acc);
+            min_terms += wm * x.s[b];
+        }
+        horizontal_sum(simd, acc) + min_terms
+    }
+}
+
+/// GGML's Q5_0: values `(low4 | high1 << 4) - 16`, scaled by the block's `d` (ggml's
+/// `vec_dot_q5_0_q8_0`). Gemma 3 270M's Q4_K_M file stores most of its matrices so (its
+/// width, 640, is not a multiple of the K-quants' 256).
+struct Q5_0;
+
+impl RowKernel for Q5_0 {
+    /// f16 scale, 32 high bits, 16 bytes of packed low 4-bit values.
+    const BLOCK: usize = 22;
+
+    #[inline(always)]
+    fn portable(w: &[u8], x: &Q8_1) -> f32 {
+        let mut total = 0f32;
+        for ((block, xq), d) in w
+            .chunks_exact(Self::BLOCK)
+            .zip(x.q.chunks_exact(QK))
+            .zip(&x.d)
+        {
+            let wd = f16_bits_to_f32(block[0], block[1]);
+            let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+            let qs = &block[6..];
+            let (lo, hi) = xq.split_at(QK / 2);
+            let mut sum = 0i32;
+            for j in 0..QK / 2 {
+                let w0 = i32::from(qs[j] & 0x0F) | ((((qh >> j) & 1) as i32) << 4);
+                let w1 = i32::from(qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as i32) << 4);
+                sum += (w0 - 16) * i32::from(lo[j]) + (w1 - 16) * i32::from(hi[j]);
+            }
+            total += sum as f32 * wd * d;
+        }
+        total
+    }
+
+    /// The nibbles unpacked as for Q4_1; the 32 high bits spread one per byte (each byte
+    /// picks its bit with a shuffle, an OR and a compare), and bytes whose bit is clear get
+    /// `0xF0`, which makes `low4 - 16` as a signed byte. Then the signed product of Q8_0.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn avx2(simd: pulp::x86::V3, w: &[u8], x: &Q8_1) -> f32 {
+        use core::arch::x86_64::__m256i;
+        let (avx, avx2, fma) = (simd.avx, simd.avx2, simd.fma);
+        // Byte i of the result reads byte i / 8 of the high bits...
+        let spread: __m256i = pulp::bytemuck::cast([
+            0u8, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3,
+            3, 3, 3, 3,
+        ]);
+        // ...and keeps bit i % 8 of it: every other bit is set, so the byte is all ones exactly
+        // when its bit is.
+        let others = avx._mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+        let all = avx._mm256_set1_epi8(-1);
+        let high_nibble = avx._mm256_set1_epi8(0xF0u8 as i8);
+        let mut acc = [avx._mm256_setzero_ps(); 2];
+        for (b, block) in w.chunks_exact(Self::BLOCK).enumerate() {
+            let wd = f16_bits_to_f32(block[0], block[1]);
+            let qh = i32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+            let bits = avx2._mm256_shuffle_epi8(avx._mm256_set1_epi32(qh), spread);
+            let set = avx2._mm256_cmpeq_epi8(avx2._mm256_or_si256(bits, others), all);
+            let weights = avx2._mm256_or_si256(
+                unpack_nibbles(simd, &block[6..]),
+                avx2._mm256_andnot_si256(set, high_nibble),
+            );
+            let sums = signed_byte_sums(simd, weights, activations(x, b));
+            acc[b % 2] = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * x.d[b]), acc[b % 2]);
+        }
+        horizontal_sum(simd, avx._mm256_add_ps(acc[0], acc[1]))
+    }
+}
+
+/// GGML's Q8_0: 32 signed bytes and a scale (ggml's `vec_dot_q8_0_q8_0`). Tied output heads
+/// keep it: SmolLM2's 49k-row head was a quarter of its decode time in candle's product, which
+/// converts each block's scale through a function call and runs on its own thread pool.
+struct Q8_0;
+
+impl RowKernel for Q8_0 {
+    /// f16 scale, 32 signed 8-bit values.
+    const BLOCK: usize = 34;
+
+    #[inline(always)]
+    fn portable(w: &[u8], x: &Q8_1) -> f32 {
+        let mut total = 0f32;
+        for ((block, xq), d) in w
+            .chunks_exact(Self::BLOCK)
+            .zip(x.q.chunks_exact(QK))
+            .zip(&x.d)
+        {
+            let wd = f16_bits_to_f32(block[0], block[1]);
+            let sum: i32 = block[2..]
+                .iter()
+                .zip(xq)
+                .map(|(a, b)| i32::from(*a as i8) * i32::from(*b))
+                .sum();
+            total += sum as f32 * wd * d;
+        }
+        total
+    }
+
+    /// Two accumulators, so that consecutive blocks' FMAs do not wait on each other.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn avx2(simd: pulp::x86::V3, w: &[u8], x: &Q8_1) -> f32 {
+        let (avx, fma) = (simd.avx, simd.fma);
+        let mut acc = [avx._mm256_setzero_ps(); 2];
+        for (b, block) in w.chunks_exact(Self::BLOCK).enumerate() {
+            let wd = f16_bits_to_f32(block[0], block[1]);
+            let weights = pulp::bytemuck::pod_read_unaligned(&block[2..]);
+            let sums = signed_byte_sums(simd, weights, activations(x, b));
+            acc[b % 2] = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * x.d[b]), acc[b % 2]);
+        }
+        horizontal_sum(simd, avx._mm256_add_ps(acc[0], acc[1]))
+    }
+}
+
+/// `x · Wᵀ` for `W` (`[n, k]`) stored as GGUF's Q4_1 blocks; returns `[m, n]`.
+pub fn matmul_q4_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    ggml_matmul::<Q4_1>(w, n, k, x, m)
+}
+
+/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q5_0 blocks; returns `[m, n]`.
 pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    let row_bytes = k / QK * Q5_0_BLOCK;
-    let blocks = k / QK;
-    let xq: Vec<Q8_1> = x.chunks_exact(k).map(quantize_q8_1).collect();
+    ggml_matmul::<Q5_0>(w, n, k, x, m)
+}
+
+/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q8_0 blocks; returns `[m, n]`.
+pub fn matmul_q8_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    ggml_matmul::<Q8_0>(w, n, k, x, m)
+}
+
+/// Runs `task(first_row, out)` over the `n` output rows of a product with `m` input rows, a
+/// few tasks per thread (each hand-off costs more than a few rows), each writing its rows'
+/// results as `[rows][m]` (so a task reads each weight row once and uses it `m` times); returns
+/// the result as `[m, n]`.
+pub(super) fn by_row_tasks(
+    n: usize,
+    m: usize,
+    task: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
     let mut out_t = vec![0f32; n * m];
     let per_task = n
         .div_ceil(rayon::current_num_threads() * 2)
@@ -174,26 +355,12 @@ pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
     out_t
         .par_chunks_mut(per_task * m)
         .enumerate()
-        .for_each(|(task, out)| {
-            let first = task * per_task;
-            simd(
-                #[inline(always)]
-                || {
-                    for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
-                        let row = first + r;
-                        let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
-                        for (o, xr) in row_out.iter_mut().zip(&xq) {
-                            *o = dot_q5_0(wrow, &xr.q, &xr.d[..blocks]);
-                        }
-                    }
-                },
-            )
-        });
+        .for_each(|(i, out)| task(i * per_task, out));
     transpose(&out_t, n, m)
 }
 
 /// `[n][m]` to `[m][n]`.
-pub(super) fn transpose(out_t: &[f32], n: usize, m: usize) -> Vec<f32> {
+fn transpose(out_t: &[f32], n: usize, m: usize) -> Vec<f32> {
     let mut out = vec![0f32; m * n];
     for (row, values) in out_t.chunks_exact(m).enumerate() {
         for (i, v) in values.iter().enumerate() {
@@ -206,83 +373,57 @@ pub(super) fn transpose(out_t: &[f32], n: usize, m: usize) -> Vec<f32> {
 /// The fewest output rows worth a parallel task.
 const ROWS_PER_TASK: usize = 64;
 
-/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q4_1 blocks and `x` (`[m, k]`) in f32; returns
-/// `[m, n]`. `k` must be a multiple of 32 (GGUF guarantees it for Q4_1 tensors).
-pub fn matmul_q4_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    let row_bytes = k / QK * Q4_1_BLOCK;
-    let blocks = k / QK;
-    let xq: Vec<Q8_1> = x.chunks_exact(k).map(quantize_q8_1).collect();
-    // Transposed result, [n][m], so each task owns whole weight rows (read once, used m times).
-    let mut out_t = vec![0f32; n * m];
-    // One task per thread (a few more for balance): each hand-off costs more than the rows.
-    let per_task = n
-        .div_ceil(rayon::current_num_threads() * 2)
-        .max(ROWS_PER_TASK);
-    out_t
-        .par_chunks_mut(per_task * m)
-        .enumerate()
-        .for_each(|(task, out)| {
-            let first = task * per_task;
-            #[cfg(target_arch = "x86_64")]
-            if let Some(v3) = pulp::x86::V3::try_new() {
-                v3.vectorize(
-                    #[inline(always)]
-                    || {
-                        for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
-                            let row = first + r;
-                            let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
-                            for (o, xr) in row_out.iter_mut().zip(&xq) {
-                                *o = dot_q4_1_avx2(
-                                    v3,
-                                    wrow,
-                                    &xr.q,
-                                    &xr.d[..blocks],
-                                    &xr.s[..blocks],
-                                );
-                            }
-                        }
-                    },
-                );
-                return;
-            }
-            simd(
-                #[inline(always)]
-                || {
-                    for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
-                        let row = first + r;
-                        let wrow = &w[row * row_bytes..(row + 1) * row_bytes];
-                        for (o, xr) in row_out.iter_mut().zip(&xq) {
-                            *o = dot_q4_1(wrow, &xr.q, &xr.d[..blocks], &xr.s[..blocks]);
-                        }
-                    }
-                },
-            )
-        });
-    transpose(&out_t, n, m)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 
-    /// Same numbers as candle's own (scalar) Q4_1 product, on random weights and inputs.
-    /// Same numbers as candle's own (scalar) Q5_0 product.
+    /// `K`'s product gives candle's numbers (its reference implementation of the same ggml
+    /// arithmetic) on random weights and inputs, and the portable and AVX2 loops agree.
+    fn check<K: RowKernel>(dtype: GgmlDType, shapes: &[(usize, usize, usize)]) {
+        for &(n, k, m) in shapes {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let bytes = q.data().unwrap().to_vec();
+            let want = QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
+            let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+            let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+            let got = ggml_matmul::<K>(&bytes, n, k, &xs, m);
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{dtype:?}: {g} vs {w}"
+                );
+            }
+            let xq = quantize_q8_1(&xs[..k]);
+            let row_bytes = k / QK * K::BLOCK;
+            for (r, g) in got[..n].iter().enumerate() {
+                let portable = K::portable(&bytes[r * row_bytes..(r + 1) * row_bytes], &xq);
+                assert!(
+                    (portable - g).abs() <= 1e-4 * portable.abs().max(1.0),
+                    "row {r}"
+                );
+            }
+        }
+    }
+
+    // candle's Q4_1 and Q5_0 references take even block counts only.
+    #[test]
+    fn q4_1_matches_candles_reference() {
+        check::<Q4_1>(GgmlDType::Q4_1, &[(96, 256, 3), (70, 64, 1)]);
+    }
+
     #[test]
     fn q5_0_matches_candles_reference() {
-        let (n, k, m) = (80, 128, 2);
-        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
-        let bytes = q.data().unwrap().to_vec();
-        let want = QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
-        let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
-        let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-        let got = matmul_q5_0(&bytes, n, k, &xs, m);
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
-        }
+        check::<Q5_0>(GgmlDType::Q5_0, &[(80, 128, 2), (67, 192, 1)]);
+    }
+
+    #[test]
+    fn q8_0_matches_candles_reference() {
+        check::<Q8_0>(GgmlDType::Q8_0, &[(80, 128, 2), (67, 96, 1)]);
     }
 
     #[test]
@@ -295,26 +436,5 @@ mod tests {
                 "{bits:#x}"
             );
         }
-    }
-
-    #[test]
-    fn q4_1_matches_candles_reference() {
-        let (n, k, m) = (96, 256, 3);
-        let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
-        let bytes = q.data().unwrap().to_vec();
-        let want = QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
-        let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
-        let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
-        let got = matmul_q4_1(&bytes, n, k, &xs, m);
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
-        }
-        // The portable loop gives the same numbers as the AVX2 one.
-        let q = quantize_q8_1(&xs[..k]);
-        let row = &bytes[..k / QK * Q4_1_BLOCK];
-        let portable = dot_q4_1(row, &q.q, &q.d, &q.s);
-        assert!((portable - got[0]).abs() <= 1e-4 * portable.abs().max(1.0));
     }
 }

@@ -85,8 +85,10 @@ impl Proj {
                         dequantized_forward(q, xs)?
                     }
                     QMatMul::QTensor(q)
-                        if matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0)
-                            && xs.device().is_cpu() =>
+                        if matches!(
+                            q.dtype(),
+                            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q8_0
+                        ) && xs.device().is_cpu() =>
                     {
                         own_kernel_forward(q, xs)?
                     }
@@ -148,7 +150,8 @@ fn dequantized_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> 
     y.reshape(dims)
 }
 
-/// `x · Wᵀ` with Q4_1 or Q5_0 weights through Wick's vectorised kernels (candle's are scalar).
+/// `x · Wᵀ` with Q4_1, Q5_0 or Q8_0 weights through Wick's kernels (candle's first two are
+/// scalar; its Q8_0 one runs on its own thread pool and converts scales through calls).
 fn own_kernel_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
     let (n, k) = q.shape().dims2()?;
     let dims = xs.dims().to_vec();
@@ -157,6 +160,7 @@ fn own_kernel_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
     let data = q.data()?;
     let y = match q.dtype() {
         GgmlDType::Q5_0 => crate::families::qmatmul::matmul_q5_0(&data, n, k, &x, m),
+        GgmlDType::Q8_0 => crate::families::qmatmul::matmul_q8_0(&data, n, k, &x, m),
         _ => crate::families::qmatmul::matmul_q4_1(&data, n, k, &x, m),
     };
     let mut out_dims = dims;
