@@ -81,16 +81,24 @@ fn available_memory_in(sys: &System) -> u64 {
     }
 }
 
-/// Fixes the process's worker thread count in `RAYON_NUM_THREADS` (unless the user set it), so
-/// that candle stops looking it up. candle 0.11 asks for the count on every matmul and, without
-/// that variable, re-reads `/proc/cpuinfo` each time (`num_cpus::get_physical`): 4,111 reads
-/// for one 64-token SmolLM2 run, 5% of its decode time in `perf`. The value is the one candle
-/// and rayon would pick themselves. Call it first thing in `main`, before any thread exists:
-/// changing the environment is only sound while nothing else can be reading it.
+/// Settles the process's threads before any exist (unless the user set these variables):
+/// - `RAYON_NUM_THREADS`, to the count candle and rayon would pick themselves. candle 0.11 asks
+///   for it on every matmul and, without the variable, re-reads `/proc/cpuinfo` each time
+///   (`num_cpus::get_physical`): 4,111 reads for one 64-token SmolLM2 run, 5% of its decode
+///   time in `perf`.
+/// - `CANDLE_NUM_THREADS=1`: candle's quantized products get no pool of their own (its threads
+///   spin between calls, a quarter of Gemma 3's decode time); Wick runs them on rayon's pool
+///   in row slices instead (`families::row_split`).
+///
+/// Call it first thing in `main`: changing the environment is only sound while no other
+/// thread can be reading it.
 pub fn fix_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let threads = candle_core::utils::get_num_threads();
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod gguf;
 pub mod model;
+pub mod proj;
 pub mod rope;
 pub mod source;
 

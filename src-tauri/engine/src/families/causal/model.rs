@@ -325,7 +325,7 @@ impl CausalLm {
                 },
                 Embeddings::Dense(t) => match src.proj(Part::Embeddings, None, false)? {
                     // Quantized at load (Q8_0 / Q4_K): the head gets its own quantized copy.
-                    Some(Proj::Quantized { weight, .. }) => Proj::Quantized { weight, bias: None },
+                    Some(p) if !matches!(p, Proj::Dense(_)) => p,
                     _ => Proj::Dense(crate::families::layers::Dense::new(t.t()?, None)?),
                 },
             },
@@ -362,7 +362,9 @@ impl CausalLm {
             Proj::Dense(_) => 0,
             // Sharing the quantized embedding table.
             Proj::Quantized { .. } if matches!(self.embeddings, Embeddings::Quantized { .. }) => 0,
-            Proj::Quantized { .. } | Proj::PackedQ4_1 { .. } => self.lm_head.bytes(),
+            Proj::Quantized { .. } | Proj::PackedQ4_1 { .. } | Proj::RowSplit { .. } => {
+                self.lm_head.bytes()
+            }
         };
         for b in &self.blocks {
             let norms = [

@@ -8,12 +8,12 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::CausalFamily;
+pub use super::proj::Proj;
 use crate::families::layers::Dense;
-use crate::families::q4_1_packed::PackedQ4_1;
 
 /// One piece of a decoder, named by what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,133 +41,6 @@ pub enum Part {
     /// Gate and up as one matrix (Phi-3).
     GateUp,
     Down,
-}
-
-/// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
-#[derive(Debug, Clone)]
-pub enum Proj {
-    Dense(Dense),
-    Quantized {
-        weight: QMatMul,
-        bias: Option<Tensor>,
-    },
-    /// GGUF Q4_1 weights in Wick's own layout (candle's Q4_1 product is scalar).
-    PackedQ4_1 {
-        weight: Arc<PackedQ4_1>,
-        bias: Option<Tensor>,
-    },
-}
-
-impl Proj {
-    /// Bytes the weights take in memory.
-    pub fn bytes(&self) -> usize {
-        let tensor = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
-        match self {
-            Proj::Dense(d) => tensor(d.weight()) + d.bias().map_or(0, tensor),
-            Proj::Quantized { weight, bias } => {
-                let w = match weight {
-                    QMatMul::QTensor(q) => q.storage_size_in_bytes(),
-                    QMatMul::Tensor(t) | QMatMul::TensorF16(t) => tensor(t),
-                };
-                w + bias.as_ref().map_or(0, tensor)
-            }
-            Proj::PackedQ4_1 { weight, bias } => weight.bytes() + bias.as_ref().map_or(0, tensor),
-        }
-    }
-
-    pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Proj::Dense(d) => d.forward(xs),
-            Proj::Quantized { weight, bias } => {
-                let rows = xs.elem_count() / xs.dim(candle_core::D::Minus1)?.max(1);
-                let y = match weight {
-                    QMatMul::QTensor(q) if xs.device().is_cpu() && rows >= PREFILL_ROWS => {
-                        dequantized_forward(q, xs)?
-                    }
-                    QMatMul::QTensor(q)
-                        if matches!(
-                            q.dtype(),
-                            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q8_0
-                        ) && xs.device().is_cpu() =>
-                    {
-                        own_kernel_forward(q, xs)?
-                    }
-                    _ => weight.forward(xs)?,
-                };
-                with_bias(y, bias.as_ref())
-            }
-            Proj::PackedQ4_1 { weight, bias } => {
-                let (n, k) = weight.dims();
-                let m = xs.elem_count() / k.max(1);
-                let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                let y = if m >= PREFILL_ROWS {
-                    weight.matmul_dequantized(&x, m, xs.device())?
-                } else {
-                    Tensor::from_vec(weight.matmul(&x, m), (m, n), xs.device())?
-                };
-                let mut dims = xs.dims().to_vec();
-                if let Some(last) = dims.last_mut() {
-                    *last = n;
-                }
-                with_bias(y.reshape(dims)?, bias.as_ref())
-            }
-        }
-    }
-}
-
-fn with_bias(y: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
-    match bias {
-        Some(b) => y.broadcast_add(b),
-        None => Ok(y),
-    }
-}
-
-/// From this many input rows on (a prompt), quantized products go through a dequantized f32
-/// GEMM: unpacking the weights once beats `rows` integer dot products per weight row
-/// (SmolLM2 Q4_1 prefill 84 -> 250 tok/s).
-const PREFILL_ROWS: usize = 8;
-
-fn dequantized_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, k) = q.shape().dims2()?;
-    let w = q.dequantize(xs.device())?;
-    let m = xs.elem_count() / k.max(1);
-    let mut x = xs.reshape((m, k))?.to_dtype(DType::F32)?;
-    // Types whose products quantize activations in blocks of 32 get the same rounding here.
-    if matches!(
-        q.dtype(),
-        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
-    ) && k % 32 == 0
-    {
-        let mut values: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        crate::families::qmatmul::round_like_q8(&mut values);
-        x = Tensor::from_vec(values, (m, k), xs.device())?;
-    }
-    let y = x.matmul(&w.t()?)?;
-    let mut dims = xs.dims().to_vec();
-    if let Some(last) = dims.last_mut() {
-        *last = n;
-    }
-    y.reshape(dims)
-}
-
-/// `x · Wᵀ` with Q4_1, Q5_0 or Q8_0 weights through Wick's kernels (candle's first two are
-/// scalar; its Q8_0 one runs on its own thread pool and converts scales through calls).
-fn own_kernel_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, k) = q.shape().dims2()?;
-    let dims = xs.dims().to_vec();
-    let m = xs.elem_count() / k.max(1);
-    let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let data = q.data()?;
-    let y = match q.dtype() {
-        GgmlDType::Q5_0 => crate::families::qmatmul::matmul_q5_0(&data, n, k, &x, m),
-        GgmlDType::Q8_0 => crate::families::qmatmul::matmul_q8_0(&data, n, k, &x, m),
-        _ => crate::families::qmatmul::matmul_q4_1(&data, n, k, &x, m),
-    };
-    let mut out_dims = dims;
-    if let Some(last) = out_dims.last_mut() {
-        *last = n;
-    }
-    Tensor::from_vec(y, out_dims, xs.device())
 }
 
 /// The tensors of a model, by [`Part`].
@@ -329,9 +202,8 @@ impl Source for Checkpoint {
         if let Some(q) = self.quantize {
             let width = out_in.dim(1)?;
             if width % q.block_size() == 0 {
-                let weight =
-                    QMatMul::from_qtensor(QTensor::quantize(&out_in.to_dtype(DType::F32)?, q)?)?;
-                return Ok(Some(Proj::Quantized { weight, bias: b }));
+                let q = QTensor::quantize(&out_in.to_dtype(DType::F32)?, q)?;
+                return Proj::quantized(q, b, &self.device, &name).map(Some);
             }
             // Rows narrower than a block stay in full precision.
         }
@@ -429,20 +301,7 @@ impl Source for GgufSource {
             let w = q.dequantize(&self.device)?;
             return Ok(Some(Proj::Dense(Dense::new(w.t()?.contiguous()?, bias)?)));
         }
-        if q.dtype() == GgmlDType::Q4_1 && self.device.is_cpu() {
-            let (n, k) = q.shape().dims2()?;
-            let packed = PackedQ4_1::from_ggml(&q.data()?, n, k)
-                .map_err(|e| candle_core::Error::Msg(format!("{stem}.weight: {e}")))?;
-            // The GGUF copy (`q`) is dropped here: the packed one is the same size.
-            return Ok(Some(Proj::PackedQ4_1 {
-                weight: Arc::new(packed),
-                bias,
-            }));
-        }
-        Ok(Some(Proj::Quantized {
-            weight: QMatMul::from_qtensor(q)?,
-            bias,
-        }))
+        Proj::quantized(q, bias, &self.device, &stem).map(Some)
     }
 
     fn norm_offset_applied(&self) -> bool {
