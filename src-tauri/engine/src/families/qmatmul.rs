@@ -146,8 +146,36 @@ fn signed_byte_sums(
 /// A block's 32 activations as one vector.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn activations(x: &Q8_1, b: usize) -> core::arch::x86_64::__m256i {
-    pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(&x.q[b * QK..(b + 1) * QK]))
+fn activations(q: &[i8]) -> core::arch::x86_64::__m256i {
+    pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(&q[..QK]))
+}
+
+/// Runs `step(acc, block, activations, activation scale, activation sum)` over a row's blocks
+/// with two accumulators, alternating, so consecutive blocks' FMAs do not wait on each other
+/// (indexing an array of two kept them in memory: a store and reload on every block).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn two_accumulators(
+    simd: pulp::x86::V3,
+    w: &[u8],
+    block_bytes: usize,
+    x: &Q8_1,
+    step: impl Fn(core::arch::x86_64::__m256, &[u8], &[i8], f32, f32) -> core::arch::x86_64::__m256,
+) -> f32 {
+    let avx = simd.avx;
+    let (mut even, mut odd) = (avx._mm256_setzero_ps(), avx._mm256_setzero_ps());
+    let mut blocks = w
+        .chunks_exact(block_bytes)
+        .zip(x.q.chunks_exact(QK))
+        .zip(x.d.iter().zip(&x.s));
+    while let Some(((block, q), (d, s))) = blocks.next() {
+        even = step(even, block, q, *d, *s);
+        let Some(((block, q), (d, s))) = blocks.next() else {
+            break;
+        };
+        odd = step(odd, block, q, *d, *s);
+    }
+    horizontal_sum(simd, avx._mm256_add_ps(even, odd))
 }
 
 /// 16 bytes of nibbles as 32 values in element order: low nibbles (elements 0..16), then high
@@ -192,24 +220,30 @@ impl RowKernel for Q4_1 {
     }
 
     /// Integer dot products with `vpmaddubsw` (32 unsigned 4-bit weights times 32 signed 8-bit
-    /// activations per instruction) and FMA, as ggml does it on this hardware.
+    /// activations per instruction) and FMA, as ggml does it on this hardware. The minimum
+    /// term `m_w s_x` rides in lane 0 of the same FMA chain.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn avx2(simd: pulp::x86::V3, w: &[u8], x: &Q8_1) -> f32 {
-        let (avx, avx2, fma) = (simd.avx, simd.avx2, simd.fma);
-        let mut acc = avx._mm256_setzero_ps();
-        let mut min_terms = 0f32;
-        for (b, block) in w.chunks_exact(Self::BLOCK).enumerate() {
-            let wd = f16_bits_to_f32(block[0], block[1]);
-            let wm = f16_bits_to_f32(block[2], block[3]);
-            let weights = unpack_nibbles(simd, &block[4..]);
-            let pairs = avx2._mm256_maddubs_epi16(weights, activations(x, b));
-            let sums =
-                avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(pairs, avx._mm256_set1_epi16(1)));
-            acc = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * x.d[b]), acc);
-            min_terms += wm * x.s[b];
-        }
-        horizontal_sum(simd, acc) + min_terms
+        let (avx, avx2, fma, sse) = (simd.avx, simd.avx2, simd.fma, simd.sse);
+        two_accumulators(
+            simd,
+            w,
+            Self::BLOCK,
+            x,
+            #[inline(always)]
+            |acc, block, q, d, s| {
+                let wd = f16_bits_to_f32(block[0], block[1]);
+                let wm = f16_bits_to_f32(block[2], block[3]);
+                let weights = unpack_nibbles(simd, &block[4..]);
+                let pairs = avx2._mm256_maddubs_epi16(weights, activations(q));
+                let sums =
+                    avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(pairs, avx._mm256_set1_epi16(1)));
+                let acc = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * d), acc);
+                let min_term = avx._mm256_zextps128_ps256(sse._mm_set_ss(wm * s));
+                avx._mm256_add_ps(acc, min_term)
+            },
+        )
     }
 }
 
@@ -263,20 +297,25 @@ impl RowKernel for Q5_0 {
         let others = avx._mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
         let all = avx._mm256_set1_epi8(-1);
         let high_nibble = avx._mm256_set1_epi8(0xF0u8 as i8);
-        let mut acc = [avx._mm256_setzero_ps(); 2];
-        for (b, block) in w.chunks_exact(Self::BLOCK).enumerate() {
-            let wd = f16_bits_to_f32(block[0], block[1]);
-            let qh = i32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-            let bits = avx2._mm256_shuffle_epi8(avx._mm256_set1_epi32(qh), spread);
-            let set = avx2._mm256_cmpeq_epi8(avx2._mm256_or_si256(bits, others), all);
-            let weights = avx2._mm256_or_si256(
-                unpack_nibbles(simd, &block[6..]),
-                avx2._mm256_andnot_si256(set, high_nibble),
-            );
-            let sums = signed_byte_sums(simd, weights, activations(x, b));
-            acc[b % 2] = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * x.d[b]), acc[b % 2]);
-        }
-        horizontal_sum(simd, avx._mm256_add_ps(acc[0], acc[1]))
+        two_accumulators(
+            simd,
+            w,
+            Self::BLOCK,
+            x,
+            #[inline(always)]
+            |acc, block, q, d, _| {
+                let wd = f16_bits_to_f32(block[0], block[1]);
+                let qh = i32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+                let bits = avx2._mm256_shuffle_epi8(avx._mm256_set1_epi32(qh), spread);
+                let set = avx2._mm256_cmpeq_epi8(avx2._mm256_or_si256(bits, others), all);
+                let weights = avx2._mm256_or_si256(
+                    unpack_nibbles(simd, &block[6..]),
+                    avx2._mm256_andnot_si256(set, high_nibble),
+                );
+                let sums = signed_byte_sums(simd, weights, activations(q));
+                fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * d), acc)
+            },
+        )
     }
 }
 
@@ -308,19 +347,23 @@ impl RowKernel for Q8_0 {
         total
     }
 
-    /// Two accumulators, so that consecutive blocks' FMAs do not wait on each other.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn avx2(simd: pulp::x86::V3, w: &[u8], x: &Q8_1) -> f32 {
         let (avx, fma) = (simd.avx, simd.fma);
-        let mut acc = [avx._mm256_setzero_ps(); 2];
-        for (b, block) in w.chunks_exact(Self::BLOCK).enumerate() {
-            let wd = f16_bits_to_f32(block[0], block[1]);
-            let weights = pulp::bytemuck::pod_read_unaligned(&block[2..]);
-            let sums = signed_byte_sums(simd, weights, activations(x, b));
-            acc[b % 2] = fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * x.d[b]), acc[b % 2]);
-        }
-        horizontal_sum(simd, avx._mm256_add_ps(acc[0], acc[1]))
+        two_accumulators(
+            simd,
+            w,
+            Self::BLOCK,
+            x,
+            #[inline(always)]
+            |acc, block, q, d, _| {
+                let wd = f16_bits_to_f32(block[0], block[1]);
+                let weights = pulp::bytemuck::pod_read_unaligned(&block[2..]);
+                let sums = signed_byte_sums(simd, weights, activations(q));
+                fma._mm256_fmadd_ps(sums, avx._mm256_set1_ps(wd * d), acc)
+            },
+        )
     }
 }
 
