@@ -25,7 +25,7 @@ impl Activation {
     pub fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::Gelu => xs.gelu_erf(),
-            Self::GeluNew => xs.gelu(),
+            Self::GeluNew => super::kernels::gelu_tanh_tensor(xs),
             Self::Relu => xs.relu(),
             Self::Silu => candle_nn::ops::silu(xs),
             Self::Tanh => xs.tanh(),
