@@ -438,19 +438,29 @@ pub fn dequantize(
     }
 }
 
-/// `x · Wᵀ` for `W` (`[n, k]`) stored as GGUF's Q4_1 blocks; returns `[m, n]`.
-pub fn matmul_q4_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    ggml_matmul::<Q4_1>(w, n, k, x, m)
+/// Whether [`matmul`] and [`dequantize`] take `dtype`.
+pub fn has_kernel(dtype: candle_core::quantized::GgmlDType) -> bool {
+    use candle_core::quantized::GgmlDType;
+    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q8_0)
 }
 
-/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q5_0 blocks; returns `[m, n]`.
-pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    ggml_matmul::<Q5_0>(w, n, k, x, m)
-}
-
-/// `x · Wᵀ` for `W` (`[n, k]`) stored as Q8_0 blocks; returns `[m, n]`.
-pub fn matmul_q8_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    ggml_matmul::<Q8_0>(w, n, k, x, m)
+/// `x · Wᵀ` for `W` (`[n, k]`, GGUF's bytes of `dtype`) and `x` (`[m, k]`); returns `[m, n]`,
+/// or `None` for a type without a Wick kernel.
+pub fn matmul(
+    dtype: candle_core::quantized::GgmlDType,
+    w: &[u8],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+) -> Option<Vec<f32>> {
+    use candle_core::quantized::GgmlDType;
+    match dtype {
+        GgmlDType::Q4_1 => Some(ggml_matmul::<Q4_1>(w, n, k, x, m)),
+        GgmlDType::Q5_0 => Some(ggml_matmul::<Q5_0>(w, n, k, x, m)),
+        GgmlDType::Q8_0 => Some(ggml_matmul::<Q8_0>(w, n, k, x, m)),
+        _ => None,
+    }
 }
 
 /// Runs `task(first_row, out)` over the `n` output rows of a product with `m` input rows, a

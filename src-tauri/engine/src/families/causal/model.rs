@@ -7,13 +7,12 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::ggml_file::qtensor_from_ggml;
-use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 
 use super::config::{CausalConfig, CausalFamily, NormKind, Positions};
 use super::rope::Rope;
 use super::source::{Part, Proj, Source};
+use crate::families::row_split::RowSplit;
 
 fn missing(part: Part, layer: Option<usize>) -> candle_core::Error {
     let at = layer.map(|l| format!(" of layer {l}")).unwrap_or_default();
@@ -224,11 +223,8 @@ impl KvCache {
 #[derive(Debug, Clone)]
 enum Embeddings {
     Dense(Tensor),
-    Quantized {
-        table: Arc<QTensor>,
-        rows: usize,
-        hidden: usize,
-    },
+    /// Read in slices (`RowSplit`), shared with a tied output head.
+    Quantized(Arc<RowSplit>),
 }
 
 impl Embeddings {
@@ -238,33 +234,14 @@ impl Embeddings {
                 let idx = Tensor::new(ids, device)?;
                 t.index_select(&idx, 0)
             }
-            Embeddings::Quantized {
-                table,
-                rows,
-                hidden,
-            } => {
-                let dtype = table.dtype();
-                let data = table.data()?;
-                let row_bytes = hidden / dtype.block_size() * dtype.type_size();
-                let mut out = Vec::with_capacity(ids.len());
-                for &id in ids {
-                    let id = id as usize;
-                    if id >= *rows {
-                        candle_core::bail!("token id {id} is outside the vocabulary ({rows})");
-                    }
-                    let bytes = &data[id * row_bytes..(id + 1) * row_bytes];
-                    let row = qtensor_from_ggml(dtype, bytes, vec![*hidden], device)?;
-                    out.push(row.dequantize(device)?);
-                }
-                Tensor::stack(&out, 0)
-            }
+            Embeddings::Quantized(table) => table.rows(ids, device),
         }
     }
 
     fn bytes(&self) -> usize {
         match self {
             Embeddings::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
-            Embeddings::Quantized { table, .. } => table.storage_size_in_bytes(),
+            Embeddings::Quantized(table) => table.bytes(),
         }
     }
 }
@@ -287,14 +264,7 @@ impl CausalLm {
         let cfg = &config;
         let quantized = src.quantized_embeddings()?;
         let embeddings = match &quantized {
-            Some(table) => {
-                let (rows, hidden) = table.shape().dims2()?;
-                Embeddings::Quantized {
-                    table: Arc::clone(table),
-                    rows,
-                    hidden,
-                }
-            }
+            Some(table) => Embeddings::Quantized(Arc::clone(table)),
             None => Embeddings::Dense(
                 src.tensor(Part::Embeddings, None)?
                     .ok_or_else(|| missing(Part::Embeddings, None))?,
@@ -319,8 +289,8 @@ impl CausalLm {
             // Tied: the head is the embedding matrix (the same quantized table, or a transposed
             // view of the dense one: no copy either way).
             _ => match &embeddings {
-                Embeddings::Quantized { table, .. } => Proj::Quantized {
-                    weight: QMatMul::from_arc(Arc::clone(table))?,
+                Embeddings::Quantized(table) => Proj::RowSplit {
+                    weight: Arc::clone(table),
                     bias: None,
                 },
                 Embeddings::Dense(t) => match src.proj(Part::Embeddings, None, false)? {
@@ -361,7 +331,9 @@ impl CausalLm {
             Proj::Dense(d) if d.weight().is_contiguous() => self.lm_head.bytes(),
             Proj::Dense(_) => 0,
             // Sharing the quantized embedding table.
-            Proj::Quantized { .. } if matches!(self.embeddings, Embeddings::Quantized { .. }) => 0,
+            Proj::RowSplit { weight, .. } if matches!(&self.embeddings, Embeddings::Quantized(t) if Arc::ptr_eq(t, weight)) => {
+                0
+            }
             Proj::Quantized { .. } | Proj::PackedQ4_1 { .. } | Proj::RowSplit { .. } => {
                 self.lm_head.bytes()
             }

@@ -103,10 +103,8 @@ impl Proj {
                         dequantized_forward(dequantize(q, xs.device())?, q.dtype(), xs)?
                     }
                     QMatMul::QTensor(q)
-                        if matches!(
-                            q.dtype(),
-                            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q8_0
-                        ) && xs.device().is_cpu() =>
+                        if crate::families::qmatmul::has_kernel(q.dtype())
+                            && xs.device().is_cpu() =>
                     {
                         own_kernel_forward(q, xs)?
                     }
@@ -188,16 +186,7 @@ fn own_kernel_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
     let (n, k) = q.shape().dims2()?;
     let m = xs.elem_count() / k.max(1);
     let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let data = q.data()?;
-    let y = match q.dtype() {
-        GgmlDType::Q5_0 => crate::families::qmatmul::matmul_q5_0(&data, n, k, &x, m),
-        GgmlDType::Q8_0 => crate::families::qmatmul::matmul_q8_0(&data, n, k, &x, m),
-        GgmlDType::Q4_1 => crate::families::qmatmul::matmul_q4_1(&data, n, k, &x, m),
-        other => {
-            return Err(candle_core::Error::Msg(format!(
-                "no Wick kernel for {other:?}"
-            )))
-        }
-    };
+    let y = crate::families::qmatmul::matmul(q.dtype(), &q.data()?, n, k, &x, m)
+        .ok_or_else(|| candle_core::Error::Msg(format!("no Wick kernel for {:?}", q.dtype())))?;
     Tensor::from_vec(y, out_dims(xs, n), xs.device())
 }

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use super::config::CausalFamily;
 pub use super::proj::Proj;
 use crate::families::layers::Dense;
+use crate::families::row_split::RowSplit;
 
 /// One piece of a decoder, named by what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub trait Source {
     ) -> candle_core::Result<Option<Proj>>;
     /// The token embeddings kept quantized, when the source stores them so (GGUF): looked up a
     /// row at a time instead of dequantizing the whole table.
-    fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<QTensor>>> {
+    fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<RowSplit>>> {
         Ok(None)
     }
     /// Whether this source's norm weights already include Gemma's `+ 1` (GGUF files do).
@@ -308,15 +309,28 @@ impl Source for GgufSource {
         true
     }
 
-    fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<QTensor>>> {
+    fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<RowSplit>>> {
         if self.dequantize {
             return Ok(None);
         }
         let name = format!("{}.weight", Self::name(Part::Embeddings, None));
-        Ok(self
-            .qtensor(&name)?
-            .filter(|q| q.dtype().block_size() > 1)
-            .map(Arc::new))
+        let Some(info) = self.content.tensor_infos.get(&name) else {
+            return Ok(None);
+        };
+        if info.ggml_dtype.block_size() == 1 {
+            return Ok(None);
+        }
+        let table = if self.device.is_cpu() {
+            // In slices, so the copy candle makes while reading stays small.
+            let mut reader = BufReader::new(File::open(&self.path)?);
+            RowSplit::read_gguf(&self.content, &mut reader, &name)?
+        } else {
+            let q = self
+                .qtensor(&name)?
+                .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))?;
+            RowSplit::new(q, 1)?
+        };
+        Ok(Some(Arc::new(table)))
     }
 
     fn device(&self) -> &Device {
