@@ -137,8 +137,14 @@ impl PackedQ4_1 {
                     || {
                         for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
                             let w = row(r);
-                            for (o, xr) in row_out.iter_mut().zip(&xq) {
-                                *o = dot_avx2(v3, &w, xr);
+                            let mut fours = row_out.chunks_exact_mut(4);
+                            let mut xs = xq.chunks_exact(4);
+                            for (o, x) in (&mut fours).zip(&mut xs) {
+                                o.copy_from_slice(&dot_avx2(v3, &w, [&x[0], &x[1], &x[2], &x[3]]));
+                            }
+                            let rest = fours.into_remainder().iter_mut();
+                            for (o, x) in rest.zip(xs.remainder()) {
+                                [*o] = dot_avx2(v3, &w, [x]);
                             }
                         }
                     },
@@ -303,16 +309,18 @@ fn pair_sums(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, b: usize) -> core::arch
     avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(sums, avx._mm256_set1_epi16(1)))
 }
 
-/// One weight row against one activation row with AVX2: per pair of blocks one 32-byte load
-/// of nibbles, two `vpmaddubsw` (low and high nibbles against the reordered activations), one
-/// `vpmaddwd` and one FMA whose scale vector (`d_w d_x` of the two blocks, four lanes each) is
-/// picked out of eight scales converted together.
+/// One weight row against `R` activation rows with AVX2: per pair of blocks one 32-byte load
+/// of nibbles, unpacked once for all `R` rows; per row two `vpmaddubsw` (low and high nibbles
+/// against the reordered activations), one `vpmaddwd` and one FMA whose scale vector
+/// (`d_w d_x` of the two blocks, four lanes each) is picked out of eight scales converted
+/// together. `R = 1` is decode; prompts of a few tokens take `R = 4`, which unpacks a quarter
+/// as often.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dot_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8) -> f32 {
+fn dot_avx2<const R: usize>(simd: pulp::x86::V3, w: &Row, x: [&PairedQ8; R]) -> [f32; R] {
     use core::arch::x86_64::{__m256, __m256i};
-    use pulp::bytemuck::{cast, pod_read_unaligned};
-    let (avx, avx2, fma, sse) = (simd.avx, simd.avx2, simd.fma, simd.sse);
+    use pulp::bytemuck::{cast, cast_slice, pod_read_unaligned};
+    let (avx, avx2, fma) = (simd.avx, simd.avx2, simd.fma);
     let blocks = w.scales.len();
     // Lanes 0-3 take block 2p's scale, lanes 4-7 block 2p+1's.
     let picks: [__m256i; 4] = [
@@ -321,29 +329,64 @@ fn dot_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8) -> f32 {
         cast([4i32, 4, 4, 4, 5, 5, 5, 5]),
         cast([6i32, 6, 6, 6, 7, 7, 7, 7]),
     ];
-    let mut acc = [avx._mm256_setzero_ps(); 2];
-    let mut min_acc = avx._mm256_setzero_ps();
+    let low = avx._mm256_set1_epi8(0x0F);
+    let ones = avx._mm256_set1_epi16(1);
+    let mut acc = [[avx._mm256_setzero_ps(); 2]; R];
+    let mut min_acc = [avx._mm256_setzero_ps(); R];
     let groups = blocks / 8;
     for g in 0..groups {
         let first = g * 8;
-        let xd: __m256 = pod_read_unaligned(pulp::bytemuck::cast_slice(&x.d[first..first + 8]));
-        let xs: __m256 = pod_read_unaligned(pulp::bytemuck::cast_slice(&x.s[first..first + 8]));
-        let scales = avx._mm256_mul_ps(f16x8_to_f32(simd, &w.scales[first..]), xd);
-        min_acc = fma._mm256_fmadd_ps(f16x8_to_f32(simd, &w.mins[first..]), xs, min_acc);
+        let wd = f16x8_to_f32(simd, &w.scales[first..]);
+        let wm = f16x8_to_f32(simd, &w.mins[first..]);
+        let mut scales = [avx._mm256_setzero_ps(); R];
+        for r in 0..R {
+            let xd: __m256 = pod_read_unaligned(cast_slice(&x[r].d[first..first + 8]));
+            let xs: __m256 = pod_read_unaligned(cast_slice(&x[r].s[first..first + 8]));
+            scales[r] = avx._mm256_mul_ps(wd, xd);
+            min_acc[r] = fma._mm256_fmadd_ps(wm, xs, min_acc[r]);
+        }
         for (p, pick) in picks.iter().enumerate() {
-            let scale = avx2._mm256_permutevar8x32_ps(scales, *pick);
-            acc[p % 2] =
-                fma._mm256_fmadd_ps(pair_sums(simd, w, x, first + 2 * p), scale, acc[p % 2]);
+            let b = first + 2 * p;
+            let v: __m256i = pod_read_unaligned(&w.nibbles[b * NIBBLES..(b + 2) * NIBBLES]);
+            let lo = avx2._mm256_and_si256(v, low);
+            let hi = avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(v), low);
+            for r in 0..R {
+                let acts: &[u8] = cast_slice(&x[r].q[b * QK..(b + 2) * QK]);
+                let a: __m256i = pod_read_unaligned(&acts[..QK]);
+                let h: __m256i = pod_read_unaligned(&acts[QK..]);
+                let sums = avx2._mm256_add_epi16(
+                    avx2._mm256_maddubs_epi16(lo, a),
+                    avx2._mm256_maddubs_epi16(hi, h),
+                );
+                let sums = avx._mm256_cvtepi32_ps(avx2._mm256_madd_epi16(sums, ones));
+                let scale = avx2._mm256_permutevar8x32_ps(scales[r], *pick);
+                acc[r][p % 2] = fma._mm256_fmadd_ps(sums, scale, acc[r][p % 2]);
+            }
         }
     }
-    // Blocks after the last whole group of eight: pairs with scalar scales, then an odd one.
+    let mut out = [0f32; R];
+    for r in 0..R {
+        let total = avx._mm256_add_ps(avx._mm256_add_ps(acc[r][0], acc[r][1]), min_acc[r]);
+        out[r] = horizontal_sum(simd, total) + tail_avx2(simd, w, x[r], groups * 8);
+    }
+    out
+}
+
+/// The blocks from `start` on (after the last whole group of eight): pairs with scalar
+/// scales, then an odd one.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn tail_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, start: usize) -> f32 {
+    let (avx, fma, sse) = (simd.avx, simd.fma, simd.sse);
+    let blocks = w.scales.len();
+    let mut acc = avx._mm256_setzero_ps();
     let mut tail = 0f32;
-    let mut b = groups * 8;
+    let mut b = start;
     while b + 2 <= blocks {
         let d0 = f16_to_f32(w.scales[b]) * x.d[b];
         let d1 = f16_to_f32(w.scales[b + 1]) * x.d[b + 1];
         let scale = avx._mm256_set_m128(sse._mm_set1_ps(d1), sse._mm_set1_ps(d0));
-        acc[0] = fma._mm256_fmadd_ps(pair_sums(simd, w, x, b), scale, acc[0]);
+        acc = fma._mm256_fmadd_ps(pair_sums(simd, w, x, b), scale, acc);
         tail += f16_to_f32(w.mins[b]) * x.s[b] + f16_to_f32(w.mins[b + 1]) * x.s[b + 1];
         b += 2;
     }
@@ -356,13 +399,20 @@ fn dot_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8) -> f32 {
         );
         tail += sum as f32 * f16_to_f32(w.scales[b]) * x.d[b] + f16_to_f32(w.mins[b]) * x.s[b];
     }
-    let total = avx._mm256_add_ps(avx._mm256_add_ps(acc[0], acc[1]), min_acc);
+    horizontal_sum(simd, acc) + tail
+}
+
+/// The sum of a vector's eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn horizontal_sum(simd: pulp::x86::V3, v: core::arch::x86_64::__m256) -> f32 {
+    let (avx, sse) = (simd.avx, simd.sse);
     let quad = sse._mm_add_ps(
-        avx._mm256_castps256_ps128(total),
-        avx._mm256_extractf128_ps::<1>(total),
+        avx._mm256_castps256_ps128(v),
+        avx._mm256_extractf128_ps::<1>(v),
     );
-    let lanes: [f32; 4] = cast(quad);
-    lanes.iter().sum::<f32>() + tail
+    let lanes: [f32; 4] = pulp::bytemuck::cast(quad);
+    lanes.iter().sum()
 }
 
 #[cfg(test)]
