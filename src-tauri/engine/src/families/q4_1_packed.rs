@@ -15,6 +15,8 @@
 use rayon::prelude::*;
 
 use super::kernels::simd;
+#[cfg(target_arch = "x86_64")]
+use super::qmatmul::horizontal_sum;
 use super::qmatmul::{by_row_tasks, f16_bits_to_f32, quantize_q8_1, round_like_q8, QK};
 
 /// Bytes of one Q4_1 block as GGUF stores it: f16 scale, f16 minimum, 16 bytes of nibbles.
@@ -400,19 +402,6 @@ fn tail_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, start: usize) -> f32 {
         tail += sum as f32 * f16_to_f32(w.scales[b]) * x.d[b] + f16_to_f32(w.mins[b]) * x.s[b];
     }
     horizontal_sum(simd, acc) + tail
-}
-
-/// The sum of a vector's eight lanes.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn horizontal_sum(simd: pulp::x86::V3, v: core::arch::x86_64::__m256) -> f32 {
-    let (avx, sse) = (simd.avx, simd.sse);
-    let quad = sse._mm_add_ps(
-        avx._mm256_castps256_ps128(v),
-        avx._mm256_extractf128_ps::<1>(v),
-    );
-    let lanes: [f32; 4] = pulp::bytemuck::cast(quad);
-    lanes.iter().sum()
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ fn ggml_matmul<K: RowKernel>(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) 
 /// The sum of a vector's eight lanes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn horizontal_sum(simd: pulp::x86::V3, v: core::arch::x86_64::__m256) -> f32 {
+pub(super) fn horizontal_sum(simd: pulp::x86::V3, v: core::arch::x86_64::__m256) -> f32 {
     let (avx, sse) = (simd.avx, simd.sse);
     let quad = sse._mm_add_ps(
         avx._mm256_castps256_ps128(v),
