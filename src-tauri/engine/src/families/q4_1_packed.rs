@@ -131,14 +131,16 @@ impl PackedQ4_1 {
         let (n, k) = (self.n, self.k);
         let xq: Vec<PairedQ8> = x.chunks_exact(k).map(PairedQ8::new).collect();
         by_row_tasks(n, m, |first, out| {
-            let row = |r: usize| self.row(first + r);
             #[cfg(target_arch = "x86_64")]
             if let Some(v3) = pulp::x86::V3::try_new() {
                 v3.vectorize(
                     #[inline(always)]
                     || {
+                        // `self.row` is called here, not through a closure defined outside
+                        // `vectorize`: dev builds left such a closure out of line, and with it
+                        // every intrinsic of the kernel (tests ran 5x slower).
                         for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
-                            let w = row(r);
+                            let w = self.row(first + r);
                             let mut fours = row_out.chunks_exact_mut(4);
                             let mut xs = xq.chunks_exact(4);
                             for (o, x) in (&mut fours).zip(&mut xs) {
@@ -157,7 +159,7 @@ impl PackedQ4_1 {
                 #[inline(always)]
                 || {
                     for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
-                        let w = row(r);
+                        let w = self.row(first + r);
                         for (o, xr) in row_out.iter_mut().zip(&xq) {
                             *o = dot_portable(&w, xr);
                         }
