@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::kernels::simd;
 #[cfg(target_arch = "x86_64")]
 use super::qmatmul::horizontal_sum;
-use super::qmatmul::{by_row_tasks, f16_bits_to_f32, quantize_q8_1, round_like_q8, QK};
+use super::qmatmul::{by_row_tasks, f16_bits_to_f32, quantize_q8_1, QK};
 
 /// Bytes of one Q4_1 block as GGUF stores it: f16 scale, f16 minimum, 16 bytes of nibbles.
 const GGML_BLOCK: usize = 20;
@@ -168,22 +168,6 @@ impl PackedQ4_1 {
             )
         })
     }
-
-    /// `x · Wᵀ` for a prompt: the weights dequantized once and one f32 GEMM, with `x` rounded
-    /// as the 8-bit activation blocks of [`Self::matmul`] round it, so both give the same
-    /// numbers. Returns `[m, n]`.
-    pub fn matmul_dequantized(
-        &self,
-        x: &[f32],
-        m: usize,
-        device: &candle_core::Device,
-    ) -> candle_core::Result<candle_core::Tensor> {
-        let mut x = x.to_vec();
-        round_like_q8(&mut x);
-        let x = candle_core::Tensor::from_vec(x, (m, self.k), device)?;
-        let w = candle_core::Tensor::from_vec(self.dequantize(), (self.n, self.k), device)?;
-        x.matmul(&w.t()?)
-    }
 }
 
 #[inline(always)]
@@ -257,17 +241,19 @@ fn block_sum(nibbles: &[u8], lo: &[i8], hi: &[i8]) -> i32 {
 /// reference the AVX2 version is tested against).
 #[inline(always)]
 fn dot_portable(w: &Row, x: &PairedQ8) -> f32 {
-    let mut total = 0f32;
-    for b in 0..w.scales.len() {
-        let (lo, hi) = x.offsets(b);
-        let sum = block_sum(
-            &w.nibbles[b * NIBBLES..(b + 1) * NIBBLES],
-            &x.q[lo..lo + NIBBLES],
-            &x.q[hi..hi + NIBBLES],
-        );
-        total += sum as f32 * f16_to_f32(w.scales[b]) * x.d[b] + f16_to_f32(w.mins[b]) * x.s[b];
-    }
-    total
+    (0..w.scales.len()).map(|b| block_dot(w, x, b)).sum()
+}
+
+/// Block `b` of a weight row against its activations, whole: `d_w d_x Σ q_w q_x + m_w s_x`.
+#[inline(always)]
+fn block_dot(w: &Row, x: &PairedQ8, b: usize) -> f32 {
+    let (lo, hi) = x.offsets(b);
+    let sum = block_sum(
+        &w.nibbles[b * NIBBLES..(b + 1) * NIBBLES],
+        &x.q[lo..lo + NIBBLES],
+        &x.q[hi..hi + NIBBLES],
+    );
+    sum as f32 * f16_to_f32(w.scales[b]) * x.d[b] + f16_to_f32(w.mins[b]) * x.s[b]
 }
 
 /// Eight f16 values (as bits) to f32 with integer AVX2 operations: the same bit arithmetic as
@@ -395,13 +381,7 @@ fn tail_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, start: usize) -> f32 {
         b += 2;
     }
     if b < blocks {
-        let (lo, hi) = x.offsets(b);
-        let sum = block_sum(
-            &w.nibbles[b * NIBBLES..(b + 1) * NIBBLES],
-            &x.q[lo..lo + NIBBLES],
-            &x.q[hi..hi + NIBBLES],
-        );
-        tail += sum as f32 * f16_to_f32(w.scales[b]) * x.d[b] + f16_to_f32(w.mins[b]) * x.s[b];
+        tail += block_dot(w, x, b);
     }
     horizontal_sum(simd, acc) + tail
 }
@@ -410,6 +390,7 @@ fn tail_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, start: usize) -> f32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::families::qmatmul::{dequantized_forward, round_like_q8};
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 
@@ -477,7 +458,10 @@ mod tests {
         // The prompt path is the GEMM of the rounded activations and the dequantized weights.
         // (It differs from the integer kernel by the kernel's minimum term, which uses
         // `s = d Σ q` rounded to f16 as ggml stores it: about 1e-2 on these random rows.)
-        let gemm = values(&packed.matmul_dequantized(&x, 9, &Device::Cpu).unwrap());
+        let w = Tensor::from_vec(packed.dequantize(), (40, 32 * 5), &Device::Cpu).unwrap();
+        let xt = Tensor::from_vec(x.clone(), (9, 32 * 5), &Device::Cpu).unwrap();
+        let gemm = dequantized_forward(w, GgmlDType::Q4_1, &xt).unwrap();
+        let gemm = values(&gemm);
         let mut rounded = x.clone();
         round_like_q8(&mut rounded);
         let rounded = Tensor::from_vec(rounded, (9, 32 * 5), &Device::Cpu).unwrap();

@@ -6,6 +6,8 @@
 //! `d_w * d_x * Σ q_w q_x + m_w * s_x` per block), compiled for the CPU's vector units at run
 //! time and spread over the output rows on rayon's pool.
 
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor};
 use half::f16;
 use rayon::prelude::*;
 
@@ -425,13 +427,7 @@ fn ggml_dequantize<K: RowKernel>(w: &[u8], n: usize, k: usize) -> Vec<f32> {
 
 /// `W` (`[n, k]`, GGUF's bytes of `dtype`) in f32, for the types with a Wick kernel; `None`
 /// for the others.
-pub fn dequantize(
-    dtype: candle_core::quantized::GgmlDType,
-    w: &[u8],
-    n: usize,
-    k: usize,
-) -> Option<Vec<f32>> {
-    use candle_core::quantized::GgmlDType;
+pub fn dequantize(dtype: GgmlDType, w: &[u8], n: usize, k: usize) -> Option<Vec<f32>> {
     match dtype {
         GgmlDType::Q4_1 => Some(ggml_dequantize::<Q4_1>(w, n, k)),
         GgmlDType::Q5_0 => Some(ggml_dequantize::<Q5_0>(w, n, k)),
@@ -441,22 +437,72 @@ pub fn dequantize(
 }
 
 /// Whether [`matmul`] and [`dequantize`] take `dtype`.
-pub fn has_kernel(dtype: candle_core::quantized::GgmlDType) -> bool {
-    use candle_core::quantized::GgmlDType;
+pub fn has_kernel(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q8_0)
+}
+
+/// `xs · Wᵀ` (`xs` of any rank, last dimension `k`) for a quantized `[n, k]` `W` through
+/// Wick's kernel for its type; an error for a type without one ([`has_kernel`]).
+pub fn forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, k) = q.shape().dims2()?;
+    let m = xs.elem_count() / k.max(1);
+    let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let y = matmul(q.dtype(), &q.data()?, n, k, &x, m)
+        .ok_or_else(|| candle_core::Error::Msg(format!("no Wick kernel for {:?}", q.dtype())))?;
+    Tensor::from_vec(y, out_dims(xs, n), xs.device())
+}
+
+/// `q` in f32, through Wick's parallel dequantization where it has one, else candle's.
+pub fn dequantize_tensor(q: &QTensor, device: &Device) -> candle_core::Result<Tensor> {
+    let (n, k) = q.shape().dims2()?;
+    match dequantize(q.dtype(), &q.data()?, n, k) {
+        Some(values) => Tensor::from_vec(values, (n, k), device),
+        None => q.dequantize(device),
+    }
+}
+
+/// `xs · wᵀ` for weights `w` (`[n, k]`) dequantized from `dtype`: a prompt's product, one f32
+/// GEMM. Types whose kernels quantize activations in blocks of 32 get the same rounding here,
+/// so a prompt's numbers do not depend on which path ran.
+pub fn dequantized_forward(
+    w: Tensor,
+    dtype: GgmlDType,
+    xs: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let (n, k) = w.dims2()?;
+    let m = xs.elem_count() / k.max(1);
+    let mut x = xs.reshape((m, k))?.to_dtype(DType::F32)?;
+    if matches!(
+        dtype,
+        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
+    ) && k % QK == 0
+    {
+        let mut values: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        round_like_q8(&mut values);
+        x = Tensor::from_vec(values, (m, k), xs.device())?;
+    }
+    x.matmul(&w.t()?)?.reshape(out_dims(xs, n))
+}
+
+/// `xs`'s shape with the last dimension `n`.
+pub fn out_dims(xs: &Tensor, n: usize) -> Vec<usize> {
+    let mut dims = xs.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    dims
 }
 
 /// `x · Wᵀ` for `W` (`[n, k]`, GGUF's bytes of `dtype`) and `x` (`[m, k]`); returns `[m, n]`,
 /// or `None` for a type without a Wick kernel.
 pub fn matmul(
-    dtype: candle_core::quantized::GgmlDType,
+    dtype: GgmlDType,
     w: &[u8],
     n: usize,
     k: usize,
     x: &[f32],
     m: usize,
 ) -> Option<Vec<f32>> {
-    use candle_core::quantized::GgmlDType;
     match dtype {
         GgmlDType::Q4_1 => Some(ggml_matmul::<Q4_1>(w, n, k, x, m)),
         GgmlDType::Q5_0 => Some(ggml_matmul::<Q5_0>(w, n, k, x, m)),

@@ -29,6 +29,22 @@ const MIN_ROWS: usize = 64;
 /// Bytes per slice when a table is read from a file.
 const READ_SLICE_BYTES: usize = 8 << 20;
 
+/// One slice: `rows` rows of `k` from GGUF's bytes, on the CPU, with its candle product.
+fn slice(
+    dtype: GgmlDType,
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+) -> candle_core::Result<(Arc<QTensor>, QMatMul)> {
+    let q = Arc::new(qtensor_from_ggml(
+        dtype,
+        bytes,
+        vec![rows, k],
+        &Device::Cpu,
+    )?);
+    Ok((Arc::clone(&q), QMatMul::from_arc(q)?))
+}
+
 /// A `[n, k]` quantized matrix as row slices, top to bottom.
 #[derive(Debug)]
 pub struct RowSplit {
@@ -57,13 +73,7 @@ impl RowSplit {
                 .map(|first| {
                     let rows = per.min(n - first);
                     let bytes = &data[first * row_bytes..(first + rows) * row_bytes];
-                    let q = Arc::new(qtensor_from_ggml(
-                        dtype,
-                        bytes,
-                        vec![rows, k],
-                        &Device::Cpu,
-                    )?);
-                    Ok((Arc::clone(&q), QMatMul::from_arc(q)?))
+                    slice(dtype, bytes, rows, k)
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             drop(data);
@@ -119,13 +129,7 @@ impl RowSplit {
             let rows = per.min(n - first);
             let bytes = &mut buffer[..rows * row_bytes];
             reader.read_exact(bytes)?;
-            let q = Arc::new(qtensor_from_ggml(
-                dtype,
-                bytes,
-                vec![rows, k],
-                &Device::Cpu,
-            )?);
-            slices.push((Arc::clone(&q), QMatMul::from_arc(q)?));
+            slices.push(slice(dtype, bytes, rows, k)?);
         }
         Ok(Self {
             slices,
@@ -183,30 +187,9 @@ impl RowSplit {
     /// other (each kernel is parallel), or candle's products, slices in parallel.
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let parts = if crate::families::qmatmul::has_kernel(self.dtype) && xs.device().is_cpu() {
-            let x: Vec<f32> = xs
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1()?;
-            let m = x.len() / self.k.max(1);
             self.slices
                 .iter()
-                .map(|(q, _)| {
-                    let rows = q.shape().dims()[0];
-                    let y = crate::families::qmatmul::matmul(
-                        self.dtype,
-                        &q.data()?,
-                        rows,
-                        self.k,
-                        &x,
-                        m,
-                    )
-                    .ok_or_else(|| candle_core::Error::Msg("no kernel".into()))?;
-                    let mut dims = xs.dims().to_vec();
-                    if let Some(last) = dims.last_mut() {
-                        *last = rows;
-                    }
-                    Tensor::from_vec(y, dims, xs.device())
-                })
+                .map(|(q, _)| crate::families::qmatmul::forward(q, xs))
                 .collect::<candle_core::Result<Vec<_>>>()?
         } else {
             if let [(_, only)] = self.slices.as_slice() {
@@ -228,13 +211,7 @@ impl RowSplit {
         let parts = self
             .slices
             .par_iter()
-            .map(|(q, _)| {
-                let rows = q.shape().dims()[0];
-                match crate::families::qmatmul::dequantize(self.dtype, &q.data()?, rows, self.k) {
-                    Some(values) => Tensor::from_vec(values, (rows, self.k), device),
-                    None => q.dequantize(device),
-                }
-            })
+            .map(|(q, _)| crate::families::qmatmul::dequantize_tensor(q, device))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Tensor::cat(&parts, 0)
     }

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::families::layers::Dense;
 use crate::families::q4_1_packed::PackedQ4_1;
+use crate::families::qmatmul::{dequantize_tensor, dequantized_forward, has_kernel, out_dims};
 use crate::families::row_split::RowSplit;
 
 /// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
@@ -100,27 +101,27 @@ impl Proj {
             Proj::Quantized { weight, bias } => (
                 match weight {
                     QMatMul::QTensor(q) if prompt => {
-                        dequantized_forward(dequantize(q, xs.device())?, q.dtype(), xs)?
+                        dequantized_forward(dequantize_tensor(q, xs.device())?, q.dtype(), xs)?
                     }
-                    QMatMul::QTensor(q)
-                        if crate::families::qmatmul::has_kernel(q.dtype())
-                            && xs.device().is_cpu() =>
-                    {
-                        own_kernel_forward(q, xs)?
+                    // Q4_1 here only in tied heads, which share the embedding table (kept in
+                    // GGUF's layout for row lookups).
+                    QMatMul::QTensor(q) if has_kernel(q.dtype()) && xs.device().is_cpu() => {
+                        crate::families::qmatmul::forward(q, xs)?
                     }
                     _ => weight.forward(xs)?,
                 },
                 bias,
             ),
             Proj::PackedQ4_1 { weight, bias } => {
-                let (n, _) = weight.dims();
-                let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                let (n, k) = weight.dims();
                 let y = if xs.device().is_cpu() && rows >= PACKED_PREFILL_ROWS {
-                    weight.matmul_dequantized(&x, rows, xs.device())?
+                    let w = Tensor::from_vec(weight.dequantize(), (n, k), xs.device())?;
+                    dequantized_forward(w, GgmlDType::Q4_1, xs)?
                 } else {
-                    Tensor::from_vec(weight.matmul(&x, rows), (rows, n), xs.device())?
+                    let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                    Tensor::from_vec(weight.matmul(&x, rows), out_dims(xs, n), xs.device())?
                 };
-                (y.reshape(out_dims(xs, n))?, bias)
+                (y, bias)
             }
             Proj::RowSplit { weight, bias } => (
                 if prompt {
@@ -138,15 +139,6 @@ impl Proj {
     }
 }
 
-/// `xs`'s shape with the last dimension `n`.
-fn out_dims(xs: &Tensor, n: usize) -> Vec<usize> {
-    let mut dims = xs.dims().to_vec();
-    if let Some(last) = dims.last_mut() {
-        *last = n;
-    }
-    dims
-}
-
 /// From this many input rows on (a prompt), quantized products go through a dequantized f32
 /// GEMM: unpacking the weights once beats `rows` integer dot products per weight row
 /// (SmolLM2 Q4_1 prefill 84 -> 250 tok/s).
@@ -157,42 +149,3 @@ const PREFILL_ROWS: usize = 8;
 /// vs 162, 64 rows 273 vs 245, 96 rows 203 vs 312, 192 rows 186 vs 303. A 37-token chat
 /// prompt's first token came 131-137 ms after Run instead of 156-177 ms.
 const PACKED_PREFILL_ROWS: usize = 80;
-
-/// `q` in f32, through Wick's parallel dequantization where it has one.
-fn dequantize(q: &QTensor, device: &Device) -> candle_core::Result<Tensor> {
-    let (n, k) = q.shape().dims2()?;
-    match crate::families::qmatmul::dequantize(q.dtype(), &q.data()?, n, k) {
-        Some(values) => Tensor::from_vec(values, (n, k), device),
-        None => q.dequantize(device),
-    }
-}
-
-/// `xs · wᵀ` for weights `w` (`[n, k]`) dequantized from `dtype`.
-fn dequantized_forward(w: Tensor, dtype: GgmlDType, xs: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, k) = w.dims2()?;
-    let m = xs.elem_count() / k.max(1);
-    let mut x = xs.reshape((m, k))?.to_dtype(DType::F32)?;
-    // Types whose products quantize activations in blocks of 32 get the same rounding here.
-    if matches!(
-        dtype,
-        GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
-    ) && k % 32 == 0
-    {
-        let mut values: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        crate::families::qmatmul::round_like_q8(&mut values);
-        x = Tensor::from_vec(values, (m, k), xs.device())?;
-    }
-    x.matmul(&w.t()?)?.reshape(out_dims(xs, n))
-}
-
-/// `x · Wᵀ` with Q4_1, Q5_0 or Q8_0 weights in GGUF's layout through Wick's kernels (candle's
-/// first two are scalar; its Q8_0 one converts scales through calls). Tied heads take this path:
-/// they share the embedding table, which stays in GGUF's layout for row lookups.
-fn own_kernel_forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, k) = q.shape().dims2()?;
-    let m = xs.elem_count() / k.max(1);
-    let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let y = crate::families::qmatmul::matmul(q.dtype(), &q.data()?, n, k, &x, m)
-        .ok_or_else(|| candle_core::Error::Msg(format!("no Wick kernel for {:?}", q.dtype())))?;
-    Tensor::from_vec(y, out_dims(xs, n), xs.device())
-}
