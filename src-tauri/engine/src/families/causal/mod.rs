@@ -5,6 +5,7 @@
 //! Adding a family: a `CausalFamily` variant, its config fields in `config`, its weight names in
 //! `source` if they differ, and a row in `crate::registry`.
 
+pub mod attend;
 pub mod config;
 pub mod gguf;
 pub mod model;

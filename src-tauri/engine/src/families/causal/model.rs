@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 
+use super::attend::{cached_attention, Span};
 use super::config::{CausalConfig, CausalFamily, NormKind, Positions};
 use super::rope::Rope;
 use super::source::{Part, Proj, Source};
@@ -139,8 +140,8 @@ struct Block {
 }
 
 /// One layer's keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of which the
-/// first `len` positions are filled. New tokens are written in place; the buffers grow by
-/// doubling, so a token costs no copy of the past (concatenating did, every step).
+/// first `len` positions are filled. New tokens are written in place; the buffers grow by half,
+/// so a token costs no copy of the past (concatenating did, every step).
 #[derive(Debug)]
 struct LayerKv {
     k: Tensor,
@@ -149,12 +150,12 @@ struct LayerKv {
 }
 
 impl LayerKv {
-    /// Appends `k`/`v` (`[batch, kv_heads, t, head_dim]`) and returns views of everything so far.
-    fn append(
-        slot: &mut Option<LayerKv>,
+    /// Appends `k`/`v` (`[batch, kv_heads, t, head_dim]`) and returns the layer's cache.
+    fn append<'a>(
+        slot: &'a mut Option<LayerKv>,
         k: &Tensor,
         v: &Tensor,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
+    ) -> candle_core::Result<&'a LayerKv> {
         let t = k.dim(2)?;
         let fits = slot
             .as_ref()
@@ -163,7 +164,11 @@ impl LayerKv {
         if !fits {
             let old = slot.take();
             let used = old.as_ref().map_or(0, |l| l.len);
-            let capacity = ((used + t) * 2).max(64);
+            // Room for half as many again (at least 64 more): a 128-token prompt and 64 new
+            // tokens fit the first buffer exactly, where doubling held 64 positions unused
+            // (3 MB of SmolLM2's peak), and growing still copies the past only O(log n) times.
+            let need = used + t;
+            let capacity = (need + need / 2).max(need + 64);
             let (b, h, _, d) = k.dims4()?;
             let nk = Tensor::zeros((b, h, capacity, d), k.dtype(), k.device())?;
             let nv = Tensor::zeros((b, h, capacity, d), v.dtype(), v.device())?;
@@ -183,7 +188,15 @@ impl LayerKv {
         l.k.slice_set(&k.contiguous()?, 2, l.len)?;
         l.v.slice_set(&v.contiguous()?, 2, l.len)?;
         l.len += t;
-        Ok((l.k.narrow(2, 0, l.len)?, l.v.narrow(2, 0, l.len)?))
+        Ok(l)
+    }
+
+    /// Views of the filled positions.
+    fn filled(&self) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok((
+            self.k.narrow(2, 0, self.len)?,
+            self.v.narrow(2, 0, self.len)?,
+        ))
     }
 }
 
@@ -595,10 +608,9 @@ impl Attention {
             k = n.forward(&k)?;
         }
         if let Some(rope) = &self.rope {
-            q = rope.apply(&q, offset)?;
-            k = rope.apply(&k, offset)?;
+            (q, k) = rope.apply_pair(&q, &k, offset)?;
         }
-        let (k, v) = if self.kv_f16 {
+        let layer = if self.kv_f16 {
             // llama.cpp keeps keys and values in f16; rounding them the same way keeps greedy
             // output on GGUF models closer to its (measured in real_generation.rs).
             let r16 = |t: &Tensor| t.to_dtype(DType::F16)?.to_dtype(t.dtype());
@@ -606,6 +618,17 @@ impl Attention {
         } else {
             LayerKv::append(cache, &k, &v)?
         };
+        let span = Span {
+            kv_heads: self.kv_heads,
+            len: layer.len,
+            offset,
+            window: self.window,
+            scale: self.scale as f32,
+        };
+        if let Some(ctx) = cached_attention(&q, &layer.k, &layer.v, span)? {
+            return self.out.forward(&ctx);
+        }
+        let (k, v) = layer.filled()?;
         let s = k.dim(2)?;
         let groups = self.heads / self.kv_heads.max(1);
         // Grouped-query attention: the query heads sharing a key head become extra rows of

@@ -40,6 +40,23 @@ impl Rope {
 
     /// Rotates `xs` (`[batch, heads, tokens, head_dim]`) as positions `offset..offset + tokens`.
     pub fn apply(&self, xs: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
+        let (cos, sin) = self.tables(xs, offset)?;
+        self.rotate(xs, &cos, &sin)
+    }
+
+    /// Rotates queries and keys of the same tokens, building the tables once.
+    pub fn apply_pair(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        offset: usize,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (cos, sin) = self.tables(q, offset)?;
+        Ok((self.rotate(q, &cos, &sin)?, self.rotate(k, &cos, &sin)?))
+    }
+
+    /// cos and sin `[tokens, head_dim / 2]` for `xs`'s tokens, in its dtype.
+    fn tables(&self, xs: &Tensor, offset: usize) -> candle_core::Result<(Tensor, Tensor)> {
         let t = xs.dim(2)?;
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(t * half);
@@ -56,10 +73,14 @@ impl Rope {
         let dtype = xs.dtype();
         let cos = Tensor::from_vec(cos, (t, half), xs.device())?.to_dtype(dtype)?;
         let sin = Tensor::from_vec(sin, (t, half), xs.device())?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+
+    fn rotate(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
         let xs = xs.contiguous()?;
         match self.style {
-            RopeStyle::Half => candle_nn::rotary_emb::rope(&xs, &cos, &sin),
-            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&xs, &cos, &sin),
+            RopeStyle::Half => candle_nn::rotary_emb::rope(&xs, cos, sin),
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&xs, cos, sin),
         }
     }
 }
