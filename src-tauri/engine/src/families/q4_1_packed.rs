@@ -106,10 +106,17 @@ impl PackedQ4_1 {
 
     /// The weights in f32, `[n, k]` row-major (`d * q + m`, as candle and ggml dequantize).
     pub fn dequantize(&self) -> Vec<f32> {
-        let mut out = vec![0f32; self.n * self.k];
+        self.dequantize_rows(0..self.n)
+    }
+
+    /// Weight rows `rows` in f32, `[rows.len(), k]`.
+    pub fn dequantize_rows(&self, rows: std::ops::Range<usize>) -> Vec<f32> {
+        let rows = rows.start.min(self.n)..rows.end.min(self.n);
+        let mut out = vec![0f32; rows.len() * self.k];
         let blocks = self.blocks_per_row();
         out.par_chunks_mut(self.k)
             .enumerate()
+            .map(|(i, values)| (rows.start + i, values))
             .for_each(|(row, values)| {
                 for (b, block) in values.chunks_exact_mut(QK).enumerate() {
                     let i = row * blocks + b;

@@ -482,8 +482,39 @@ pub fn dequantized_forward(
     xs: &Tensor,
 ) -> candle_core::Result<Tensor> {
     let (n, k) = w.dims2()?;
+    gemm_input(dtype, xs, k)?
+        .matmul(&w.t()?)?
+        .reshape(out_dims(xs, n))
+}
+
+/// [`dequantized_forward`] for `n` weight rows that `rows` dequantizes a range at a time
+/// ([`GEMM_ROWS`] rows): the f32 copy of a whole matrix (3.5 MB for one of SmolLM2's) is never
+/// held, and the allocator keeps less of it around after a prompt (the SmolLM2 bench's peak
+/// memory).
+pub fn dequantized_forward_in_blocks(
+    n: usize,
+    k: usize,
+    dtype: GgmlDType,
+    xs: &Tensor,
+    rows: impl Fn(std::ops::Range<usize>) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let x = gemm_input(dtype, xs, k)?;
+    let parts = (0..n)
+        .step_by(GEMM_ROWS)
+        .map(|first| x.matmul(&rows(first..(first + GEMM_ROWS).min(n))?.t()?))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Tensor::cat(&parts, 1)?.reshape(out_dims(xs, n))
+}
+
+/// Weight rows dequantized per GEMM in [`dequantized_forward_in_blocks`]: large enough that
+/// each GEMM stays efficient (256 x 576 weights against a 128-token prompt).
+const GEMM_ROWS: usize = 256;
+
+/// `xs` as the `[m, k]` f32 left operand of a prompt GEMM, rounded as the integer kernels
+/// quantize it for `dtype`.
+fn gemm_input(dtype: GgmlDType, xs: &Tensor, k: usize) -> candle_core::Result<Tensor> {
     let m = xs.elem_count() / k.max(1);
-    let mut x = xs.reshape((m, k))?.to_dtype(DType::F32)?;
+    let x = xs.reshape((m, k))?.to_dtype(DType::F32)?;
     if matches!(
         dtype,
         GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
@@ -491,9 +522,9 @@ pub fn dequantized_forward(
     {
         let mut values: Vec<f32> = x.flatten_all()?.to_vec1()?;
         round_like_q8(&mut values);
-        x = Tensor::from_vec(values, (m, k), xs.device())?;
+        return Tensor::from_vec(values, (m, k), xs.device());
     }
-    x.matmul(&w.t()?)?.reshape(out_dims(xs, n))
+    Ok(x)
 }
 
 /// `xs`'s shape with the last dimension `n`.

@@ -10,7 +10,9 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::families::layers::Dense;
 use crate::families::q4_1_packed::PackedQ4_1;
-use crate::families::qmatmul::{dequantize_tensor, dequantized_forward, has_kernel, out_dims};
+use crate::families::qmatmul::{
+    dequantize_tensor, dequantized_forward, dequantized_forward_in_blocks, has_kernel, out_dims,
+};
 use crate::families::row_split::RowSplit;
 
 /// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
@@ -115,8 +117,10 @@ impl Proj {
             Proj::PackedQ4_1 { weight, bias } => {
                 let (n, k) = weight.dims();
                 let y = if xs.device().is_cpu() && rows >= PACKED_PREFILL_ROWS {
-                    let w = Tensor::from_vec(weight.dequantize(), (n, k), xs.device())?;
-                    dequantized_forward(w, GgmlDType::Q4_1, xs)?
+                    dequantized_forward_in_blocks(n, k, GgmlDType::Q4_1, xs, |r| {
+                        let len = r.len();
+                        Tensor::from_vec(weight.dequantize_rows(r), (len, k), xs.device())
+                    })?
                 } else {
                     let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
                     Tensor::from_vec(weight.matmul(&x, rows), out_dims(xs, n), xs.device())?
