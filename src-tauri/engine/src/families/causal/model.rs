@@ -293,6 +293,10 @@ impl Embeddings {
     }
 }
 
+/// New tokens up to which attention runs as one kernel over the cache (`attend`): decode steps
+/// and short prompts.
+const KERNEL_MAX_TOKENS: usize = 16;
+
 /// A causal language model, loaded.
 #[derive(Debug)]
 pub struct CausalLm {
@@ -665,7 +669,14 @@ impl Attention {
             window: self.window,
             scale: self.scale as f32,
         };
-        if let Some(ctx) = cached_attention(&q, &layer.k, &layer.v, span)? {
+        // The kernel reads each key once per query; for long prompts candle's batched matmuls,
+        // which reuse them, were 4-5% faster (512-token SmolLM2 prompt).
+        let kernel = if t <= KERNEL_MAX_TOKENS {
+            cached_attention(&q, &layer.k, &layer.v, span)?
+        } else {
+            None
+        };
+        if let Some(ctx) = kernel {
             return self.out.forward(&ctx);
         }
         let (k, v) = layer.filled()?;
