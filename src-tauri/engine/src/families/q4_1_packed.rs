@@ -51,7 +51,8 @@ pub struct LayoutError {
 impl PackedQ4_1 {
     /// Rearranges GGUF's Q4_1 blocks of a `[n, k]` matrix.
     pub fn from_ggml(bytes: &[u8], n: usize, k: usize) -> Result<Self, LayoutError> {
-        let want = n * (k / QK) * GGML_BLOCK;
+        let blocks = n * (k / QK);
+        let want = blocks * GGML_BLOCK;
         if !k.is_multiple_of(QK) || bytes.len() != want {
             return Err(LayoutError {
                 n,
@@ -60,42 +61,21 @@ impl PackedQ4_1 {
                 got: bytes.len(),
             });
         }
-        let mut packed = Self::empty(k, n);
-        packed.push_rows(bytes)?;
-        Ok(packed)
-    }
-
-    /// A matrix of no rows yet, with room for `capacity` rows of width `k`.
-    pub fn empty(k: usize, capacity: usize) -> Self {
-        let blocks = capacity * (k / QK);
-        Self {
-            n: 0,
-            k,
-            nibbles: Vec::with_capacity(blocks * NIBBLES),
-            scales: Vec::with_capacity(blocks),
-            mins: Vec::with_capacity(blocks),
-        }
-    }
-
-    /// Appends whole rows in GGUF's layout (a table read in slices is packed a slice at a time,
-    /// so the two copies never coexist whole).
-    pub fn push_rows(&mut self, bytes: &[u8]) -> Result<(), LayoutError> {
-        let row_bytes = self.k / QK * GGML_BLOCK;
-        if !self.k.is_multiple_of(QK) || row_bytes == 0 || !bytes.len().is_multiple_of(row_bytes) {
-            return Err(LayoutError {
-                n: bytes.len() / row_bytes.max(1),
-                k: self.k,
-                want: row_bytes,
-                got: bytes.len(),
-            });
-        }
+        let mut nibbles = Vec::with_capacity(blocks * NIBBLES);
+        let mut scales = Vec::with_capacity(blocks);
+        let mut mins = Vec::with_capacity(blocks);
         for block in bytes.chunks_exact(GGML_BLOCK) {
-            self.scales.push(u16::from_le_bytes([block[0], block[1]]));
-            self.mins.push(u16::from_le_bytes([block[2], block[3]]));
-            self.nibbles.extend_from_slice(&block[4..]);
+            scales.push(u16::from_le_bytes([block[0], block[1]]));
+            mins.push(u16::from_le_bytes([block[2], block[3]]));
+            nibbles.extend_from_slice(&block[4..]);
         }
-        self.n += bytes.len() / row_bytes;
-        Ok(())
+        Ok(Self {
+            n,
+            k,
+            nibbles,
+            scales,
+            mins,
+        })
     }
 
     /// `(n, k)`.
@@ -133,36 +113,24 @@ impl PackedQ4_1 {
     pub fn dequantize_rows(&self, rows: std::ops::Range<usize>) -> Vec<f32> {
         let rows = rows.start.min(self.n)..rows.end.min(self.n);
         let mut out = vec![0f32; rows.len() * self.k];
+        let blocks = self.blocks_per_row();
         out.par_chunks_mut(self.k)
             .enumerate()
-            .for_each(|(i, values)| self.dequantize_row(rows.start + i, values));
+            .map(|(i, values)| (rows.start + i, values))
+            .for_each(|(row, values)| {
+                for (b, block) in values.chunks_exact_mut(QK).enumerate() {
+                    let i = row * blocks + b;
+                    let d = f16_to_f32(self.scales[i]);
+                    let m = f16_to_f32(self.mins[i]);
+                    let q = &self.nibbles[i * NIBBLES..(i + 1) * NIBBLES];
+                    let (lo, hi) = block.split_at_mut(NIBBLES);
+                    for ((l, h), byte) in lo.iter_mut().zip(hi.iter_mut()).zip(q) {
+                        *l = f32::from(byte & 0x0F) * d + m;
+                        *h = f32::from(byte >> 4) * d + m;
+                    }
+                }
+            });
         out
-    }
-
-    /// Rows `ids` in f32, `[ids.len(), k]` (an embedding lookup); `None` if an id is not a row.
-    pub fn gather(&self, ids: &[u32]) -> Option<Vec<f32>> {
-        let mut out = vec![0f32; ids.len() * self.k];
-        for (&id, values) in ids.iter().zip(out.chunks_exact_mut(self.k)) {
-            let row = usize::try_from(id).ok().filter(|&r| r < self.n)?;
-            self.dequantize_row(row, values);
-        }
-        Some(out)
-    }
-
-    /// Row `row` into `values` (`k` long).
-    fn dequantize_row(&self, row: usize, values: &mut [f32]) {
-        let blocks = self.blocks_per_row();
-        for (b, block) in values.chunks_exact_mut(QK).enumerate() {
-            let i = row * blocks + b;
-            let d = f16_to_f32(self.scales[i]);
-            let m = f16_to_f32(self.mins[i]);
-            let q = &self.nibbles[i * NIBBLES..(i + 1) * NIBBLES];
-            let (lo, hi) = block.split_at_mut(NIBBLES);
-            for ((l, h), byte) in lo.iter_mut().zip(hi.iter_mut()).zip(q) {
-                *l = f32::from(byte & 0x0F) * d + m;
-                *h = f32::from(byte >> 4) * d + m;
-            }
-        }
     }
 
     /// `x · Wᵀ` for `x` (`[m, k]`, f32); returns `[m, n]`.
@@ -516,30 +484,5 @@ mod tests {
         let err = PackedQ4_1::from_ggml(&[0u8; 39], 1, 64).unwrap_err();
         assert!(err.to_string().contains("needs 40 bytes"), "{err}");
         assert!(PackedQ4_1::from_ggml(&[0u8; 20], 1, 33).is_err());
-    }
-
-    /// A table packed a slice at a time is the whole one packed at once, and a lookup gives
-    /// candle's dequantized rows (the tied embedding table of a Q4_1 GGUF).
-    #[test]
-    fn packs_in_slices_and_looks_up_rows() {
-        let (whole, q, _) = case(10, 96, 1);
-        let bytes = q.data().unwrap();
-        let row_bytes = bytes.len() / 10;
-        let mut sliced = PackedQ4_1::empty(96, 10);
-        for rows in [0..3, 3..4, 4..10] {
-            sliced
-                .push_rows(&bytes[rows.start * row_bytes..rows.end * row_bytes])
-                .unwrap();
-        }
-        assert_eq!(sliced.dims(), (10, 96));
-        assert_eq!(sliced.dequantize(), whole.dequantize());
-        let want = values(&q.dequantize(&Device::Cpu).unwrap());
-        let got = sliced.gather(&[7, 0, 7]).unwrap();
-        assert_eq!(got[..96], want[7 * 96..8 * 96]);
-        assert_eq!(got[96..192], want[..96]);
-        assert_eq!(got[192..], want[7 * 96..8 * 96]);
-        assert!(sliced.gather(&[10]).is_none());
-        // A partial row is refused.
-        assert!(sliced.push_rows(&bytes[..row_bytes - 1]).is_err());
     }
 }

@@ -139,12 +139,6 @@ impl RowSplit {
         })
     }
 
-    /// The slices, in row order, each `[rows, k]` (consumes the matrix, so a caller repacking
-    /// it can free each slice as it goes).
-    pub fn into_slices(self) -> Vec<Arc<QTensor>> {
-        self.slices.into_iter().map(|(q, _)| q).collect()
-    }
-
     /// Rows `ids`, dequantized, as `[ids.len(), k]`.
     pub fn rows(&self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
         let row_bytes = self.k / self.dtype.block_size() * self.dtype.type_size();

@@ -7,14 +7,12 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 
 use super::attend::{cached_attention, Span};
 use super::config::{CausalConfig, CausalFamily, NormKind, Positions};
 use super::rope::Rope;
 use super::source::{Part, Proj, Source};
-use crate::families::q4_1_packed::PackedQ4_1;
 use crate::families::row_split::RowSplit;
 
 fn missing(part: Part, layer: Option<usize>) -> candle_core::Error {
@@ -240,9 +238,6 @@ enum Embeddings {
     Dense(Tensor),
     /// Read in slices (`RowSplit`), shared with a tied output head.
     Quantized(Arc<RowSplit>),
-    /// A Q4_1 table on the CPU, repacked for Wick's kernel, which a tied head then runs on
-    /// (the head is a fifth of SmolLM2's weights).
-    Packed(Arc<PackedQ4_1>),
 }
 
 impl Embeddings {
@@ -253,42 +248,13 @@ impl Embeddings {
                 t.index_select(&idx, 0)
             }
             Embeddings::Quantized(table) => table.rows(ids, device),
-            Embeddings::Packed(table) => {
-                let values = table.gather(ids).ok_or_else(|| {
-                    candle_core::Error::Msg(format!(
-                        "a token id is outside the vocabulary ({})",
-                        table.dims().0
-                    ))
-                })?;
-                Tensor::from_vec(values, (ids.len(), table.dims().1), device)
-            }
         }
-    }
-
-    /// A quantized table as it will be held: Q4_1 on the CPU is repacked, a slice at a time.
-    fn quantized(table: Arc<RowSplit>, on_cpu: bool) -> candle_core::Result<Self> {
-        if !on_cpu || table.dtype() != GgmlDType::Q4_1 {
-            return Ok(Embeddings::Quantized(table));
-        }
-        let table = match Arc::try_unwrap(table) {
-            Ok(table) => table,
-            Err(shared) => return Ok(Embeddings::Quantized(shared)),
-        };
-        let (n, k) = (table.dims().0, table.dims().1);
-        let mut packed = PackedQ4_1::empty(k, n);
-        for slice in table.into_slices() {
-            packed
-                .push_rows(&slice.data()?)
-                .map_err(|e| candle_core::Error::Msg(format!("token embeddings: {e}")))?;
-        }
-        Ok(Embeddings::Packed(Arc::new(packed)))
     }
 
     fn bytes(&self) -> usize {
         match self {
             Embeddings::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
             Embeddings::Quantized(table) => table.bytes(),
-            Embeddings::Packed(table) => table.bytes(),
         }
     }
 }
@@ -313,8 +279,9 @@ pub struct CausalLm {
 impl CausalLm {
     pub fn load(config: CausalConfig, src: &dyn Source) -> candle_core::Result<Self> {
         let cfg = &config;
-        let embeddings = match src.quantized_embeddings()? {
-            Some(table) => Embeddings::quantized(table, src.device().is_cpu())?,
+        let quantized = src.quantized_embeddings()?;
+        let embeddings = match &quantized {
+            Some(table) => Embeddings::Quantized(Arc::clone(table)),
             None => Embeddings::Dense(
                 src.tensor(Part::Embeddings, None)?
                     .ok_or_else(|| missing(Part::Embeddings, None))?,
@@ -322,7 +289,7 @@ impl CausalLm {
         };
         let dtype = match &embeddings {
             Embeddings::Dense(t) => t.dtype(),
-            Embeddings::Quantized(_) | Embeddings::Packed(_) => DType::F32,
+            Embeddings::Quantized { .. } => DType::F32,
         };
         let positions = match cfg.positions {
             Positions::Learned { .. } => Some(
@@ -340,10 +307,6 @@ impl CausalLm {
             // view of the dense one: no copy either way).
             _ => match &embeddings {
                 Embeddings::Quantized(table) => Proj::RowSplit {
-                    weight: Arc::clone(table),
-                    bias: None,
-                },
-                Embeddings::Packed(table) => Proj::PackedQ4_1 {
                     weight: Arc::clone(table),
                     bias: None,
                 },
@@ -386,9 +349,6 @@ impl CausalLm {
             Proj::Dense(_) => 0,
             // Sharing the quantized embedding table.
             Proj::RowSplit { weight, .. } if matches!(&self.embeddings, Embeddings::Quantized(t) if Arc::ptr_eq(t, weight)) => {
-                0
-            }
-            Proj::PackedQ4_1 { weight, .. } if matches!(&self.embeddings, Embeddings::Packed(t) if Arc::ptr_eq(t, weight)) => {
                 0
             }
             Proj::Quantized { .. } | Proj::PackedQ4_1 { .. } | Proj::RowSplit { .. } => {
