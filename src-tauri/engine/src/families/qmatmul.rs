@@ -518,7 +518,7 @@ fn gemm_input(dtype: GgmlDType, xs: &Tensor, k: usize) -> candle_core::Result<Te
     if matches!(
         dtype,
         GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
-    ) && k % QK == 0
+    ) && k.is_multiple_of(QK)
     {
         let mut values: Vec<f32> = x.flatten_all()?.to_vec1()?;
         round_like_q8(&mut values);
