@@ -114,7 +114,7 @@ pub fn gelu_tanh_tensor(x: &Tensor) -> candle_core::Result<Tensor> {
     x.gelu()
 }
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("kernel expects f32")
     };

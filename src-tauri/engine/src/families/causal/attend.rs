@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::families::kernels::{dot, exp, simd};
+use crate::families::kernels::{contiguous_f32, dot, exp, simd};
 
 /// Which keys each query sees and how scores are scaled.
 #[derive(Debug, Clone, Copy)]
@@ -39,16 +39,6 @@ impl Span {
 
 struct CachedAttention(Span);
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("cached attention: {what} must be f32")
-    };
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| {
-        candle_core::Error::Msg(format!("cached attention: {what} must be contiguous"))
-    })?;
-    Ok(&data[start..end])
-}
-
 impl CustomOp3 for CachedAttention {
     fn name(&self) -> &'static str {
         "wick-cached-attention"
@@ -65,9 +55,9 @@ impl CustomOp3 for CachedAttention {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let span = self.0;
         let (q, k, v) = (
-            f32_slice(qs, ql, "queries")?,
-            f32_slice(ks, kl, "keys")?,
-            f32_slice(vs, vl, "values")?,
+            contiguous_f32(qs, ql)?,
+            contiguous_f32(ks, kl)?,
+            contiguous_f32(vs, vl)?,
         );
         let (b, heads, t, d) = ql.shape().dims4()?;
         let (kb, kv_heads, capacity, kd) = kl.shape().dims4()?;

@@ -622,23 +622,20 @@ impl Attention {
         } else {
             LayerKv::append(cache, &k, &v)?
         };
-        let span = Span {
-            kv_heads: self.kv_heads,
-            len: layer.len,
-            offset,
-            window: self.window,
-            scale: self.scale as f32,
-        };
         // The kernel reads each key once per query; for long prompts candle's batched matmuls,
         // which reuse them, were 4-5% faster (512-token SmolLM2 prompt). Up to 128 tokens the
         // kernel was as fast and kept the peak lower (SmolLM2 pp128: 153-155 vs 157-164 MiB).
-        let kernel = if t <= KERNEL_MAX_TOKENS {
-            cached_attention(&q, &layer.k, &layer.v, span)?
-        } else {
-            None
-        };
-        if let Some(ctx) = kernel {
-            return self.out.forward(&ctx);
+        if t <= KERNEL_MAX_TOKENS {
+            let span = Span {
+                kv_heads: self.kv_heads,
+                len: layer.len,
+                offset,
+                window: self.window,
+                scale: self.scale as f32,
+            };
+            if let Some(ctx) = cached_attention(&q, &layer.k, &layer.v, span)? {
+                return self.out.forward(&ctx);
+            }
         }
         let (k, v) = layer.filled()?;
         let s = k.dim(2)?;

@@ -38,13 +38,8 @@ impl Rope {
         }
     }
 
-    /// Rotates `xs` (`[batch, heads, tokens, head_dim]`) as positions `offset..offset + tokens`.
-    pub fn apply(&self, xs: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
-        let (cos, sin) = self.tables(xs, offset)?;
-        self.rotate(xs, &cos, &sin)
-    }
-
-    /// Rotates queries and keys of the same tokens, building the tables once.
+    /// Rotates queries and keys (`[batch, heads, tokens, head_dim]`) as positions
+    /// `offset..offset + tokens`, building the tables once for both.
     pub fn apply_pair(
         &self,
         q: &Tensor,
@@ -117,8 +112,9 @@ mod tests {
         let rope = Rope::new(4, 10_000.0, RopeStyle::Half, None, 1.0);
         let xs = Tensor::new(&[[[[1f32, 2., 3., 4.], [1., 2., 3., 4.]]]], &Device::Cpu).unwrap();
         let out = rope
-            .apply(&xs, 0)
+            .apply_pair(&xs, &xs, 0)
             .unwrap()
+            .0
             .squeeze(0)
             .unwrap()
             .squeeze(0)
