@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp1, InplaceOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Runs `work` compiled for the best instruction set this CPU has, chosen at run time (AVX2 and
@@ -134,63 +134,85 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::
     Ok(&data[start..end])
 }
 
-/// `gelu(x + bias)` over the last dimension.
+/// The f32 values of a contiguous tensor's storage, to overwrite in place.
+fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = s else {
+        candle_core::bail!("kernel expects f32")
+    };
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("kernel expects a contiguous tensor".into()))?;
+    Ok(&mut data[start..end])
+}
+
+/// A tensor whose storage the caller gives up, on the CPU in f32 and contiguous, so a kernel can
+/// overwrite it: no new activation to allocate and zero (the allocator's `memset` of fresh
+/// buffers was 6% of a batch-32 embedding run). `None`: use candle's ops.
+fn owned_cpu_f32(x: Tensor) -> candle_core::Result<Option<Tensor>> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    // `contiguous` returns the same storage when it already is; a strided view is copied first,
+    // so the overwrite never reaches a tensor the caller did not give.
+    x.contiguous().map(Some)
+}
+
+/// `gelu(x + bias)` over the last dimension, in place.
 struct BiasGelu {
     bias: Arc<Vec<f32>>,
 }
 
-impl CustomOp1 for BiasGelu {
+impl InplaceOp1 for BiasGelu {
     fn name(&self) -> &'static str {
         "wick-bias-gelu"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(s, l)?;
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        let xs = contiguous_f32_mut(s, l)?;
         let n = self.bias.len();
-        if n == 0 || src.len() % n != 0 {
-            candle_core::bail!("bias of {n} does not divide {} values", src.len());
+        if n == 0 || xs.len() % n != 0 {
+            candle_core::bail!("bias of {n} does not divide {} values", xs.len());
         }
         let rows = (CHUNK / n).max(1) * n;
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(rows)
-            .zip(src.par_chunks(rows))
-            .for_each(|(o, i)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (o_row, i_row) in o.chunks_exact_mut(n).zip(i.chunks_exact(n)) {
-                            for ((o, &x), &b) in o_row.iter_mut().zip(i_row).zip(self.bias.iter()) {
-                                *o = gelu(x + b);
-                            }
+        xs.par_chunks_mut(rows).for_each(|xs| {
+            simd(
+                #[inline(always)]
+                || {
+                    for row in xs.chunks_exact_mut(n) {
+                        for (x, &b) in row.iter_mut().zip(self.bias.iter()) {
+                            *x = gelu(*x + b);
                         }
-                    },
-                )
-            });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+                    }
+                },
+            )
+        });
+        Ok(())
     }
 }
 
 /// `gelu(x + bias)` with exact GELU; `bias` is `[n]` for `x` of `[.., n]` (`values` is the
-/// same bias as plain numbers, which the kernel uses).
+/// same bias as plain numbers, which the kernel uses). Takes `x` because the kernel writes
+/// the result over it.
 pub fn bias_gelu(
-    x: &Tensor,
+    x: Tensor,
     bias: Option<&Tensor>,
     values: Option<&Arc<Vec<f32>>>,
 ) -> candle_core::Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        let n = x.dim(candle_core::D::Minus1)?;
-        let op = BiasGelu {
-            bias: values.cloned().unwrap_or_else(|| Arc::new(vec![0.0; n])),
+    let n = x.dim(candle_core::D::Minus1)?;
+    let Some(x) = owned_cpu_f32(x.clone())? else {
+        return match bias {
+            Some(b) => x.broadcast_add(b)?.gelu_erf(),
+            None => x.gelu_erf(),
         };
-        return x.contiguous()?.apply_op1_no_bwd(&op);
-    }
-    match bias {
-        Some(b) => x.broadcast_add(b)?.gelu_erf(),
-        None => x.gelu_erf(),
-    }
+    };
+    let op = BiasGelu {
+        bias: values.cloned().unwrap_or_else(|| Arc::new(vec![0.0; n])),
+    };
+    x.inplace_op1(&op)?;
+    Ok(x)
 }
 
-/// `layer_norm(y + bias + residual)` row by row.
+/// `layer_norm(y + bias + residual)` row by row, written over `y`.
 struct ResidualNorm {
     bias: Option<Arc<Vec<f32>>>,
     gamma: Arc<Vec<f32>>,
@@ -198,19 +220,19 @@ struct ResidualNorm {
     eps: f32,
 }
 
-impl CustomOp2 for ResidualNorm {
+impl InplaceOp2 for ResidualNorm {
     fn name(&self) -> &'static str {
         "wick-residual-norm"
     }
 
     fn cpu_fwd(
         &self,
-        ys: &CpuStorage,
+        ys: &mut CpuStorage,
         yl: &Layout,
         rs: &CpuStorage,
         rl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (y, r) = (contiguous_f32(ys, yl)?, contiguous_f32(rs, rl)?);
+    ) -> candle_core::Result<()> {
+        let (y, r) = (contiguous_f32_mut(ys, yl)?, contiguous_f32(rs, rl)?);
         let n = self.gamma.len();
         if y.len() != r.len() || n == 0 || y.len() % n != 0 {
             candle_core::bail!(
@@ -228,64 +250,60 @@ impl CustomOp2 for ResidualNorm {
                 &zeros
             }
         };
-        let mut out = vec![0f32; y.len()];
-        out.par_chunks_mut(rows)
-            .zip(y.par_chunks(rows).zip(r.par_chunks(rows)))
-            .for_each(|(o, (y, r))| {
+        y.par_chunks_mut(rows)
+            .zip(r.par_chunks(rows))
+            .for_each(|(y, r)| {
                 simd(
                     #[inline(always)]
                     || {
-                        for ((o, y), r) in o
-                            .chunks_exact_mut(n)
-                            .zip(y.chunks_exact(n))
-                            .zip(r.chunks_exact(n))
-                        {
-                            let mut sum = 0f32;
-                            for (((o, &y), &r), &b) in o.iter_mut().zip(y).zip(r).zip(bias) {
-                                *o = y + b + r;
-                                sum += *o;
+                        for (y, r) in y.chunks_exact_mut(n).zip(r.chunks_exact(n)) {
+                            // Separate passes, and sums over 16 lanes: a running scalar sum
+                            // in the same loop kept the whole pass scalar.
+                            for ((y, &r), &b) in y.iter_mut().zip(r).zip(bias) {
+                                *y += b + r;
                             }
-                            let mean = sum / n as f32;
-                            let mut var = 0f32;
-                            for o in o.iter_mut() {
-                                *o -= mean;
-                                var += *o * *o;
+                            let mean = sum(y) / n as f32;
+                            for y in y.iter_mut() {
+                                *y -= mean;
                             }
-                            let inv = 1.0 / (var / n as f32 + self.eps).sqrt();
-                            for ((o, &g), &b) in
-                                o.iter_mut().zip(self.gamma.iter()).zip(self.beta.iter())
+                            let inv = 1.0 / (dot(y, y) / n as f32 + self.eps).sqrt();
+                            for ((y, &g), &b) in
+                                y.iter_mut().zip(self.gamma.iter()).zip(self.beta.iter())
                             {
-                                *o = *o * inv * g + b;
+                                *y = *y * inv * g + b;
                             }
                         }
                     },
                 )
             });
-        Ok((CpuStorage::F32(out), yl.shape().clone()))
+        Ok(())
     }
 }
 
-/// `layer_norm(y + bias + residual)` on the CPU in f32; `None` means "use candle's ops".
+/// `layer_norm(y + bias + residual)` on the CPU in f32, written over `y` (which is why it is
+/// taken); `Err(y)` gives `y` back untouched where candle's ops must do it.
 pub fn residual_norm(
-    y: &Tensor,
+    y: Tensor,
     residual: &Tensor,
     bias: Option<&Arc<Vec<f32>>>,
     gamma: &Arc<Vec<f32>>,
     beta: &Arc<Vec<f32>>,
     eps: f64,
-) -> candle_core::Result<Option<Tensor>> {
-    if !y.device().is_cpu() || y.dtype() != DType::F32 || residual.dtype() != DType::F32 {
-        return Ok(None);
+) -> candle_core::Result<Result<Tensor, Tensor>> {
+    if residual.dtype() != DType::F32 {
+        return Ok(Err(y));
     }
+    let Some(out) = owned_cpu_f32(y.clone())? else {
+        return Ok(Err(y));
+    };
     let op = ResidualNorm {
         bias: bias.cloned(),
         gamma: Arc::clone(gamma),
         beta: Arc::clone(beta),
         eps: eps as f32,
     };
-    y.contiguous()?
-        .apply_op2_no_bwd(&residual.contiguous()?, &op)
-        .map(Some)
+    out.inplace_op2(&residual.contiguous()?, &op)?;
+    Ok(Ok(out))
 }
 
 /// Multi-head self-attention from one `[batch, tokens, 3 * hidden]` tensor of query, key and
@@ -371,6 +389,21 @@ impl CustomOp1 for Attention {
         }
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
     }
+}
+
+/// A sum over 16 independent lanes, so it vectorises (a plain running sum stays scalar: float
+/// addition is not associative, so the compiler must keep its order).
+#[inline(always)]
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = a.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for x in chunks {
+        for l in 0..16 {
+            acc[l] += x[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// A dot product with eight independent sums, so it vectorises.
@@ -481,7 +514,7 @@ mod tests {
         let gamma = Tensor::randn(1f32, 0.1, n, &dev).unwrap();
         let beta = Tensor::randn(0f32, 0.1, n, &dev).unwrap();
         let fused = residual_norm(
-            &y,
+            y.copy().unwrap(),
             &r,
             Some(&values(&bias)),
             &values(&gamma),
@@ -489,13 +522,13 @@ mod tests {
             1e-12,
         )
         .unwrap()
-        .unwrap();
+        .unwrap_or_else(|_| panic!("the kernel runs on the CPU"));
         let sum = y.broadcast_add(&bias).unwrap().add(&r).unwrap();
         let plain = candle_nn::ops::layer_norm(&sum, &gamma, &beta, 1e-12).unwrap();
         let diff = (fused - plain).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
 
-        let fused = bias_gelu(&y, Some(&bias), Some(&values(&bias))).unwrap();
+        let fused = bias_gelu(y.copy().unwrap(), Some(&bias), Some(&values(&bias))).unwrap();
         let plain = y.broadcast_add(&bias).unwrap().gelu_erf().unwrap();
         let diff = (fused - plain).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);

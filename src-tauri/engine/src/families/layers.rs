@@ -274,7 +274,7 @@ impl FeedForward {
     pub fn inner_activation(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self.act {
             Activation::Gelu => super::kernels::bias_gelu(
-                &self.inner.forward_no_bias(xs)?,
+                self.inner.forward_no_bias(xs)?,
                 self.inner.bias(),
                 self.inner.bias_values(),
             ),
@@ -318,7 +318,7 @@ impl Norm {
     ) -> candle_core::Result<Tensor> {
         let y = dense.forward_no_bias(x)?;
         let fused = super::kernels::residual_norm(
-            &y,
+            y,
             residual,
             dense.bias_values(),
             &self.gamma,
@@ -326,8 +326,8 @@ impl Norm {
             self.eps,
         )?;
         match fused {
-            Some(out) => Ok(out),
-            None => {
+            Ok(out) => Ok(out),
+            Err(y) => {
                 let y = match &dense.bias {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
