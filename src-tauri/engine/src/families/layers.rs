@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use candle_core::{DType, Module, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor, D};
 use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
+
+use super::panels::Panels;
 
 /// `hidden_act` / `activation` values of config.json. `gelu` is the exact (erf) GELU, as in
 /// `transformers`; the tanh approximation goes by its own names.
@@ -33,28 +35,47 @@ impl Activation {
     }
 }
 
-/// A dense layer, `x · Wᵀ + b`, stored for fast CPU matmuls: the weight is kept transposed and
-/// contiguous (`[in, out]`), and inputs of any rank are flattened to one `[rows, in]` matrix, so
-/// a whole batch is one GEMM instead of one per sequence with the weight repacked each time
-/// (what `candle_nn::Linear` does with a 3-D input).
+/// A dense layer, `x · Wᵀ + b`, stored for fast CPU matmuls. Inputs of any rank are flattened
+/// to one `[rows, in]` matrix, so a whole batch is one product instead of one per sequence with
+/// the weight repacked each time (what `candle_nn::Linear` does with a 3-D input).
 #[derive(Debug, Clone)]
 pub struct Dense {
-    wt: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
     /// The bias as plain numbers, for the fused kernels.
     bias_values: Option<Arc<Vec<f32>>>,
 }
 
+/// How a dense layer holds its weight.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// On the CPU in f32: packed in column panels for Wick's own product (`panels.rs`), which
+    /// reads the weight once per product where candle's GEMM streamed it several times.
+    Panels(Arc<Panels>),
+    /// Elsewhere, and for views that share another tensor's memory (a head tied to the
+    /// embeddings): `[in, out]` for candle's matmul.
+    Tensor(Tensor),
+}
+
 impl Dense {
-    /// From a weight already laid out `[in, out]` (GPT-2's `Conv1D` stores it so; a transposed
-    /// view of an embedding matrix works too, without a copy).
+    /// From a weight laid out `[in, out]` (GPT-2's `Conv1D` stores it so; a transposed view of
+    /// an embedding matrix works too, and stays a view).
     pub fn new(wt: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
         let bias_values = bias
             .as_ref()
             .map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new))
             .transpose()?;
+        let weight = if wt.device().is_cpu() && wt.dtype() == DType::F32 && wt.is_contiguous() {
+            let (inp, out) = wt.dims2()?;
+            let values = wt.flatten_all()?.to_vec1::<f32>()?;
+            Weight::Panels(Arc::new(
+                Panels::pack(&values, inp, out).map_err(candle_core::Error::Msg)?,
+            ))
+        } else {
+            Weight::Tensor(wt)
+        };
         Ok(Self {
-            wt,
+            weight,
             bias,
             bias_values,
         })
@@ -73,69 +94,122 @@ impl Dense {
         Self::new(w.t()?.contiguous()?, b)
     }
 
+    /// The weight as a `[in, out]` tensor (unpacked from panels: a copy).
+    fn weight_tensor(&self) -> candle_core::Result<Tensor> {
+        match &self.weight {
+            Weight::Tensor(t) => Ok(t.clone()),
+            Weight::Panels(p) => {
+                Tensor::from_vec(p.unpack(), (p.inp(), p.out()), &candle_core::Device::Cpu)
+            }
+        }
+    }
+
     /// Several layers over the same input as one wider layer (query, key and value become one
-    /// GEMM); outputs side by side in the given order.
+    /// product); outputs side by side in the given order.
     pub fn concat(parts: &[&Dense]) -> candle_core::Result<Self> {
-        let wts: Vec<&Tensor> = parts.iter().map(|p| &p.wt).collect();
+        let wts = parts
+            .iter()
+            .map(|p| p.weight_tensor())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let biases: Option<Vec<&Tensor>> = parts.iter().map(|p| p.bias.as_ref()).collect();
         Self::new(
-            Tensor::cat(&wts, 1)?,
+            Tensor::cat(&wts, 1)?.contiguous()?,
             biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
         )
     }
 
-    /// The weight, `[in, out]`.
-    pub fn weight(&self) -> &Tensor {
-        &self.wt
+    pub fn out_features(&self) -> usize {
+        match &self.weight {
+            Weight::Panels(p) => p.out(),
+            Weight::Tensor(t) => t.dims().get(1).copied().unwrap_or(0),
+        }
     }
 
-    pub fn out_features(&self) -> usize {
-        self.wt.dims().get(1).copied().unwrap_or(0)
+    /// Bytes the weight and bias hold; 0 for a weight that is a view of another tensor.
+    pub fn bytes(&self) -> usize {
+        let tensor = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let weight = match &self.weight {
+            Weight::Panels(p) => p.bytes(),
+            Weight::Tensor(t) if t.is_contiguous() => tensor(t),
+            Weight::Tensor(_) => 0,
+        };
+        weight + self.bias.as_ref().map_or(0, tensor)
+    }
+
+    /// Whether the weight is a view of another tensor's memory (a tied head).
+    pub fn is_view(&self) -> bool {
+        matches!(&self.weight, Weight::Tensor(t) if !t.is_contiguous())
     }
 
     pub fn bias_values(&self) -> Option<&Arc<Vec<f32>>> {
         self.bias_values.as_ref()
     }
-}
 
-impl Dense {
-    /// `x · Wᵀ` without the bias (for kernels that fuse the bias into what follows).
-    pub fn forward_no_bias(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// `x · Wᵀ`, plus the bias where `bias` says so.
+    fn product(&self, xs: &Tensor, bias: bool) -> candle_core::Result<Tensor> {
         let dims = xs.dims().to_vec();
         let (rows, inp) = match dims.split_last() {
             Some((inp, lead)) => (lead.iter().product::<usize>(), *inp),
             None => return Err(candle_core::Error::Msg("dense layer on a scalar".into())),
         };
-        let y = xs.reshape((rows, inp))?.matmul(&self.wt)?;
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {
-            *last = self.wt.dim(1)?;
+            *last = self.out_features();
         }
+        let flat = xs.reshape((rows, inp))?;
+        let y = match &self.weight {
+            Weight::Panels(p) if xs.device().is_cpu() && xs.dtype() == DType::F32 => {
+                let op = PanelProduct {
+                    panels: Arc::clone(p),
+                    bias: if bias { self.bias_values.clone() } else { None },
+                };
+                return flat.contiguous()?.apply_op1_no_bwd(&op)?.reshape(out_dims);
+            }
+            Weight::Panels(_) => flat.matmul(&self.weight_tensor()?.to_dtype(xs.dtype())?)?,
+            Weight::Tensor(t) => flat.matmul(t)?,
+        };
+        let y = match (&self.bias, bias) {
+            (Some(b), true) => y.broadcast_add(b)?,
+            _ => y,
+        };
         y.reshape(out_dims)
     }
 
-    pub fn bias(&self) -> Option<&Tensor> {
-        self.bias.as_ref()
+    /// `x · Wᵀ` without the bias (for kernels that fuse the bias into what follows).
+    pub fn forward_no_bias(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.product(xs, false)
     }
 }
 
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = xs.dims().to_vec();
-        let (rows, inp) = match dims.split_last() {
-            Some((inp, lead)) => (lead.iter().product::<usize>(), *inp),
-            None => return Err(candle_core::Error::Msg("dense layer on a scalar".into())),
-        };
-        let flat = xs.reshape((rows, inp))?;
-        let mut y = flat.matmul(&self.wt)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.wt.dim(1)?;
-        }
-        y.reshape(out_dims)
+        self.product(xs, true)
+    }
+}
+
+/// A dense layer's product on packed panels, as a candle op: `[rows, in]` -> `[rows, out]`.
+struct PanelProduct {
+    panels: Arc<Panels>,
+    bias: Option<Arc<Vec<f32>>>,
+}
+
+impl CustomOp1 for PanelProduct {
+    fn name(&self) -> &'static str {
+        "wick-panel-product"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = super::kernels::contiguous_f32(s, l)?;
+        let (rows, _) = l.shape().dims2()?;
+        let y = self
+            .panels
+            .matmul(x, rows, self.bias.as_deref().map(Vec::as_slice))
+            .map_err(candle_core::Error::Msg)?;
+        Ok((CpuStorage::F32(y), Shape::from((rows, self.panels.out()))))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod encoder;
 pub mod heads;
 pub mod kernels;
 pub mod layers;
+pub mod panels;
 pub mod q4_1_packed;
 pub mod qmatmul;
 pub mod row_split;

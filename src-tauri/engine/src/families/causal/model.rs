@@ -345,8 +345,7 @@ impl CausalLm {
         total += norm(&self.final_norm);
         total += match &self.lm_head {
             // A transposed view of the embeddings shares their memory.
-            Proj::Dense(d) if d.weight().is_contiguous() => self.lm_head.bytes(),
-            Proj::Dense(_) => 0,
+            Proj::Dense(d) => d.bytes(),
             // Sharing the quantized embedding table.
             Proj::RowSplit { weight, .. } if matches!(&self.embeddings, Embeddings::Quantized(t) if Arc::ptr_eq(t, weight)) => {
                 0

@@ -81,7 +81,7 @@ impl Proj {
     pub fn bytes(&self) -> usize {
         let tensor = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
         let (weight, bias) = match self {
-            Proj::Dense(d) => return tensor(d.weight()) + d.bias().map_or(0, tensor),
+            Proj::Dense(d) => return d.bytes(),
             Proj::Quantized { weight, bias } => (
                 match weight {
                     QMatMul::QTensor(q) => q.storage_size_in_bytes(),
