@@ -368,6 +368,54 @@ mod tests {
         }
     }
 
+    /// The product on one given instruction set, whatever this CPU's best is: the AVX2 and
+    /// portable paths are checked on an AVX-512 machine too.
+    fn product_on<S: Simd>(simd: S, p: &Panels, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
+        let mut padded = vec![0f32; p.out.div_ceil(PANEL) * PANEL];
+        padded[..p.out].copy_from_slice(bias);
+        let shape = TileShape::for_rows(S::F32_LANES, rows);
+        let xt = shape.tiles(x, p.inp);
+        let mut y = vec![0f32; rows * p.out];
+        simd.vectorize(Job {
+            panels: &p.data,
+            first_panel: 0,
+            inp: p.inp,
+            shape,
+            xt: &xt,
+            rows,
+            bias: &padded,
+            y: &mut y,
+            y_stride: p.out,
+        });
+        y
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_products() {
+        let (rows, inp, out) = (9, 200, 70);
+        let (x, wt, bias) = (values(rows * inp, 4), values(inp * out, 5), values(out, 6));
+        let packed = Panels::pack(&wt, inp, out).unwrap();
+        let want = reference(&x, &wt, rows, inp, out, &bias);
+        let check = |got: Vec<f32>, isa: &str| {
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "{isa}: {g} vs {w}");
+            }
+        };
+        check(
+            product_on(pulp::Scalar::new(), &packed, &x, rows, &bias),
+            "portable",
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                check(product_on(v3, &packed, &x, rows, &bias), "AVX2");
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                check(product_on(v4, &packed, &x, rows, &bias), "AVX-512");
+            }
+        }
+    }
+
     #[test]
     fn mismatched_shapes_are_errors() {
         assert!(Panels::pack(&[0.0; 10], 3, 4).is_err());
