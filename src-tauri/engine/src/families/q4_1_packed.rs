@@ -15,9 +15,9 @@
 use rayon::prelude::*;
 
 use super::kernels::simd;
-#[cfg(target_arch = "x86_64")]
-use super::qmatmul::horizontal_sum;
 use super::qmatmul::{by_row_tasks, f16_bits_to_f32, quantize_q8_1, QK};
+#[cfg(target_arch = "x86_64")]
+use super::qmatmul::{horizontal_sum, prefetch_rows_ahead};
 
 /// Bytes of one Q4_1 block as GGUF stores it: f16 scale, f16 minimum, 16 bytes of nibbles.
 const GGML_BLOCK: usize = 20;
@@ -146,7 +146,12 @@ impl PackedQ4_1 {
                         // `self.row` is called here, not through a closure defined outside
                         // `vectorize`: dev builds left such a closure out of line, and with it
                         // every intrinsic of the kernel (tests ran 5x slower).
+                        let blocks = self.blocks_per_row();
                         for (r, row_out) in out.chunks_exact_mut(m).enumerate() {
+                            let i = (first + r) * blocks;
+                            prefetch_rows_ahead(v3, &self.nibbles, i * NIBBLES, blocks * NIBBLES);
+                            prefetch_rows_ahead(v3, &self.scales, i, blocks);
+                            prefetch_rows_ahead(v3, &self.mins, i, blocks);
                             let w = self.row(first + r);
                             let mut fours = row_out.chunks_exact_mut(4);
                             let mut xs = xq.chunks_exact(4);

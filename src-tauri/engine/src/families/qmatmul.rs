@@ -112,8 +112,10 @@ fn ggml_matmul<K: RowKernel>(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) 
                 #[inline(always)]
                 || {
                     for (r, row_out) in rows {
+                        let start = (first + r) * row_bytes;
+                        prefetch_rows_ahead(v3, w, start, row_bytes);
                         for (o, xr) in row_out.iter_mut().zip(&xq) {
-                            *o = K::avx2(v3, &w[(first + r) * row_bytes..][..row_bytes], xr);
+                            *o = K::avx2(v3, &w[start..][..row_bytes], xr);
                         }
                     }
                 },
@@ -131,6 +133,25 @@ fn ggml_matmul<K: RowKernel>(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) 
             },
         )
     })
+}
+
+/// Asks for a row about 2 KiB after the one at `start` (`row_len` elements) to be brought into
+/// cache. The rows are one sequential stream, but on the AVX-512 Xeon VM the hardware
+/// prefetcher left the kernels waiting on memory: two thirds of Gemma 3's decode samples sat
+/// on the weight loads, and asking ahead doubled its decode speed (18 -> 36 tok/s).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn prefetch_rows_ahead<T>(simd: pulp::x86::V3, w: &[T], start: usize, row_len: usize) {
+    use core::arch::x86_64::_MM_HINT_T0;
+    // About 2 KiB ahead, at least two rows: 0.5-8 KiB measured the same (SmolLM2 and Gemma 3
+    // decode, alternating); what mattered was asking at all.
+    let rows_ahead = (2048 / (row_len * std::mem::size_of::<T>()).max(1)).max(2);
+    let from = (start + rows_ahead * row_len).min(w.len());
+    let to = (from + row_len).min(w.len());
+    let per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    for line in w[from..to].chunks(per_line) {
+        simd.sse._mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+    }
 }
 
 /// The sum of a vector's eight lanes.
