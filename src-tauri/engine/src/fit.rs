@@ -214,14 +214,11 @@ pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {
     let (weights, held_as, load_extra) = match (request.stored, request.quantization) {
         (Stored::Gguf { .. }, Quantization::F32) => {
             let params = parameters.unwrap_or(request.weight_bytes * 2);
-            // The token embedding, dequantized, is held twice when the head is tied to it
-            // (lookup table and output projection), and once more while it is converted.
+            // A tied head is a view of the dequantized embedding table (no second copy); the
+            // table is held once more while it is converted. (Measured for SmolLM2-135M:
+            // 615 MiB, against 851 when a head copy was built and dropped at load.)
             let embedding = shape.vocab * shape.hidden * 4;
-            (
-                params * 4 + embedding,
-                "f32 (dequantized)".to_string(),
-                embedding,
-            )
+            (params * 4, "f32 (dequantized)".to_string(), embedding)
         }
         (Stored::Gguf { .. }, _) => (
             request.weight_bytes,

@@ -67,9 +67,15 @@ impl Dense {
             .transpose()?;
         let weight = if wt.device().is_cpu() && wt.dtype() == DType::F32 && wt.is_contiguous() {
             let (inp, out) = wt.dims2()?;
-            let values = wt.flatten_all()?.to_vec1::<f32>()?;
+            // Packed straight from the tensor's memory: a copy on the way would add a weight's
+            // worth to the load's peak.
+            let (storage, layout) = wt.storage_and_layout();
+            let candle_core::Storage::Cpu(cpu) = &*storage else {
+                candle_core::bail!("a CPU tensor without CPU storage")
+            };
+            let values = super::kernels::contiguous_f32(cpu, layout)?;
             Weight::Panels(Arc::new(
-                Panels::pack(&values, inp, out).map_err(candle_core::Error::Msg)?,
+                Panels::pack(values, inp, out).map_err(candle_core::Error::Msg)?,
             ))
         } else {
             Weight::Tensor(wt)

@@ -310,11 +310,19 @@ impl CausalLm {
                     weight: Arc::clone(table),
                     bias: None,
                 },
-                Embeddings::Dense(t) => match src.proj(Part::Embeddings, None, false)? {
+                Embeddings::Dense(t) => {
                     // Quantized at load (Q8_0 / Q4_K): the head gets its own quantized copy.
-                    Some(p) if !matches!(p, Proj::Dense(_)) => p,
-                    _ => Proj::Dense(crate::families::layers::Dense::new(t.t()?, None)?),
-                },
+                    // A source that only gives dense weights is not asked: its copy would be
+                    // built (and packed) only to be dropped, 2-3 tables' worth of peak memory.
+                    let own = match src.dense_only() {
+                        true => None,
+                        false => src.proj(Part::Embeddings, None, false)?,
+                    };
+                    match own {
+                        Some(p) if !matches!(p, Proj::Dense(_)) => p,
+                        _ => Proj::Dense(crate::families::layers::Dense::new(t.t()?, None)?),
+                    }
+                }
             },
         };
         Ok(Self {

@@ -63,6 +63,12 @@ pub trait Source {
         Ok(None)
     }
     /// Whether this source's norm weights already include Gemma's `+ 1` (GGUF files do).
+    /// Whether every projection this source gives is dense f32 (no quantization at load), so
+    /// a tied head is the embeddings' transposed view and nothing needs asking.
+    fn dense_only(&self) -> bool {
+        false
+    }
+
     fn norm_offset_applied(&self) -> bool {
         false
     }
@@ -211,6 +217,10 @@ impl Source for Checkpoint {
         Ok(Some(Proj::Dense(Dense::new(wt, b)?)))
     }
 
+    fn dense_only(&self) -> bool {
+        self.quantize.is_none()
+    }
+
     fn device(&self) -> &Device {
         &self.device
     }
@@ -331,6 +341,10 @@ impl Source for GgufSource {
             RowSplit::new(q, 1)?
         };
         Ok(Some(Arc::new(table)))
+    }
+
+    fn dense_only(&self) -> bool {
+        self.dequantize
     }
 
     fn device(&self) -> &Device {
