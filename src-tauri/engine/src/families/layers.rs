@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor, D
 use candle_nn::{LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::panels::Panels;
+use super::panels::{Panels, PANEL};
 
 /// `hidden_act` / `activation` values of config.json. `gelu` is the exact (erf) GELU, as in
 /// `transformers`; the tanh approximation goes by its own names.
@@ -65,7 +65,14 @@ impl Dense {
             .as_ref()
             .map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new))
             .transpose()?;
-        let weight = if wt.device().is_cpu() && wt.dtype() == DType::F32 && wt.is_contiguous() {
+        // Packed only where no panel needs padding (every real model's widths are multiples
+        // of 64): a tiny model's 32-wide layers would double in memory, and a classifier's
+        // few labels gain nothing.
+        let packable = wt.device().is_cpu()
+            && wt.dtype() == DType::F32
+            && wt.is_contiguous()
+            && wt.dims2()?.1 % PANEL == 0;
+        let weight = if packable {
             let (inp, out) = wt.dims2()?;
             // Packed straight from the tensor's memory: a copy on the way would add a weight's
             // worth to the load's peak.
