@@ -402,7 +402,7 @@ fn tail_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, start: usize) -> f32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::families::qmatmul::{dequantized_forward, round_like_q8};
+    use crate::families::qmatmul::{round_like_q8, streamed_forward};
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 
@@ -467,12 +467,14 @@ mod tests {
             values(&q.dequantize(&Device::Cpu).unwrap())
         );
         assert_eq!(packed.bytes(), q.storage_size_in_bytes());
-        // The prompt path is the GEMM of the rounded activations and the dequantized weights.
+        // The prompt path is the product of the rounded activations and the dequantized weights.
         // (It differs from the integer kernel by the kernel's minimum term, which uses
         // `s = d Σ q` rounded to f16 as ggml stores it: about 1e-2 on these random rows.)
-        let w = Tensor::from_vec(packed.dequantize(), (40, 32 * 5), &Device::Cpu).unwrap();
         let xt = Tensor::from_vec(x.clone(), (9, 32 * 5), &Device::Cpu).unwrap();
-        let gemm = dequantized_forward(w, GgmlDType::Q4_1, &xt).unwrap();
+        let gemm = streamed_forward(40, 32 * 5, GgmlDType::Q4_1, &xt, |r| {
+            Ok(packed.dequantize_rows(r))
+        })
+        .unwrap();
         let gemm = values(&gemm);
         let mut rounded = x.clone();
         round_like_q8(&mut rounded);

@@ -445,17 +445,20 @@ fn ggml_dequantize<K: RowKernel>(w: &[u8], n: usize, k: usize) -> Vec<f32> {
     let row_bytes = k / QK * K::BLOCK;
     out.par_chunks_mut(k)
         .zip(w.par_chunks(row_bytes))
-        .for_each(|(values, row)| {
-            simd(
-                #[inline(always)]
-                || {
-                    for (o, block) in values.chunks_exact_mut(QK).zip(row.chunks_exact(K::BLOCK)) {
-                        K::dequantize(block, o);
-                    }
-                },
-            )
-        });
+        .for_each(|(values, row)| ggml_dequantize_into::<K>(row, values));
     out
+}
+
+/// Blocks of `K` (`w`) into `out`, one thread.
+fn ggml_dequantize_into<K: RowKernel>(w: &[u8], out: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || {
+            for (o, block) in out.chunks_exact_mut(QK).zip(w.chunks_exact(K::BLOCK)) {
+                K::dequantize(block, o);
+            }
+        },
+    )
 }
 
 /// `W` (`[n, k]`, GGUF's bytes of `dtype`) in f32, for the types with a Wick kernel; `None`
@@ -467,6 +470,35 @@ pub fn dequantize(dtype: GgmlDType, w: &[u8], n: usize, k: usize) -> Option<Vec<
         GgmlDType::Q8_0 => Some(ggml_dequantize::<Q8_0>(w, n, k)),
         _ => None,
     }
+}
+
+/// Whole rows of GGUF's bytes of `dtype` (`w`, `k` values each) in f32 on the calling thread:
+/// Wick's dequantization where it has one, candle's for the rest.
+pub fn dequantize_rows(dtype: GgmlDType, w: &[u8], k: usize) -> candle_core::Result<Vec<f32>> {
+    let row_bytes = k / dtype.block_size() * dtype.type_size();
+    if row_bytes == 0 || !w.len().is_multiple_of(row_bytes) {
+        candle_core::bail!(
+            "{} bytes are not whole rows of {k} {dtype:?} values",
+            w.len()
+        );
+    }
+    let rows = w.len() / row_bytes;
+    let mut out = vec![0f32; rows * k];
+    match dtype {
+        GgmlDType::Q4_1 => ggml_dequantize_into::<Q4_1>(w, &mut out),
+        GgmlDType::Q5_0 => ggml_dequantize_into::<Q5_0>(w, &mut out),
+        GgmlDType::Q8_0 => ggml_dequantize_into::<Q8_0>(w, &mut out),
+        _ => {
+            let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
+                dtype,
+                w,
+                vec![rows, k],
+                &Device::Cpu,
+            )?;
+            return q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1();
+        }
+    }
+    Ok(out)
 }
 
 /// Whether [`matmul`] and [`dequantize`] take `dtype`.
@@ -485,53 +517,25 @@ pub fn forward(q: &QTensor, xs: &Tensor) -> candle_core::Result<Tensor> {
     Tensor::from_vec(y, out_dims(xs, n), xs.device())
 }
 
-/// `q` in f32, through Wick's parallel dequantization where it has one, else candle's.
-pub fn dequantize_tensor(q: &QTensor, device: &Device) -> candle_core::Result<Tensor> {
-    let (n, k) = q.shape().dims2()?;
-    match dequantize(q.dtype(), &q.data()?, n, k) {
-        Some(values) => Tensor::from_vec(values, (n, k), device),
-        None => q.dequantize(device),
-    }
-}
-
-/// `xs · wᵀ` for weights `w` (`[n, k]`) dequantized from `dtype`: a prompt's product, one f32
-/// GEMM. Types whose kernels quantize activations in blocks of 32 get the same rounding here,
-/// so a prompt's numbers do not depend on which path ran.
-pub fn dequantized_forward(
-    w: Tensor,
-    dtype: GgmlDType,
-    xs: &Tensor,
-) -> candle_core::Result<Tensor> {
-    let (n, k) = w.dims2()?;
-    gemm_input(dtype, xs, k)?
-        .matmul(&w.t()?)?
-        .reshape(out_dims(xs, n))
-}
-
-/// [`dequantized_forward`] for `n` weight rows that `rows` dequantizes a range at a time
-/// ([`GEMM_ROWS`] rows): the f32 copy of a whole matrix (3.5 MB for one of SmolLM2's) is never
-/// held, and the allocator keeps less of it around after a prompt (the SmolLM2 bench's peak
-/// memory).
-pub fn dequantized_forward_in_blocks(
+/// `xs · Wᵀ` for a quantized `[n, k]` `W` that `weight_rows` dequantizes a range of rows at a
+/// time: a prompt's product through [`super::panels::matmul_streamed`], which packs each 64-row panel
+/// from them while it is in cache, so the f32 matrix is never held whole.
+pub fn streamed_forward(
     n: usize,
     k: usize,
     dtype: GgmlDType,
     xs: &Tensor,
-    rows: impl Fn(std::ops::Range<usize>) -> candle_core::Result<Tensor>,
+    weight_rows: impl Fn(std::ops::Range<usize>) -> candle_core::Result<Vec<f32>> + Sync,
 ) -> candle_core::Result<Tensor> {
-    let x = gemm_input(dtype, xs, k)?;
-    let parts = (0..n)
-        .step_by(GEMM_ROWS)
-        .map(|first| x.matmul(&rows(first..(first + GEMM_ROWS).min(n))?.t()?))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Tensor::cat(&parts, 1)?.reshape(out_dims(xs, n))
+    let x: Vec<f32> = gemm_input(dtype, xs, k)?.flatten_all()?.to_vec1()?;
+    let m = x.len() / k.max(1);
+    let y =
+        super::panels::matmul_streamed(&x, m, k, n, |r| weight_rows(r).map_err(|e| e.to_string()))
+            .map_err(candle_core::Error::Msg)?;
+    Tensor::from_vec(y, out_dims(xs, n), xs.device())
 }
 
-/// Weight rows dequantized per GEMM in [`dequantized_forward_in_blocks`]: large enough that
-/// each GEMM stays efficient (256 x 576 weights against a 128-token prompt).
-const GEMM_ROWS: usize = 256;
-
-/// `xs` as the `[m, k]` f32 left operand of a prompt GEMM, rounded as the integer kernels
+/// `xs` as the `[m, k]` f32 left operand of a prompt product, rounded as the integer kernels
 /// quantize it for `dtype`.
 fn gemm_input(dtype: GgmlDType, xs: &Tensor, k: usize) -> candle_core::Result<Tensor> {
     let m = xs.elem_count() / k.max(1);

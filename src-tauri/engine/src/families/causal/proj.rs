@@ -1,7 +1,8 @@
 //! A projection `x · Wᵀ + b` of a causal model, and which kernel runs it: candle's dense
 //! matmul, Wick's own quantized kernels (`families::qmatmul`, `families::q4_1_packed`), or
 //! candle's quantized product in row slices on rayon (`families::row_split`). Prompts (several
-//! rows) take one f32 GEMM over the weights dequantized instead.
+//! rows) take an f32 product over the weights unpacked a panel of 64 rows at a time
+//! (`panels::matmul_streamed`), except Q4_K and Q6_K, which candle multiplies in int8.
 
 use std::sync::Arc;
 
@@ -10,9 +11,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::families::layers::Dense;
 use crate::families::q4_1_packed::PackedQ4_1;
-use crate::families::qmatmul::{
-    dequantize_tensor, dequantized_forward, dequantized_forward_in_blocks, has_kernel, out_dims,
-};
+use crate::families::qmatmul::{dequantize_rows, has_kernel, out_dims, streamed_forward};
 use crate::families::row_split::RowSplit;
 
 /// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
@@ -103,7 +102,13 @@ impl Proj {
             Proj::Quantized { weight, bias } => (
                 match weight {
                     QMatMul::QTensor(q) if prompt => {
-                        dequantized_forward(dequantize_tensor(q, xs.device())?, q.dtype(), xs)?
+                        let (n, k) = q.shape().dims2()?;
+                        let dtype = q.dtype();
+                        let data = q.data()?;
+                        let row_bytes = k / dtype.block_size() * dtype.type_size();
+                        streamed_forward(n, k, dtype, xs, |r| {
+                            dequantize_rows(dtype, &data[r.start * row_bytes..r.end * row_bytes], k)
+                        })?
                     }
                     // Q4_1 here only in tied heads, which share the embedding table (kept in
                     // GGUF's layout for row lookups).
@@ -117,10 +122,7 @@ impl Proj {
             Proj::PackedQ4_1 { weight, bias } => {
                 let (n, k) = weight.dims();
                 let y = if xs.device().is_cpu() && rows >= PACKED_PREFILL_ROWS {
-                    dequantized_forward_in_blocks(n, k, GgmlDType::Q4_1, xs, |r| {
-                        let len = r.len();
-                        Tensor::from_vec(weight.dequantize_rows(r), (len, k), xs.device())
-                    })?
+                    streamed_forward(n, k, GgmlDType::Q4_1, xs, |r| Ok(weight.dequantize_rows(r)))?
                 } else {
                     let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
                     Tensor::from_vec(weight.matmul(&x, rows), out_dims(xs, n), xs.device())?
@@ -128,8 +130,14 @@ impl Proj {
                 (y, bias)
             }
             Proj::RowSplit { weight, bias } => (
-                if prompt {
-                    dequantized_forward(weight.dequantize(xs.device())?, weight.dtype(), xs)?
+                // candle 0.11.1 multiplies Q4_K and Q6_K prompts with int8 activations on
+                // weights it repacks once into tiles of 16 rows (AVX2, AVX-VNNI or AVX512-VNNI):
+                // Gemma 3 prefill 501-526 -> 562-614 tok/s against the streamed f32 product.
+                // Its other K-quants have no such path, and a dot product per row and prompt
+                // row is slower than unpacking the weights.
+                if prompt && !matches!(weight.dtype(), GgmlDType::Q4K | GgmlDType::Q6K) {
+                    let (n, k) = weight.dims();
+                    streamed_forward(n, k, weight.dtype(), xs, |r| weight.dequantize_rows(r))?
                 } else {
                     weight.forward(xs)?
                 },
@@ -143,13 +151,13 @@ impl Proj {
     }
 }
 
-/// From this many input rows on (a prompt), quantized products go through a dequantized f32
-/// GEMM: unpacking the weights once beats `rows` integer dot products per weight row
-/// (SmolLM2 Q4_1 prefill 84 -> 250 tok/s).
+/// From this many input rows on (a prompt), quantized products unpack the weights to f32 a
+/// panel at a time for an f32 product ([`streamed_forward`]): unpacking them once beats
+/// `rows` integer dot products per weight row (SmolLM2 Q4_1 prefill 84 -> 250 tok/s with a
+/// whole-matrix GEMM).
 const PREFILL_ROWS: usize = 8;
 
 /// The same switch for packed Q4_1, whose kernel takes input rows four at a time and stays
-/// ahead of the GEMM longer. SmolLM2 prompt tok/s, kernel vs GEMM (2 threads): 32 rows 258
-/// vs 162, 64 rows 273 vs 245, 96 rows 203 vs 312, 192 rows 186 vs 303. A 37-token chat
-/// prompt's first token came 131-137 ms after Run instead of 156-177 ms.
-const PACKED_PREFILL_ROWS: usize = 80;
+/// ahead longer. SmolLM2 prompt tok/s, kernel vs streamed product (2 threads, Zen 4 VM):
+/// 32 rows 335-362 vs 205-227, 48 rows 325-348 vs 280-320, 64 rows 337-343 vs 312-353.
+const PACKED_PREFILL_ROWS: usize = 64;
