@@ -248,18 +248,100 @@ where
 }
 
 /// Weight rows `w` (`[width, inp]`, `width` ≤ [`PANEL`]) as one panel (`[inp][PANEL]`),
-/// columns past `width` zero. Sixteen inputs at a time, so each row's reads stay within a
-/// cache line or two while the writes fill sixteen panel rows.
+/// columns past `width` zero. With AVX2, blocks of 8 rows × 8 inputs are transposed in
+/// registers and stored as whole panel rows: element by element this transpose was 6% of
+/// Gemma 3's prefill.
 fn pack_rows(w: &[f32], inp: usize, panel: &mut [f32]) {
     let width = w.len() / inp;
     if width < PANEL {
         panel.fill(0.0);
     }
-    for k0 in (0..inp).step_by(16) {
-        let k1 = (k0 + 16).min(inp);
-        for (c, row) in w.chunks_exact(inp).enumerate() {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        let (cols, ks) = (width / 8 * 8, inp / 8 * 8);
+        simd.vectorize(
+            #[inline(always)]
+            || pack_blocks_avx2(simd, w, inp, panel, cols, ks),
+        );
+        pack_scalar(w, inp, panel, 0..cols, ks..inp);
+        pack_scalar(w, inp, panel, cols..width, 0..inp);
+        return;
+    }
+    pack_scalar(w, inp, panel, 0..width, 0..inp);
+}
+
+/// Panel entries of columns `cols` and inputs `ks`, one at a time, sixteen inputs of a row
+/// per step.
+fn pack_scalar(
+    w: &[f32],
+    inp: usize,
+    panel: &mut [f32],
+    cols: std::ops::Range<usize>,
+    ks: std::ops::Range<usize>,
+) {
+    for k0 in ks.clone().step_by(16) {
+        let k1 = (k0 + 16).min(ks.end);
+        for c in cols.clone() {
+            let row = &w[c * inp..(c + 1) * inp];
             for (k, &v) in (k0..k1).zip(&row[k0..k1]) {
                 panel[k * PANEL + c] = v;
+            }
+        }
+    }
+}
+
+/// Panel entries of the first `cols` columns and `ks` inputs (both multiples of 8), 8 × 8 at
+/// a time.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pack_blocks_avx2(
+    simd: pulp::x86::V3,
+    w: &[f32],
+    inp: usize,
+    panel: &mut [f32],
+    cols: usize,
+    ks: usize,
+) {
+    use core::arch::x86_64::__m256;
+    let avx = simd.avx;
+    for c0 in (0..cols).step_by(8) {
+        for k0 in (0..ks).step_by(8) {
+            let r: [__m256; 8] = std::array::from_fn(|i| {
+                let at = (c0 + i) * inp + k0;
+                let lanes: [f32; 8] = w[at..at + 8].try_into().unwrap_or_default();
+                pulp::bytemuck::cast(lanes)
+            });
+            // Pairs, then quads, then halves: column j of the block ends up in `out[j]`.
+            let t0 = avx._mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = avx._mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = avx._mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = avx._mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = avx._mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = avx._mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = avx._mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = avx._mm256_unpackhi_ps(r[6], r[7]);
+            let s0 = avx._mm256_shuffle_ps::<0x44>(t0, t2);
+            let s1 = avx._mm256_shuffle_ps::<0xEE>(t0, t2);
+            let s2 = avx._mm256_shuffle_ps::<0x44>(t1, t3);
+            let s3 = avx._mm256_shuffle_ps::<0xEE>(t1, t3);
+            let s4 = avx._mm256_shuffle_ps::<0x44>(t4, t6);
+            let s5 = avx._mm256_shuffle_ps::<0xEE>(t4, t6);
+            let s6 = avx._mm256_shuffle_ps::<0x44>(t5, t7);
+            let s7 = avx._mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                avx._mm256_permute2f128_ps::<0x20>(s0, s4),
+                avx._mm256_permute2f128_ps::<0x20>(s1, s5),
+                avx._mm256_permute2f128_ps::<0x20>(s2, s6),
+                avx._mm256_permute2f128_ps::<0x20>(s3, s7),
+                avx._mm256_permute2f128_ps::<0x31>(s0, s4),
+                avx._mm256_permute2f128_ps::<0x31>(s1, s5),
+                avx._mm256_permute2f128_ps::<0x31>(s2, s6),
+                avx._mm256_permute2f128_ps::<0x31>(s3, s7),
+            ];
+            for (j, v) in out.iter().enumerate() {
+                let at = (k0 + j) * PANEL + c0;
+                let lanes: [f32; 8] = pulp::bytemuck::cast(*v);
+                panel[at..at + 8].copy_from_slice(&lanes);
             }
         }
     }
@@ -501,6 +583,22 @@ mod tests {
             let want = reference(&x, &wt, rows, inp, out, &vec![0.0; out]);
             for (g, w) in no_bias.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-4);
+            }
+        }
+    }
+
+    /// Packing rows into a panel is a transpose, whichever path runs and whatever the shape.
+    #[test]
+    fn rows_pack_into_a_transposed_panel() {
+        for &(width, inp) in &[(64, 640), (61, 13), (5, 7), (8, 8), (16, 24), (64, 3)] {
+            let w = values(width * inp, 7);
+            let mut panel = vec![f32::NAN; inp * PANEL];
+            pack_rows(&w, inp, &mut panel);
+            for k in 0..inp {
+                for c in 0..PANEL {
+                    let want = if c < width { w[c * inp + k] } else { 0.0 };
+                    assert_eq!(panel[k * PANEL + c], want, "{width}x{inp} at k {k} c {c}");
+                }
             }
         }
     }

@@ -58,6 +58,11 @@ enum What {
         /// Runs of each; the median is reported.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Skip the untimed first pass (a prompt and one token) that llama-bench also runs:
+        /// it takes one-time costs, such as candle repacking quantized weights into tiles on
+        /// their first product.
+        #[arg(long)]
+        no_warmup: bool,
     },
 }
 
@@ -132,6 +137,7 @@ pub fn run(args: &Args) -> Result<()> {
             prompt_tokens,
             gen_tokens,
             repeat,
+            no_warmup,
         } => {
             let (loaded, load_ms) = timed(|| {
                 let path = crate::hub::model_path(model, None)?;
@@ -152,6 +158,18 @@ pub fn run(args: &Args) -> Result<()> {
             let (mut pp, mut tg) = (Vec::new(), Vec::new());
             // As generation runs it: on the pool (see `families::on_pool`).
             wick_engine::families::on_pool(|| -> Result<()> {
+                if !*no_warmup {
+                    let mut cache = lm.new_cache();
+                    let logits = lm
+                        .forward(std::slice::from_ref(&prompt), &mut cache)
+                        .map_err(failed)?;
+                    let next = logits
+                        .argmax(candle_core::D::Minus1)
+                        .and_then(|t| t.to_vec1::<u32>())
+                        .map_err(failed)?;
+                    lm.forward(std::slice::from_ref(&next), &mut cache)
+                        .map_err(failed)?;
+                }
                 for _ in 0..(*repeat).max(1) {
                     let mut cache = lm.new_cache();
                     let started = Instant::now();
