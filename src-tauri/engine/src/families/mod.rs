@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod layers;
 pub mod panels;
 pub mod q4_1_packed;
+pub mod q5_0_prompt;
 pub mod qmatmul;
 pub mod row_split;
 pub mod seq2seq;
