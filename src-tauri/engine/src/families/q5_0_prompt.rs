@@ -29,19 +29,25 @@ const GROUP: usize = 16;
 /// Prompt rows that share each loaded group of weights.
 const TILE: usize = 4;
 
+/// Whether [`matmul`] takes an `[n, k]` weight on this CPU: it needs AVX-512BW, and `n` a
+/// multiple of 16. Asked first, so that other CPUs do not copy the prompt for nothing.
+pub fn fits(n: usize, k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let cpu = pulp::x86::V4::is_available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let cpu = false;
+    cpu && n.is_multiple_of(GROUP) && k.is_multiple_of(QK)
+}
+
 /// `x · Wᵀ` for `W` (`[n, k]`, GGUF's Q5_0 bytes) and `x` (`[m, k]`, f32), as `[m, n]`; `None`
-/// where this CPU has no AVX-512BW or the shape does not fit (`n` not a multiple of 16), so
-/// the caller takes the f32 path.
+/// where it does not [`fit`](fits) or the buffers do not match the shape, so the caller takes
+/// the f32 path.
 pub fn matmul(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     {
         let simd = pulp::x86::V4::try_new()?;
         let blocks = k / QK;
-        if !n.is_multiple_of(GROUP) || !k.is_multiple_of(QK) || w.len() != n * blocks * BLOCK_BYTES
-        {
-            return None;
-        }
-        if x.len() != m * k || m == 0 {
+        if !fits(n, k) || w.len() != n * blocks * BLOCK_BYTES || x.len() != m * k || m == 0 {
             return None;
         }
         let rows = Rows::quantize(x, m, k);
@@ -57,13 +63,7 @@ pub fn matmul(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Option<Vec<f
                     || group_product(simd, &weights, &scales, &rows, blocks, out),
                 );
             });
-        let mut y = vec![0f32; m * n];
-        for (g, out) in outs.chunks_exact(m * GROUP).enumerate() {
-            for (dst, src) in y.chunks_exact_mut(n).zip(out.chunks_exact(GROUP)) {
-                dst[g * GROUP..(g + 1) * GROUP].copy_from_slice(src);
-            }
-        }
-        Some(y)
+        Some(super::panels::place_columns(&outs, m, n, GROUP))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -438,17 +438,6 @@ impl RowKernel for Q8_0 {
     }
 }
 
-/// The `[n, k]` weights of `K` in f32, rows in parallel (candle's dequantization is serial:
-/// 8% of Gemma 3's prefill).
-fn ggml_dequantize<K: RowKernel>(w: &[u8], n: usize, k: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * k];
-    let row_bytes = k / QK * K::BLOCK;
-    out.par_chunks_mut(k)
-        .zip(w.par_chunks(row_bytes))
-        .for_each(|(values, row)| ggml_dequantize_into::<K>(row, values));
-    out
-}
-
 /// Blocks of `K` (`w`) into `out`, one thread.
 fn ggml_dequantize_into<K: RowKernel>(w: &[u8], out: &mut [f32]) {
     simd(
@@ -461,21 +450,15 @@ fn ggml_dequantize_into<K: RowKernel>(w: &[u8], out: &mut [f32]) {
     )
 }
 
-/// `W` (`[n, k]`, GGUF's bytes of `dtype`) in f32, for the types with a Wick kernel; `None`
-/// for the others.
-pub fn dequantize(dtype: GgmlDType, w: &[u8], n: usize, k: usize) -> Option<Vec<f32>> {
-    match dtype {
-        GgmlDType::Q4_1 => Some(ggml_dequantize::<Q4_1>(w, n, k)),
-        GgmlDType::Q5_0 => Some(ggml_dequantize::<Q5_0>(w, n, k)),
-        GgmlDType::Q8_0 => Some(ggml_dequantize::<Q8_0>(w, n, k)),
-        _ => None,
-    }
+/// Bytes of one row of `k` values of `dtype` in GGUF's layout.
+pub fn row_bytes(dtype: GgmlDType, k: usize) -> usize {
+    k / dtype.block_size() * dtype.type_size()
 }
 
 /// Whole rows of GGUF's bytes of `dtype` (`w`, `k` values each) in f32 on the calling thread:
 /// Wick's dequantization where it has one, candle's for the rest.
 pub fn dequantize_rows(dtype: GgmlDType, w: &[u8], k: usize) -> candle_core::Result<Vec<f32>> {
-    let row_bytes = k / dtype.block_size() * dtype.type_size();
+    let row_bytes = row_bytes(dtype, k);
     if row_bytes == 0 || !w.len().is_multiple_of(row_bytes) {
         candle_core::bail!(
             "{} bytes are not whole rows of {k} {dtype:?} values",
@@ -501,7 +484,7 @@ pub fn dequantize_rows(dtype: GgmlDType, w: &[u8], k: usize) -> candle_core::Res
     Ok(out)
 }
 
-/// Whether [`matmul`] and [`dequantize`] take `dtype`.
+/// Whether [`matmul`] and Wick's own [`dequantize_rows`] take `dtype`.
 pub fn has_kernel(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q8_0)
 }
@@ -649,7 +632,7 @@ mod tests {
             }
             let xq = quantize_q8_1(&xs[..k]);
             let row_bytes = k / QK * K::BLOCK;
-            let deq = ggml_dequantize::<K>(&bytes, n, k);
+            let deq = dequantize_rows(dtype, &bytes, k).unwrap();
             assert_eq!(
                 deq,
                 values_of(&QTensor::quantize(&w, dtype).unwrap()),

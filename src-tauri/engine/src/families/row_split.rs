@@ -118,7 +118,7 @@ impl RowSplit {
         if k % dtype.block_size() != 0 {
             candle_core::bail!("{name}: rows of {k} are not whole {dtype:?} blocks");
         }
-        let row_bytes = k / dtype.block_size() * dtype.type_size();
+        let row_bytes = crate::families::qmatmul::row_bytes(dtype, k);
         let start = content.tensor_data_offset.saturating_add(info.offset);
         let file_size = reader.seek(SeekFrom::End(0))?;
         let needed = (n * row_bytes) as u64;
@@ -148,7 +148,7 @@ impl RowSplit {
 
     /// Rows `ids`, dequantized, as `[ids.len(), k]`.
     pub fn rows(&self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
-        let row_bytes = self.k / self.dtype.block_size() * self.dtype.type_size();
+        let row_bytes = crate::families::qmatmul::row_bytes(self.dtype, self.k);
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let mut local = id as usize;
@@ -233,11 +233,10 @@ impl RowSplit {
         let per = m
             .div_ceil(2 * rayon::current_num_threads())
             .max(ROWS_PER_CALL);
-        let chunks = (0..m)
-            .step_by(per)
-            .collect::<Vec<_>>()
+        let chunks = (0..m.div_ceil(per))
             .into_par_iter()
-            .map(|first| {
+            .map(|c| {
+                let first = c * per;
                 let rows = x.narrow(0, first, per.min(m - first))?;
                 match QTensor::gemv_fused_shared_lhs(&qs, &rows)? {
                     Some(parts) if parts.len() == 1 => Ok(parts.into_iter().next()),
@@ -249,16 +248,13 @@ impl RowSplit {
         let Some(chunks) = chunks else {
             return Ok(None);
         };
-        let mut dims = xs.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = self.n;
-        }
+        let dims = crate::families::qmatmul::out_dims(xs, self.n);
         Ok(Some(Tensor::cat(&chunks, 0)?.reshape(dims)?))
     }
 
     /// Rows `range` in f32, `[range.len(), k]`, on the calling thread.
     pub fn dequantize_rows(&self, range: std::ops::Range<usize>) -> candle_core::Result<Vec<f32>> {
-        let row_bytes = self.k / self.dtype.block_size() * self.dtype.type_size();
+        let row_bytes = crate::families::qmatmul::row_bytes(self.dtype, self.k);
         let mut out = Vec::with_capacity(range.len() * self.k);
         let mut first = 0;
         for (q, _) in &self.slices {

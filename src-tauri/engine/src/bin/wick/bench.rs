@@ -58,9 +58,8 @@ enum What {
         /// Runs of each; the median is reported.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// Skip the untimed first pass (a prompt and one token) that llama-bench also runs:
-        /// it takes one-time costs, such as candle repacking quantized weights into tiles on
-        /// their first product.
+        /// Skip the untimed first run that llama-bench also makes: it takes one-time costs,
+        /// such as candle repacking quantized weights into tiles on their first product.
         #[arg(long)]
         no_warmup: bool,
     },
@@ -158,25 +157,14 @@ pub fn run(args: &Args) -> Result<()> {
             let (mut pp, mut tg) = (Vec::new(), Vec::new());
             // As generation runs it: on the pool (see `families::on_pool`).
             wick_engine::families::on_pool(|| -> Result<()> {
-                if !*no_warmup {
-                    let mut cache = lm.new_cache();
-                    let logits = lm
-                        .forward(std::slice::from_ref(&prompt), &mut cache)
-                        .map_err(failed)?;
-                    let next = logits
-                        .argmax(candle_core::D::Minus1)
-                        .and_then(|t| t.to_vec1::<u32>())
-                        .map_err(failed)?;
-                    lm.forward(std::slice::from_ref(&next), &mut cache)
-                        .map_err(failed)?;
-                }
-                for _ in 0..(*repeat).max(1) {
+                let warmup = usize::from(!*no_warmup);
+                for run in 0..warmup + (*repeat).max(1) {
                     let mut cache = lm.new_cache();
                     let started = Instant::now();
                     let logits = lm
                         .forward(std::slice::from_ref(&prompt), &mut cache)
                         .map_err(failed)?;
-                    pp.push(*prompt_tokens as f64 / started.elapsed().as_secs_f64());
+                    let prefill = *prompt_tokens as f64 / started.elapsed().as_secs_f64();
                     let mut next = logits
                         .argmax(candle_core::D::Minus1)
                         .and_then(|t| t.to_vec1::<u32>())
@@ -191,7 +179,10 @@ pub fn run(args: &Args) -> Result<()> {
                             .and_then(|t| t.to_vec1::<u32>())
                             .map_err(failed)?;
                     }
-                    tg.push(*gen_tokens as f64 / started.elapsed().as_secs_f64());
+                    if run >= warmup {
+                        pp.push(prefill);
+                        tg.push(*gen_tokens as f64 / started.elapsed().as_secs_f64());
+                    }
                 }
                 Ok(())
             })?;

@@ -12,7 +12,10 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::families::layers::Dense;
 use crate::families::q4_1_packed::PackedQ4_1;
-use crate::families::qmatmul::{dequantize_rows, has_kernel, out_dims, streamed_forward};
+use crate::families::q5_0_prompt;
+use crate::families::qmatmul::{
+    dequantize_rows, has_kernel, out_dims, row_bytes, streamed_forward,
+};
 use crate::families::row_split::RowSplit;
 
 /// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
@@ -108,16 +111,16 @@ impl Proj {
                         let data = q.data()?;
                         // Q5_0 in 8-bit integers where the CPU has AVX-512BW (Gemma 3 prefill
                         // +18-27%, alternating); elsewhere unpacked to f32.
-                        let int8 = if dtype == GgmlDType::Q5_0 {
+                        let int8 = if dtype == GgmlDType::Q5_0 && q5_0_prompt::fits(n, k) {
                             let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                            crate::families::q5_0_prompt::matmul(&data, n, k, &x, rows)
+                            q5_0_prompt::matmul(&data, n, k, &x, rows)
                         } else {
                             None
                         };
                         if let Some(y) = int8 {
                             Tensor::from_vec(y, out_dims(xs, n), xs.device())?
                         } else {
-                            let row_bytes = k / dtype.block_size() * dtype.type_size();
+                            let row_bytes = row_bytes(dtype, k);
                             streamed_forward(n, k, dtype, xs, |r| {
                                 dequantize_rows(
                                     dtype,
