@@ -4,6 +4,7 @@
 //! f32 data, spread over rayon's pool (the one the GEMMs already use). Other devices and dtypes
 //! take candle's own ops, so results never depend on whether a kernel exists.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, InplaceOp1, InplaceOp2, Layout, Shape, Tensor};
@@ -306,12 +307,12 @@ pub fn residual_norm(
     Ok(Ok(out))
 }
 
-/// Multi-head self-attention from one `[batch, tokens, 3 * hidden]` tensor of query, key and
-/// value projections (bias not yet added), padding at the end of each row (`lengths` real
-/// tokens): one task per (row, head), each gathering its query, key and value rows first.
+/// Multi-head self-attention from one `[rows, 3 * hidden]` tensor of query, key and value
+/// projections (bias not yet added), each sequence's tokens being one span of the rows (padding
+/// left out): one task per (sequence, head), each gathering its query, key and value rows first.
 struct Attention {
     heads: usize,
-    lengths: Arc<Vec<usize>>,
+    spans: Arc<Vec<Range<usize>>>,
     bias: Arc<Vec<f32>>,
 }
 
@@ -322,39 +323,40 @@ impl CustomOp1 for Attention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let qkv = contiguous_f32(s, l)?;
-        let (b, t, w) = l.shape().dims3()?;
+        let (n, w) = l.shape().dims2()?;
         let h = w / 3;
-        let (heads, d) = (self.heads, h / self.heads);
-        if self.lengths.len() != b || heads * d != h || 3 * h != w || self.bias.len() != w {
+        let (heads, d) = (self.heads, h / self.heads.max(1));
+        let spans_fit = self.spans.iter().all(|s| s.start <= s.end && s.end <= n);
+        if !spans_fit || heads * d != h || 3 * h != w || self.bias.len() != w {
             candle_core::bail!(
-                "attention: {b} rows, {} lengths, {w} wide, {heads} heads, {} biases",
-                self.lengths.len(),
+                "attention: {n} rows, spans {:?}, {w} wide, {heads} heads, {} biases",
+                self.spans,
                 self.bias.len()
             );
         }
         let scale = 1.0 / (d as f32).sqrt();
-        let units: Vec<Vec<f32>> = (0..b * heads)
+        let units: Vec<Vec<f32>> = (0..self.spans.len() * heads)
             .into_par_iter()
             .map(|unit| {
                 simd(
                     #[inline(always)]
                     || {
-                        let (row, head) = (unit / heads, unit % heads);
-                        let len = self.lengths[row].clamp(1, t);
-                        // This head's q, k and v for the row's tokens, bias added, `[t, d]` each.
-                        let gather = |part: usize, n: usize| -> Vec<f32> {
+                        let (span, head) = (&self.spans[unit / heads], unit % heads);
+                        // This head's q, k and v for the sequence's tokens, bias added, `[len, d]`
+                        // each.
+                        let gather = |part: usize| -> Vec<f32> {
                             let col = part * h + head * d;
                             let bias = &self.bias[col..col + d];
-                            let mut out = Vec::with_capacity(n * d);
-                            for tok in 0..n {
-                                let at = (row * t + tok) * w + col;
+                            let mut out = Vec::with_capacity(span.len() * d);
+                            for row in span.clone() {
+                                let at = row * w + col;
                                 out.extend(qkv[at..at + d].iter().zip(bias).map(|(x, b)| x + b));
                             }
                             out
                         };
-                        let (q, k, v) = (gather(0, t), gather(1, len), gather(2, len));
-                        let mut ctx = vec![0f32; t * d];
-                        let mut scores = vec![0f32; len];
+                        let (q, k, v) = (gather(0), gather(1), gather(2));
+                        let mut ctx = vec![0f32; span.len() * d];
+                        let mut scores = vec![0f32; span.len()];
                         for (qi, out) in q.chunks_exact(d).zip(ctx.chunks_exact_mut(d)) {
                             let mut max = f32::NEG_INFINITY;
                             for (s, kj) in scores.iter_mut().zip(k.chunks_exact(d)) {
@@ -379,15 +381,15 @@ impl CustomOp1 for Attention {
                 )
             })
             .collect();
-        let mut out = vec![0f32; b * t * h];
+        let mut out = vec![0f32; n * h];
         for (unit, ctx) in units.iter().enumerate() {
-            let (row, head) = (unit / heads, unit % heads);
-            for (i, c) in ctx.chunks_exact(d).enumerate() {
-                let dst = (row * t + i) * h + head * d;
+            let (span, head) = (&self.spans[unit / heads], unit % heads);
+            for (row, c) in span.clone().zip(ctx.chunks_exact(d)) {
+                let dst = row * h + head * d;
                 out[dst..dst + d].copy_from_slice(c);
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
+        Ok((CpuStorage::F32(out), Shape::from((n, h))))
     }
 }
 
@@ -425,20 +427,21 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Fused attention from raw (bias-free) `[batch, tokens, 3 * hidden]` projections when on the
+/// Fused attention from raw (bias-free) `[rows, 3 * hidden]` projections, each sequence's
+/// tokens one span of the rows, giving `[rows, hidden]` (rows in no span are zero), when on the
 /// CPU in f32; `None` means "use candle's ops".
 pub fn attention(
     qkv: &Tensor,
     bias: &Arc<Vec<f32>>,
     heads: usize,
-    lengths: &Arc<Vec<usize>>,
+    spans: &Arc<Vec<Range<usize>>>,
 ) -> candle_core::Result<Option<Tensor>> {
     if !qkv.device().is_cpu() || qkv.dtype() != DType::F32 {
         return Ok(None);
     }
     let op = Attention {
         heads,
-        lengths: Arc::clone(lengths),
+        spans: Arc::clone(spans),
         bias: Arc::clone(bias),
     };
     qkv.contiguous()?.apply_op1_no_bwd(&op).map(Some)
@@ -447,7 +450,7 @@ pub fn attention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, IndexOp};
 
     #[test]
     fn exp_erf_and_gelu_are_accurate() {
@@ -489,16 +492,19 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (b, t, heads * d), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (b, t, heads * d), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (b, t, heads * d), &dev).unwrap();
-        let lengths = Arc::new(vec![5, 3]);
         let zero = Arc::new(vec![0f32; 3 * heads * d]);
+        // The second row's two padding tokens left out: 8 rows, spans 0..5 and 5..8.
         let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
-        let fused = attention(&qkv, &zero, heads, &lengths).unwrap().unwrap();
+        let rows = Tensor::cat(&[qkv.i(0).unwrap(), qkv.i((1, ..3)).unwrap()], 0).unwrap();
+        let spans = Arc::new(vec![0..5, 5..8]);
+        let fused = attention(&rows, &zero, heads, &spans).unwrap().unwrap();
         let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &dev).unwrap();
         let bias = super::super::layers::attention_bias(&mask).unwrap();
         let split = |x: &Tensor| super::super::layers::split_heads(x, heads).unwrap();
         let plain =
             super::super::layers::attend(&split(&q), &split(&k), &split(&v), &bias).unwrap();
         let plain = super::super::layers::merge_heads(&plain).unwrap();
+        let plain = Tensor::cat(&[plain.i(0).unwrap(), plain.i((1, ..3)).unwrap()], 0).unwrap();
         let diff = (fused - plain).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
     }
