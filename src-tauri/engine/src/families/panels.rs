@@ -467,10 +467,17 @@ impl Job<'_> {
             let width = PANEL.min(self.y_stride.saturating_sub(y0));
             let sums = part.iter().flatten().chain(&last[..rest]);
             for (r, sums) in sums.enumerate() {
-                let mut lanes = [0f32; PANEL];
-                S::as_mut_simd_f32s(&mut lanes).0[..V].copy_from_slice(sums);
                 let at = r * self.y_stride + y0;
-                self.y[at..at + width].copy_from_slice(&lanes[..width]);
+                let dst = &mut self.y[at..at + width];
+                if width == PANEL {
+                    // Stored as vectors: through a copy of runtime length, each row was a call
+                    // to `memcpy`.
+                    S::as_mut_simd_f32s(dst).0[..V].copy_from_slice(sums);
+                } else {
+                    let mut lanes = [0f32; PANEL];
+                    S::as_mut_simd_f32s(&mut lanes).0[..V].copy_from_slice(sums);
+                    dst.copy_from_slice(&lanes[..width]);
+                }
             }
         }
     }
