@@ -398,15 +398,8 @@ impl HeadRows<'_> {
     /// The keys transposed, bias added: `[d, lanes]`, the `lanes - len` last columns zero.
     #[inline(always)]
     fn keys_transposed(&self, bias: &[f32], lanes: usize) -> Vec<f32> {
-        let (col, d) = (self.cols[1], self.d);
-        let mut kt = vec![0f32; d * lanes];
-        for (j, row) in self.span.clone().enumerate() {
-            let at = row * self.width + col;
-            let key = self.qkv[at..at + d].iter().zip(&bias[col..col + d]);
-            for ((x, b), dst) in key.zip(kt[j..].iter_mut().step_by(lanes)) {
-                *dst = x + b;
-            }
-        }
+        let mut kt = vec![0f32; self.d * lanes];
+        super::panels::transpose(&self.rows(1, bias), self.d, &mut kt, lanes);
         kt
     }
 }
@@ -494,7 +487,7 @@ fn scores<const R: usize>(q: &[f32], kt: &[f32], lanes: usize, out: &mut [f32]) 
 /// `softmax(s · scale)` in place.
 #[inline(always)]
 fn softmax_in_place(s: &mut [f32], scale: f32) {
-    let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let max = max(s);
     for x in s.iter_mut() {
         *x = exp((*x - max) * scale);
     }
@@ -532,6 +525,25 @@ fn weighted_values<const R: usize>(
             out[r * d + c0..r * d + c0 + LANES].copy_from_slice(acc);
         }
     }
+}
+
+/// The largest of `a` (-inf for none) over 16 independent lanes, so it vectorises (`f32::max`
+/// keeps NaN rules that leave a running maximum scalar).
+#[inline(always)]
+fn max(a: &[f32]) -> f32 {
+    let larger = |m: f32, x: f32| if x > m { x } else { m };
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = a.chunks_exact(16);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| larger(m, x));
+    for x in chunks {
+        for (m, &x) in acc.iter_mut().zip(x) {
+            *m = larger(*m, x);
+        }
+    }
+    acc.iter().fold(tail, |m, &x| larger(m, x))
 }
 
 /// A sum over 16 independent lanes, so it vectorises (a plain running sum stays scalar: float

@@ -262,34 +262,42 @@ pub(super) fn place_columns(blocks: &[f32], rows: usize, out: usize, width: usiz
 }
 
 /// Weight rows `w` (`[width, inp]`, `width` ≤ [`PANEL`]) as one panel (`[inp][PANEL]`),
-/// columns past `width` zero. With AVX2, blocks of 8 rows × 8 inputs are transposed in
-/// registers and stored as whole panel rows: element by element this transpose was 6% of
-/// Gemma 3's prefill.
+/// columns past `width` zero.
 fn pack_rows(w: &[f32], inp: usize, panel: &mut [f32]) {
-    let width = w.len() / inp;
-    if width < PANEL {
+    if w.len() / inp < PANEL {
         panel.fill(0.0);
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V3::try_new() {
-        let (cols, ks) = (width / 8 * 8, inp / 8 * 8);
-        simd.vectorize(
-            #[inline(always)]
-            || pack_blocks_avx2(simd, w, inp, panel, cols, ks),
-        );
-        pack_scalar(w, inp, panel, 0..cols, ks..inp);
-        pack_scalar(w, inp, panel, cols..width, 0..inp);
-        return;
-    }
-    pack_scalar(w, inp, panel, 0..width, 0..inp);
+    transpose(w, inp, panel, PANEL);
 }
 
-/// Panel entries of columns `cols` and inputs `ks`, one at a time, sixteen inputs of a row
-/// per step.
+/// `src` (`[rows, cols]`) transposed into `dst` (`[cols][stride]`, `stride` ≥ `rows`):
+/// `dst[c * stride + r] = src[r * cols + c]`; entries past `rows` are left as they are. With
+/// AVX2, blocks of 8 × 8 are transposed in registers and stored 8 at a time: element by
+/// element this was 6% of Gemma 3's prefill (packing panels) and a quarter of the encoder
+/// attention kernel (transposing keys).
+pub(super) fn transpose(src: &[f32], cols: usize, dst: &mut [f32], stride: usize) {
+    let rows = src.len() / cols.max(1);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
+        simd.vectorize(
+            #[inline(always)]
+            || pack_blocks_avx2(simd, src, cols, dst, stride, rows8, cols8),
+        );
+        pack_scalar(src, cols, dst, stride, 0..rows8, cols8..cols);
+        pack_scalar(src, cols, dst, stride, rows8..rows, 0..cols);
+        return;
+    }
+    pack_scalar(src, cols, dst, stride, 0..rows, 0..cols);
+}
+
+/// [`transpose`] of source rows `cols` and source columns `ks`, one entry at a time, sixteen
+/// of a row per step.
 fn pack_scalar(
     w: &[f32],
     inp: usize,
     panel: &mut [f32],
+    stride: usize,
     cols: std::ops::Range<usize>,
     ks: std::ops::Range<usize>,
 ) {
@@ -298,14 +306,14 @@ fn pack_scalar(
         for c in cols.clone() {
             let row = &w[c * inp..(c + 1) * inp];
             for (k, &v) in (k0..k1).zip(&row[k0..k1]) {
-                panel[k * PANEL + c] = v;
+                panel[k * stride + c] = v;
             }
         }
     }
 }
 
-/// Panel entries of the first `cols` columns and `ks` inputs (both multiples of 8), 8 × 8 at
-/// a time.
+/// [`transpose`] of the first `cols` source rows and `ks` source columns (both multiples of
+/// 8), 8 × 8 at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn pack_blocks_avx2(
@@ -313,6 +321,7 @@ fn pack_blocks_avx2(
     w: &[f32],
     inp: usize,
     panel: &mut [f32],
+    stride: usize,
     cols: usize,
     ks: usize,
 ) {
@@ -353,7 +362,7 @@ fn pack_blocks_avx2(
                 avx._mm256_permute2f128_ps::<0x31>(s3, s7),
             ];
             for (j, v) in out.iter().enumerate() {
-                let at = (k0 + j) * PANEL + c0;
+                let at = (k0 + j) * stride + c0;
                 let lanes: [f32; 8] = pulp::bytemuck::cast(*v);
                 panel[at..at + 8].copy_from_slice(&lanes);
             }
@@ -645,6 +654,26 @@ mod tests {
                 for c in 0..PANEL {
                     let want = if c < width { w[c * inp + k] } else { 0.0 };
                     assert_eq!(panel[k * PANEL + c], want, "{width}x{inp} at k {k} c {c}");
+                }
+            }
+        }
+    }
+
+    /// Any stride at least the number of rows; entries past the rows stay as they were.
+    #[test]
+    fn transposes_into_any_stride() {
+        for &(rows, cols, stride) in &[(19, 13, 24), (16, 32, 16), (3, 40, 5), (8, 8, 9)] {
+            let src = values(rows * cols, 8);
+            let mut dst = vec![f32::NAN; cols * stride];
+            transpose(&src, cols, &mut dst, stride);
+            for c in 0..cols {
+                for r in 0..stride {
+                    let got = dst[c * stride + r];
+                    if r < rows {
+                        assert_eq!(got, src[r * cols + c], "{rows}x{cols} at r {r} c {c}");
+                    } else {
+                        assert!(got.is_nan());
+                    }
                 }
             }
         }
