@@ -427,22 +427,41 @@ fn head_attention(rows: HeadRows, bias: &[f32], scale: f32) -> Vec<f32> {
     for (qs, out) in q.chunks(QUERIES * d).zip(ctx.chunks_mut(QUERIES * d)) {
         let n = qs.len() / d;
         let probs = &mut probs[..n * lanes];
+        // Scores, unscaled: `[n, lanes]` = `[n, d]` · `[d, lanes]` (keys past the sequence
+        // score 0 and are left out of the softmax).
+        let whole = Product {
+            a: qs,
+            a_stride: d,
+            k: d,
+            b: &kt,
+            n: lanes,
+        };
+        // (Loops, not closures: a closure is not inlined into the vectorised caller, and
+        // `mul_add` outside it is a call to libm.)
         match n {
-            QUERIES => scores::<QUERIES>(qs, &kt, lanes, probs),
+            QUERIES => whole.rows::<QUERIES>(probs),
             _ => {
-                for (qi, p) in qs.chunks_exact(d).zip(probs.chunks_exact_mut(lanes)) {
-                    scores::<1>(qi, &kt, lanes, p);
+                for (r, p) in probs.chunks_exact_mut(lanes).enumerate() {
+                    whole.row(r).rows::<1>(p);
                 }
             }
         }
         for p in probs.chunks_exact_mut(lanes) {
             softmax_in_place(&mut p[..len], scale);
         }
+        // Context: `[n, d]` = `[n, len]` · `[len, d]`.
+        let whole = Product {
+            a: probs,
+            a_stride: lanes,
+            k: len,
+            b: &v,
+            n: d,
+        };
         match (n, d % LANES) {
-            (QUERIES, 0) => weighted_values::<QUERIES>(probs, lanes, &v, len, out),
+            (QUERIES, 0) => whole.rows::<QUERIES>(out),
             (_, 0) => {
-                for (p, o) in probs.chunks_exact(lanes).zip(out.chunks_exact_mut(d)) {
-                    weighted_values::<1>(p, lanes, &v, len, o);
+                for (r, o) in out.chunks_exact_mut(d).enumerate() {
+                    whole.row(r).rows::<1>(o);
                 }
             }
             // Heads narrower than a vector, or not a whole number of them: tiny models only.
@@ -460,26 +479,49 @@ fn head_attention(rows: HeadRows, bias: &[f32], scale: f32) -> Vec<f32> {
     ctx
 }
 
-/// `R` queries' scores against every key: `out` (`[R, lanes]`) = `q` (`[R, d]`) · `kt`
-/// (`[d, lanes]`). Unscaled; keys past the sequence score 0.
-#[inline(always)]
-fn scores<const R: usize>(q: &[f32], kt: &[f32], lanes: usize, out: &mut [f32]) {
-    let d = q.len() / R;
-    for j0 in (0..lanes).step_by(LANES) {
-        let mut acc = [[0f32; LANES]; R];
-        for (c, keys) in kt.chunks_exact(lanes).enumerate() {
-            let Ok(keys) = <&[f32; LANES]>::try_from(&keys[j0..j0 + LANES]) else {
-                continue;
-            };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let qc = q[r * d + c];
-                for (a, &k) in acc.iter_mut().zip(keys) {
-                    *a = qc.mul_add(k, *a);
+/// A small product `a · b` for the attention kernel: `a` has rows `a_stride` apart, of which
+/// the first `k` columns are used; `b` is `[k, n]` (at least `k` rows), `n` a multiple of
+/// [`LANES`].
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    a: &'a [f32],
+    a_stride: usize,
+    k: usize,
+    b: &'a [f32],
+    n: usize,
+}
+
+impl Product<'_> {
+    /// The product of row `r` of `a` alone.
+    #[inline(always)]
+    fn row(self, r: usize) -> Self {
+        Self {
+            a: &self.a[r * self.a_stride..],
+            ..self
+        }
+    }
+
+    /// The first `R` rows of the product into `out` (`[R, n]`), 16 columns at a time with the
+    /// `R` rows' sums in registers.
+    #[inline(always)]
+    fn rows<const R: usize>(self, out: &mut [f32]) {
+        let n = self.n;
+        for j0 in (0..n).step_by(LANES) {
+            let mut acc = [[0f32; LANES]; R];
+            for (c, b) in self.b.chunks_exact(n).take(self.k).enumerate() {
+                let Ok(b) = <&[f32; LANES]>::try_from(&b[j0..j0 + LANES]) else {
+                    continue;
+                };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = self.a[r * self.a_stride + c];
+                    for (s, &y) in acc.iter_mut().zip(b) {
+                        *s = x.mul_add(y, *s);
+                    }
                 }
             }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            out[r * lanes + j0..r * lanes + j0 + LANES].copy_from_slice(acc);
+            for (r, acc) in acc.iter().enumerate() {
+                out[r * n + j0..r * n + j0 + LANES].copy_from_slice(acc);
+            }
         }
     }
 }
@@ -494,36 +536,6 @@ fn softmax_in_place(s: &mut [f32], scale: f32) {
     let inv = 1.0 / sum(s);
     for x in s.iter_mut() {
         *x *= inv;
-    }
-}
-
-/// `out` (`[R, d]`) = `p` (`[R, lanes]`, the first `len` of each row used) · `v` (`[len, d]`),
-/// for `d` a multiple of [`LANES`].
-#[inline(always)]
-fn weighted_values<const R: usize>(
-    p: &[f32],
-    lanes: usize,
-    v: &[f32],
-    len: usize,
-    out: &mut [f32],
-) {
-    let d = out.len() / R;
-    for c0 in (0..d).step_by(LANES) {
-        let mut acc = [[0f32; LANES]; R];
-        for (j, vj) in v.chunks_exact(d).take(len).enumerate() {
-            let Ok(vj) = <&[f32; LANES]>::try_from(&vj[c0..c0 + LANES]) else {
-                continue;
-            };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let pj = p[r * lanes + j];
-                for (a, &x) in acc.iter_mut().zip(vj) {
-                    *a = pj.mul_add(x, *a);
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            out[r * d + c0..r * d + c0 + LANES].copy_from_slice(acc);
-        }
     }
 }
 
