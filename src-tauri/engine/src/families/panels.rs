@@ -108,9 +108,8 @@ impl Panels {
         if let Some(b) = bias {
             padded_bias[..self.out].copy_from_slice(b);
         }
-        let mut y = vec![0f32; rows * self.out];
         if rows == 0 {
-            return Ok(y);
+            return Ok(Vec::new());
         }
         let panel_len = self.inp * PANEL;
         let lanes = pulp::Arch::new().dispatch(Lanes);
@@ -123,6 +122,7 @@ impl Panels {
             let band = rows.div_ceil(tasks).next_multiple_of(TILE_ROWS_MAX);
             // Many rows: each task takes a band of rows across every panel and writes its own
             // output rows; the weight comes from L2 after the first band.
+            let mut y = vec![0f32; rows * self.out];
             y.par_chunks_mut(band * self.out)
                 .zip(x.par_chunks(band * self.inp))
                 .for_each(|(y, x)| {
@@ -141,20 +141,21 @@ impl Panels {
                 });
             return Ok(y);
         }
-        // Few rows: each task takes some panels for all rows (so the weight is read once in
-        // all), into a block of its own, copied into place after.
+        // Few rows: each task takes a group of panels for all rows (so the weight is read once
+        // in all), into a block of its own in one buffer (the last group's block as wide as
+        // the others), placed after.
         let shape = TileShape::for_rows(lanes, rows);
         let tasks_wanted = 2 * rayon::current_num_threads();
         let group = (TASK_WORK / (panel_len * rows))
             .min(panels.div_ceil(tasks_wanted))
             .clamp(1, panels);
-        let blocks: Vec<Vec<f32>> = self
-            .data
-            .par_chunks(group * panel_len)
+        let width = group * PANEL;
+        let mut blocks = vec![0f32; panels.div_ceil(group) * rows * width];
+        blocks
+            .par_chunks_mut(rows * width)
+            .zip(self.data.par_chunks(group * panel_len))
             .enumerate()
-            .map(|(g, chunk)| {
-                let width = chunk.len() / self.inp;
-                let mut block = vec![0f32; rows * width];
+            .for_each(|(g, (block, chunk))| {
                 pulp::Arch::new().dispatch(Job {
                     panels: chunk,
                     first_panel: g * group,
@@ -163,21 +164,11 @@ impl Panels {
                     x,
                     rows,
                     bias: &padded_bias,
-                    y: &mut block,
+                    y: block,
                     y_stride: width,
-                });
-                block
-            })
-            .collect();
-        for (g, block) in blocks.iter().enumerate() {
-            let c0 = g * group * PANEL;
-            let width = block.len() / rows;
-            let used = width.min(self.out - c0);
-            for (dst, src) in y.chunks_exact_mut(self.out).zip(block.chunks_exact(width)) {
-                dst[c0..c0 + used].copy_from_slice(&src[..used]);
-            }
-        }
-        Ok(y)
+                })
+            });
+        Ok(place_columns(&blocks, rows, self.out, width))
     }
 }
 
@@ -626,6 +617,8 @@ mod tests {
             (64, 33, 17),
             (70, 48, 160),
             (150, 24, 40),
+            // Groups of two panels, the last group with one.
+            (2, 16, 266),
         ] {
             let (x, wt, bias) = (values(rows * inp, 1), values(inp * out, 2), values(out, 3));
             let packed = Panels::pack(&wt, inp, out).unwrap();
