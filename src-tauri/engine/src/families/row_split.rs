@@ -16,7 +16,7 @@
 //! original.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::{
     ggml_file::qtensor_from_ggml, gguf_file, GgmlDType, QMatMul, QTensor,
@@ -56,6 +56,9 @@ pub struct RowSplit {
     dtype: GgmlDType,
     n: usize,
     k: usize,
+    /// Whether candle took [`RowSplit::forward_rows`]' fused path, once asked: the answer
+    /// depends on the CPU and the slices' type only, so later prompts skip the question.
+    fused: OnceLock<bool>,
 }
 
 impl RowSplit {
@@ -91,6 +94,7 @@ impl RowSplit {
             dtype,
             n,
             k,
+            fused: OnceLock::new(),
         })
     }
 
@@ -143,6 +147,7 @@ impl RowSplit {
             dtype,
             n,
             k,
+            fused: OnceLock::new(),
         })
     }
 
@@ -222,7 +227,7 @@ impl RowSplit {
     pub fn forward_rows(&self, xs: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let k = self.k;
         let m = xs.elem_count() / k.max(1);
-        if m == 0 || !xs.device().is_cpu() {
+        if m == 0 || !xs.device().is_cpu() || self.fused.get() == Some(&false) {
             return Ok(None);
         }
         let x = xs
@@ -233,11 +238,16 @@ impl RowSplit {
         let per = m
             .div_ceil(2 * rayon::current_num_threads())
             .max(ROWS_PER_CALL);
-        let chunks = (0..m.div_ceil(per))
+        // Rows spread evenly over the calls: cut in calls of `per`, a last call of one row
+        // had no path for Q6_K (candle keeps single rows on compact weights) and sent the
+        // whole prompt back to per-slice products.
+        let calls = m.div_ceil(per);
+        let (base, extra) = (m / calls, m % calls);
+        let chunks = (0..calls)
             .into_par_iter()
             .map(|c| {
-                let first = c * per;
-                let rows = x.narrow(0, first, per.min(m - first))?;
+                let first = c * base + c.min(extra);
+                let rows = x.narrow(0, first, base + usize::from(c < extra))?;
                 match QTensor::gemv_fused_shared_lhs(&qs, &rows)? {
                     Some(parts) if parts.len() == 1 => Ok(parts.into_iter().next()),
                     Some(parts) => Tensor::cat(&parts, 1).map(Some),
@@ -245,6 +255,11 @@ impl RowSplit {
                 }
             })
             .collect::<candle_core::Result<Option<Vec<Tensor>>>>()?;
+        // Every call had two rows or more: the answer holds for any prompt of this matrix
+        // on this CPU.
+        if m >= 2 {
+            let _ = self.fused.set(chunks.is_some());
+        }
         let Some(chunks) = chunks else {
             return Ok(None);
         };
@@ -329,24 +344,34 @@ mod tests {
     }
 
     /// A prompt through every slice at once gives the slices' own products (to rounding), on
-    /// CPUs where candle has the path; elsewhere it says so and the caller falls back.
+    /// CPUs where candle has the path; elsewhere it says so, and says so at once after.
     #[test]
     fn prompt_rows_through_all_slices_match_the_slices() {
         let (n, k) = (320, 512);
         let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-        let split = RowSplit::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap(), 2).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (1, 37, k), &Device::Cpu).unwrap();
         let values = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
-        let got = split.forward_rows(&x).unwrap();
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
-            assert!(got.is_some(), "AVX512-VNNI has candle's fused path");
-        }
-        if let Some(got) = got {
-            assert_eq!(got.dims(), &[1, 37, n]);
-            let want = values(split.forward(&x).unwrap());
-            for (g, w) in values(got).iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-3 * w.abs().max(1.0), "{g} vs {w}");
+        // 33 rows used to end in a call of one row, which Q6_K has no fused path for.
+        for (dtype, rows) in [(GgmlDType::Q4K, 37), (GgmlDType::Q6K, 33)] {
+            let split = RowSplit::new(QTensor::quantize(&w, dtype).unwrap(), 2).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (1, rows, k), &Device::Cpu).unwrap();
+            let got = split.forward_rows(&x).unwrap();
+            assert_eq!(split.fused.get(), Some(&got.is_some()));
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
+                assert!(
+                    got.is_some(),
+                    "AVX512-VNNI has candle's fused path for {dtype:?}"
+                );
+            }
+            match got {
+                Some(got) => {
+                    assert_eq!(got.dims(), &[1, rows, n]);
+                    let want = values(split.forward(&x).unwrap());
+                    for (g, w) in values(got).iter().zip(&want) {
+                        assert!((g - w).abs() <= 1e-3 * w.abs().max(1.0), "{g} vs {w}");
+                    }
+                }
+                None => assert!(split.forward_rows(&x).unwrap().is_none()),
             }
         }
     }
