@@ -327,7 +327,7 @@ impl CustomOp1 for Attention {
         let h = w / 3;
         let (heads, d) = (self.heads, h / self.heads.max(1));
         let spans_fit = self.spans.iter().all(|s| s.start <= s.end && s.end <= n);
-        if !spans_fit || heads * d != h || 3 * h != w || self.bias.len() != w {
+        if !spans_fit || d == 0 || heads * d != h || 3 * h != w || self.bias.len() != w {
             candle_core::bail!(
                 "attention: {n} rows, spans {:?}, {w} wide, {heads} heads, {} biases",
                 self.spans,
@@ -506,6 +506,7 @@ impl Product<'_> {
     #[inline(always)]
     fn rows<const R: usize>(self, out: &mut [f32]) {
         let n = self.n;
+        debug_assert!(n.is_multiple_of(LANES));
         for j0 in (0..n).step_by(LANES) {
             let mut acc = [[0f32; LANES]; R];
             for (c, b) in self.b.chunks_exact(n).take(self.k).enumerate() {
@@ -665,7 +666,8 @@ mod tests {
             let real = t - 2;
             let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
             let rows = Tensor::cat(&[qkv.i(0).unwrap(), qkv.i((1, ..real)).unwrap()], 0).unwrap();
-            let spans = Arc::new(vec![0..t, t..t + real]);
+            // An empty sequence between them has no rows and changes nothing.
+            let spans = Arc::new(vec![0..t, t..t, t..t + real]);
             let fused = attention(&rows, &zero, heads, &spans).unwrap().unwrap();
             let flags: Vec<u32> = (0..2 * t).map(|i| u32::from(i < t + real)).collect();
             let mask = Tensor::from_vec(flags, (2, t), &dev).unwrap();

@@ -615,9 +615,15 @@ mod tests {
     fn packed_rows_match_the_padded_batch() {
         let dev = Device::Cpu;
         let layer = random_layer(64, 4);
-        let xs = Tensor::randn(0f32, 1.0, (3, 5, 64), &dev).unwrap();
+        let xs = Tensor::randn(0f32, 1.0, (4, 5, 64), &dev).unwrap();
+        // The last row is all padding: no rows of its own, zeros back.
         let mask = Tensor::new(
-            &[[1u32, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]],
+            &[
+                [1u32, 1, 1, 0, 0],
+                [1, 1, 1, 1, 1],
+                [1, 1, 0, 0, 0],
+                [0, 0, 0, 0, 0],
+            ],
             &dev,
         )
         .unwrap();
@@ -629,7 +635,7 @@ mod tests {
             packed.to_vec3::<f32>().unwrap(),
             padded.to_vec3::<f32>().unwrap(),
         );
-        for (row, len) in [3, 5, 2].into_iter().enumerate() {
+        for (row, len) in [3, 5, 2, 0].into_iter().enumerate() {
             for tok in 0..5 {
                 for (a, b) in packed[row][tok].iter().zip(&padded[row][tok]) {
                     if tok < len {
@@ -641,7 +647,7 @@ mod tests {
             }
         }
         // A batch without padding is its own packing.
-        let full = Tensor::ones((3, 5), DType::U32, &dev).unwrap();
+        let full = Tensor::ones((4, 5), DType::U32, &dev).unwrap();
         let packed = run_layers(std::slice::from_ref(&layer), xs.clone(), &full).unwrap();
         let padded = layer
             .forward(&xs, &Tokens::Padded(attention_bias(&full).unwrap()))

@@ -8,12 +8,13 @@
 //! GFLOP/s when 36 different weights took turns, as a model's layers do. A packed panel is one
 //! sequential read, reused from cache by every tile of rows.
 //!
-//! Rows are read in place, `T` at a time (a tile), and the innermost loop keeps `T` rows × 64
-//! columns of sums in registers (6 × 4 vectors with AVX-512, 1 × 8 with AVX2). Copying rows
-//! into tiles first, for contiguous reads, cost more than it saved: 5.7% of a batch of 32
-//! sentences, for a kernel under 4% faster. Each sum runs
-//! over `in` in order with fused multiply-adds after the bias, so results match a plain dot
-//! product to rounding (and candle's GEMM exactly, in the products measured).
+//! Rows are read in place, `T` at a time (a tile), and the innermost loop keeps `T` rows' sums
+//! in registers: 6 rows × 64 columns (4 vectors each) with AVX-512; with AVX2, 1 row × 64
+//! columns (8 vectors), or for bands of many rows 6 rows × 16 columns in four passes per panel
+//! ([`TileShape`]). Copying rows into tiles first, for contiguous reads, cost more than it
+//! saved: 5.7% of a batch of 32 sentences, for a kernel under 4% faster. Each sum runs over
+//! `in` in order with fused multiply-adds after the bias, so results match a plain dot product
+//! to rounding (and candle's GEMM exactly, in the products measured).
 
 use pulp::Simd;
 use rayon::prelude::*;
@@ -103,13 +104,13 @@ impl Panels {
         if bias.is_some_and(|b| b.len() != self.out) {
             return Err(format!("a bias that is not {} long", self.out));
         }
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
         let panels = self.out.div_ceil(PANEL);
         let mut padded_bias = vec![0f32; panels * PANEL];
         if let Some(b) = bias {
             padded_bias[..self.out].copy_from_slice(b);
-        }
-        if rows == 0 {
-            return Ok(Vec::new());
         }
         let panel_len = self.inp * PANEL;
         let lanes = pulp::Arch::new().dispatch(Lanes);
@@ -268,6 +269,7 @@ fn pack_rows(w: &[f32], inp: usize, panel: &mut [f32]) {
 /// attention kernel (transposing keys).
 pub(super) fn transpose(src: &[f32], cols: usize, dst: &mut [f32], stride: usize) {
     let rows = src.len() / cols.max(1);
+    debug_assert!(stride >= rows && dst.len() >= cols * stride);
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
         let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
@@ -282,47 +284,47 @@ pub(super) fn transpose(src: &[f32], cols: usize, dst: &mut [f32], stride: usize
     pack_scalar(src, cols, dst, stride, 0..rows, 0..cols);
 }
 
-/// [`transpose`] of source rows `cols` and source columns `ks`, one entry at a time, sixteen
-/// of a row per step.
+/// [`transpose`] of source rows `rows` and source columns `cols` (`src` rows are `width`
+/// long), one entry at a time, sixteen of a row per step.
 fn pack_scalar(
-    w: &[f32],
-    inp: usize,
-    panel: &mut [f32],
+    src: &[f32],
+    width: usize,
+    dst: &mut [f32],
     stride: usize,
+    rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
-    ks: std::ops::Range<usize>,
 ) {
-    for k0 in ks.clone().step_by(16) {
-        let k1 = (k0 + 16).min(ks.end);
-        for c in cols.clone() {
-            let row = &w[c * inp..(c + 1) * inp];
-            for (k, &v) in (k0..k1).zip(&row[k0..k1]) {
-                panel[k * stride + c] = v;
+    for c0 in cols.clone().step_by(16) {
+        let c1 = (c0 + 16).min(cols.end);
+        for r in rows.clone() {
+            let row = &src[r * width..(r + 1) * width];
+            for (c, &v) in (c0..c1).zip(&row[c0..c1]) {
+                dst[c * stride + r] = v;
             }
         }
     }
 }
 
-/// [`transpose`] of the first `cols` source rows and `ks` source columns (both multiples of
-/// 8), 8 × 8 at a time.
+/// [`transpose`] of the first `rows` source rows and `cols` source columns (both multiples of
+/// 8; `src` rows are `width` long), 8 × 8 at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn pack_blocks_avx2(
     simd: pulp::x86::V3,
-    w: &[f32],
-    inp: usize,
-    panel: &mut [f32],
+    src: &[f32],
+    width: usize,
+    dst: &mut [f32],
     stride: usize,
+    rows: usize,
     cols: usize,
-    ks: usize,
 ) {
     use core::arch::x86_64::__m256;
     let avx = simd.avx;
-    for c0 in (0..cols).step_by(8) {
-        for k0 in (0..ks).step_by(8) {
+    for r0 in (0..rows).step_by(8) {
+        for c0 in (0..cols).step_by(8) {
             let r: [__m256; 8] = std::array::from_fn(|i| {
-                let at = (c0 + i) * inp + k0;
-                let lanes: [f32; 8] = w[at..at + 8].try_into().unwrap_or_default();
+                let at = (r0 + i) * width + c0;
+                let lanes: [f32; 8] = src[at..at + 8].try_into().unwrap_or_default();
                 pulp::bytemuck::cast(lanes)
             });
             // Pairs, then quads, then halves: column j of the block ends up in `out[j]`.
@@ -353,9 +355,9 @@ fn pack_blocks_avx2(
                 avx._mm256_permute2f128_ps::<0x31>(s3, s7),
             ];
             for (j, v) in out.iter().enumerate() {
-                let at = (k0 + j) * stride + c0;
+                let at = (c0 + j) * stride + r0;
                 let lanes: [f32; 8] = pulp::bytemuck::cast(*v);
-                panel[at..at + 8].copy_from_slice(&lanes);
+                dst[at..at + 8].copy_from_slice(&lanes);
             }
         }
     }
@@ -460,6 +462,8 @@ impl Job<'_> {
         let (full, rest) = (self.rows / T, self.rows % T);
         // Columns per pass over a panel: all 64, or a quarter (`TileShape::for_band`).
         let cols = V * S::F32_LANES;
+        // Partial sums of every tile between chunks of the inputs (set to the bias per pass).
+        let mut part = vec![[[simd.splat_f32s(0.0); V]; T]; full];
         for (p, panel) in self.panels.chunks_exact(inp * PANEL).enumerate() {
             for c0 in (0..PANEL).step_by(cols) {
                 let y0 = p * PANEL + c0;
@@ -470,8 +474,7 @@ impl Job<'_> {
                 let col = (self.first_panel + p) * PANEL + c0;
                 let (b, _) = S::as_simd_f32s(&self.bias[col..col + cols]);
                 let start: [S::f32s; V] = std::array::from_fn(|j| b[j]);
-                // Partial sums of every tile between chunks of the inputs, from the bias.
-                let mut part = vec![[start; T]; full];
+                part.fill([start; T]);
                 let mut last = [start; T];
                 for k0 in (0..inp).step_by(KC) {
                     let k1 = (k0 + KC).min(inp);
@@ -479,8 +482,12 @@ impl Job<'_> {
                         rows: &panel[k0 * PANEL..k1 * PANEL],
                         first: c0,
                     };
-                    // The first tile streams the panel from memory: it asks for rows ahead.
-                    let ahead = panel.get((k0 + AHEAD) * PANEL..).unwrap_or(&[]);
+                    // The first tile of the first pass streams the panel from memory: it asks
+                    // for rows ahead.
+                    let ahead = match c0 {
+                        0 => panel.get((k0 + AHEAD) * PANEL..).unwrap_or(&[]),
+                        _ => &[],
+                    };
                     for (t, acc) in part.iter_mut().enumerate() {
                         let xs = std::array::from_fn(|i| &x[(t * T + i) * inp..][k0..k1]);
                         let ahead = if t == 0 { Some(ahead) } else { None };
@@ -497,7 +504,8 @@ impl Job<'_> {
                             2 => first_rows::<S, V, T, 2>(simd, w, xs, last, prefetch, ahead),
                             3 => first_rows::<S, V, T, 3>(simd, w, xs, last, prefetch, ahead),
                             4 => first_rows::<S, V, T, 4>(simd, w, xs, last, prefetch, ahead),
-                            _ => first_rows::<S, V, T, 5>(simd, w, xs, last, prefetch, ahead),
+                            5 => first_rows::<S, V, T, 5>(simd, w, xs, last, prefetch, ahead),
+                            _ => unreachable!("tiles have at most {TILE_ROWS_MAX} rows"),
                         }
                     }
                 }

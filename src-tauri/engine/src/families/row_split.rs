@@ -56,8 +56,11 @@ pub struct RowSplit {
     dtype: GgmlDType,
     n: usize,
     k: usize,
-    /// Whether candle took [`RowSplit::forward_rows`]' fused path, once asked: the answer
-    /// depends on the CPU and the slices' type only, so later prompts skip the question.
+    /// Whether candle took [`RowSplit::forward_rows`]' fused path, once asked. On x86 the
+    /// answer depends on the CPU, the slices' type and shapes, and (Q6_K) calls of more than
+    /// one row, all fixed for a matrix once every call has two rows or more; later prompts
+    /// skip the question. (candle's aarch64 path takes single rows only: `forward_rows` is
+    /// for prompts, so there it answers no, once.)
     fused: OnceLock<bool>,
 }
 
@@ -227,7 +230,7 @@ impl RowSplit {
     pub fn forward_rows(&self, xs: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let k = self.k;
         let m = xs.elem_count() / k.max(1);
-        if m == 0 || !xs.device().is_cpu() || self.fused.get() == Some(&false) {
+        if m == 0 || !xs.device().is_cpu() || matches!(self.fused.get(), Some(false)) {
             return Ok(None);
         }
         let x = xs
