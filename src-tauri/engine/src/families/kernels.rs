@@ -436,16 +436,7 @@ fn head_attention(rows: HeadRows, bias: &[f32], scale: f32) -> Vec<f32> {
             b: &kt,
             n: lanes,
         };
-        // (Loops, not closures: a closure is not inlined into the vectorised caller, and
-        // `mul_add` outside it is a call to libm.)
-        match n {
-            QUERIES => whole.rows::<QUERIES>(probs),
-            _ => {
-                for (r, p) in probs.chunks_exact_mut(lanes).enumerate() {
-                    whole.row(r).rows::<1>(p);
-                }
-            }
-        }
+        whole.first_rows(n, probs);
         for p in probs.chunks_exact_mut(lanes) {
             softmax_in_place(&mut p[..len], scale);
         }
@@ -457,20 +448,14 @@ fn head_attention(rows: HeadRows, bias: &[f32], scale: f32) -> Vec<f32> {
             b: &v,
             n: d,
         };
-        match (n, d % LANES) {
-            (QUERIES, 0) => whole.rows::<QUERIES>(out),
-            (_, 0) => {
-                for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                    whole.row(r).rows::<1>(o);
-                }
-            }
+        if d.is_multiple_of(LANES) {
+            whole.first_rows(n, out);
+        } else {
             // Heads narrower than a vector, or not a whole number of them: tiny models only.
-            _ => {
-                for (p, o) in probs.chunks_exact(lanes).zip(out.chunks_exact_mut(d)) {
-                    for (&pj, vj) in p[..len].iter().zip(v.chunks_exact(d)) {
-                        for (a, &x) in o.iter_mut().zip(vj) {
-                            *a = pj.mul_add(x, *a);
-                        }
+            for (p, o) in probs.chunks_exact(lanes).zip(out.chunks_exact_mut(d)) {
+                for (&pj, vj) in p[..len].iter().zip(v.chunks_exact(d)) {
+                    for (a, &x) in o.iter_mut().zip(vj) {
+                        *a = pj.mul_add(x, *a);
                     }
                 }
             }
@@ -492,12 +477,21 @@ struct Product<'a> {
 }
 
 impl Product<'_> {
-    /// The product of row `r` of `a` alone.
+    /// The first `count` (at most [`QUERIES`]) rows of the product into `out` (`[count, n]`):
+    /// all together when there are [`QUERIES`], else one at a time. (Loops, not closures: a
+    /// closure is not inlined into the vectorised caller, and `mul_add` outside it is a call
+    /// to libm.)
     #[inline(always)]
-    fn row(self, r: usize) -> Self {
-        Self {
-            a: &self.a[r * self.a_stride..],
-            ..self
+    fn first_rows(self, count: usize, out: &mut [f32]) {
+        if count == QUERIES {
+            return self.rows::<QUERIES>(out);
+        }
+        for (r, o) in out.chunks_exact_mut(self.n).take(count).enumerate() {
+            Self {
+                a: &self.a[r * self.a_stride..],
+                ..self
+            }
+            .rows::<1>(o);
         }
     }
 
@@ -540,38 +534,32 @@ fn softmax_in_place(s: &mut [f32], scale: f32) {
     }
 }
 
-/// The largest of `a` (-inf for none) over 16 independent lanes, so it vectorises (`f32::max`
-/// keeps NaN rules that leave a running maximum scalar).
+/// The largest of `a` (-inf for none).
 #[inline(always)]
 fn max(a: &[f32]) -> f32 {
-    let larger = |m: f32, x: f32| if x > m { x } else { m };
-    let mut acc = [f32::NEG_INFINITY; 16];
-    let chunks = a.chunks_exact(16);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| larger(m, x));
-    for x in chunks {
-        for (m, &x) in acc.iter_mut().zip(x) {
-            *m = larger(*m, x);
-        }
-    }
-    acc.iter().fold(tail, |m, &x| larger(m, x))
+    fold_lanes(a, f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
 }
 
-/// A sum over 16 independent lanes, so it vectorises (a plain running sum stays scalar: float
-/// addition is not associative, so the compiler must keep its order).
+/// The sum of `a`.
 #[inline(always)]
 fn sum(a: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
+    fold_lanes(a, 0.0, |s, x| s + x)
+}
+
+/// `a` reduced by `op` over 16 independent lanes, then the lanes and the tail, so it
+/// vectorises: a running sum or maximum stays scalar (float addition is not associative, and
+/// `f32::max` keeps NaN rules), as the compiler must keep its order.
+#[inline(always)]
+fn fold_lanes(a: &[f32], identity: f32, op: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    let mut acc = [identity; 16];
     let chunks = a.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
+    let tail = chunks.remainder().iter().fold(identity, |m, &x| op(m, x));
     for x in chunks {
-        for l in 0..16 {
-            acc[l] += x[l];
+        for (m, &x) in acc.iter_mut().zip(x) {
+            *m = op(*m, x);
         }
     }
-    acc.iter().sum::<f32>() + tail
+    op(acc.iter().fold(identity, |m, &x| op(m, x)), tail)
 }
 
 /// A dot product with eight independent sums, so it vectorises.

@@ -1,5 +1,6 @@
 //! Building blocks shared by the encoder families: activations named as `transformers` names
-//! them, weight loading with clear errors, and multi-head attention over a padded batch.
+//! them, weight loading with clear errors, and multi-head attention over a padded batch (or,
+//! on the CPU, over its real tokens packed together).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -271,7 +272,7 @@ pub enum Tokens {
 }
 
 /// A right-padded batch on the CPU in f32, seen as its real tokens only. Batches sorted by
-/// length still pad: a batch of 32 sentences of the benchmark corpus is 5.5% padding, and
+/// length still pad: the benchmark corpus in batches of 32 is 5.2% padding, and
 /// every layer multiplied it through like real tokens.
 struct Packing {
     /// Each sequence's rows among the real tokens.

@@ -275,18 +275,18 @@ pub(super) fn transpose(src: &[f32], cols: usize, dst: &mut [f32], stride: usize
         let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
         simd.vectorize(
             #[inline(always)]
-            || pack_blocks_avx2(simd, src, cols, dst, stride, rows8, cols8),
+            || transpose_blocks_avx2(simd, src, cols, dst, stride, rows8, cols8),
         );
-        pack_scalar(src, cols, dst, stride, 0..rows8, cols8..cols);
-        pack_scalar(src, cols, dst, stride, rows8..rows, 0..cols);
+        transpose_scalar(src, cols, dst, stride, 0..rows8, cols8..cols);
+        transpose_scalar(src, cols, dst, stride, rows8..rows, 0..cols);
         return;
     }
-    pack_scalar(src, cols, dst, stride, 0..rows, 0..cols);
+    transpose_scalar(src, cols, dst, stride, 0..rows, 0..cols);
 }
 
 /// [`transpose`] of source rows `rows` and source columns `cols` (`src` rows are `width`
 /// long), one entry at a time, sixteen of a row per step.
-fn pack_scalar(
+fn transpose_scalar(
     src: &[f32],
     width: usize,
     dst: &mut [f32],
@@ -309,7 +309,7 @@ fn pack_scalar(
 /// 8; `src` rows are `width` long), 8 × 8 at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn pack_blocks_avx2(
+fn transpose_blocks_avx2(
     simd: pulp::x86::V3,
     src: &[f32],
     width: usize,
