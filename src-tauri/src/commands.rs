@@ -1,21 +1,22 @@
-//! The Tauri commands the UI calls. All are async and hand engine work to a blocking thread,
-//! so the window never freezes; errors cross as `{code, message}` ([`ErrorPayload`]).
-
-use std::sync::atomic::Ordering;
+//! The Tauri commands the UI runs models with. Each converts its arguments, hands the work to the
+//! engine's runtime on a blocking thread (so the window never freezes) and converts the answer
+//! back; the runtime decides everything else (queueing, loading, memory, cancelling). Errors cross
+//! as `{code, message}` ([`ErrorPayload`]).
 
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 use ts_rs::TS;
-use wick_engine::families::causal::Quantization;
+use wick_engine::device::{DeviceChoice, DeviceInfo};
+use wick_engine::quant::Quantization;
+use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime};
 use wick_engine::tasks::compare::{compare, Comparison};
 use wick_engine::tasks::pipeline::Detail;
-use wick_engine::tasks::text_generation::GeneratedToken;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
 use wick_engine::tokenize::TokenizerInfo;
-use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions};
+use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions, WickError};
 
-use crate::state::AppState;
+use crate::AppState;
 
 type CommandResult<T> = Result<T, ErrorPayload>;
 
@@ -28,6 +29,8 @@ pub struct AppInfo {
     pub tasks: Vec<TaskInfo>,
     /// Models fetched by `scripts/fetch_models.py`, offered in the model picker.
     pub starter_models: Vec<StarterModel>,
+    /// What the device picker offers: every device this build and machine have, the CPU first.
+    pub devices: Vec<DeviceInfo>,
 }
 
 /// A ready-to-use model folder from the starter-model cache.
@@ -55,6 +58,7 @@ pub async fn app_info() -> AppInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         tasks: TASKS.to_vec(),
         starter_models: starter_models(),
+        devices: wick_engine::device::available_devices(),
     }
 }
 
@@ -65,9 +69,9 @@ pub async fn tokenize(
     text: String,
     options: TokenizeOptions,
 ) -> CommandResult<TokenizeResponse> {
-    let state = state.inner().clone();
+    let runtime = state.runtime.clone();
     blocking(move || {
-        let tokenizer = state.tokenizer(&model)?;
+        let tokenizer = runtime.tokenizer(&model)?;
         let started = std::time::Instant::now();
         let inspection = tokenizer.inspect(&text, &options)?;
         Ok(TokenizeResponse {
@@ -92,182 +96,182 @@ pub struct PipelineResponse {
     pub notes: Vec<String>,
     /// The model class that ran (e.g. BertForTokenClassification).
     pub architecture: String,
-    /// Where and in what precision it ran (no silent fallbacks: this is what happened).
+    /// Where it ran, as the runtime reports it (no silent fallbacks: this is what happened),
+    /// and in what precision.
     pub device: String,
     pub dtype: String,
     /// The Hub commit the model came from (for `org/name` models).
     pub commit: Option<String>,
-    /// Milliseconds spent running (not loading).
+    /// Milliseconds spent running (not waiting for the device, not loading).
     pub elapsed_ms: f64,
 }
 
-/// Runs an encoder pipeline. `inputs` and `kwargs` are the pipeline call's arguments, as JSON.
+impl PipelineResponse {
+    fn new(
+        run: &Run,
+        loaded: &LoadedPipeline,
+        output: (serde_json::Value, Detail, Vec<String>),
+        started: std::time::Instant,
+    ) -> Self {
+        let (json, detail, notes) = output;
+        Self {
+            json,
+            detail,
+            notes,
+            architecture: loaded.architecture().to_string(),
+            device: run.device_name().to_string(),
+            dtype: loaded.dtype_label(),
+            commit: loaded.key.commit.clone(),
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// Which run this is and what it runs on: `run` names it for [`cancel_run`] (each run its own
+/// id), `device` is the picker's choice.
+#[derive(Debug, serde::Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RunTarget {
+    pub run: String,
+    pub model: String,
+    /// `auto`, `cpu`, `cuda:N`, `metal`.
+    pub device: String,
+    pub quantization: Quantization,
+}
+
+/// Runs an encoder pipeline. `inputs` and `kwargs` are the pipeline call's arguments, as JSON;
+/// `events` gets the run's queue position and load progress.
 #[tauri::command]
 pub async fn run_pipeline(
     state: State<'_, AppState>,
+    target: RunTarget,
     task: Task,
-    model: String,
     inputs: serde_json::Value,
     kwargs: serde_json::Map<String, serde_json::Value>,
     batch_size: Option<usize>,
+    events: Channel<RunEvent>,
 ) -> CommandResult<PipelineResponse> {
-    let state = state.inner().clone();
-    blocking(move || {
-        let pipeline = state.pipeline(task, model.trim())?;
+    in_run(&state.runtime, target, events, move |run, target| {
+        let loaded = run.pipeline(task, &target.model, target.quantization)?;
         let started = std::time::Instant::now();
-        let output = pipeline.call_with_detail(&inputs, &kwargs, batch_size.unwrap_or(8))?;
-        let detail = output.detail.ok_or_else(|| ErrorPayload {
-            code: ErrorCode::Internal,
-            message: "the pipeline returned no detail".into(),
-        })?;
-        Ok(PipelineResponse {
-            json: output.json,
-            detail,
-            notes: output.notes,
-            architecture: pipeline.architecture().to_string(),
-            device: "cpu".into(),
-            dtype: pipeline.dtype_label(),
-            commit: hub_commit(&model),
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+        let output =
+            loaded.call_with_detail(&inputs, &kwargs, batch_size.unwrap_or(8), &run.control())?;
+        let detail = output
+            .detail
+            .ok_or_else(|| WickError::ModelFailed("the pipeline returned no detail".into()))?;
+        Ok(PipelineResponse::new(
+            run,
+            &loaded,
+            (output.json, detail, output.notes),
+            started,
+        ))
     })
     .await
 }
 
-/// What a streaming generation sends while it runs.
-#[derive(Debug, Clone, Serialize, TS)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-#[ts(export)]
-pub enum GenerationEvent {
-    /// The model is being loaded (first use).
-    Loading,
-    /// A generated token (greedy and sampling; beam search's answer comes at the end).
-    Token {
-        prompt: usize,
-        sequence: usize,
-        token: GeneratedToken,
-    },
-}
-
-/// Runs a generation task, streaming each token over `events` as it is generated. `run` names
-/// the run so that [`stop_generation`] can stop it; the answer is the same as `run_pipeline`'s.
+/// Runs a generation task, streaming each token over `events` as it is generated; the answer is
+/// the same as [`run_pipeline`]'s.
 #[tauri::command]
-#[allow(clippy::too_many_arguments)]
 pub async fn generate(
     state: State<'_, AppState>,
+    target: RunTarget,
     task: Task,
-    model: String,
     inputs: serde_json::Value,
     kwargs: serde_json::Map<String, serde_json::Value>,
-    run: String,
-    quantization: Option<Quantization>,
-    events: Channel<GenerationEvent>,
+    events: Channel<RunEvent>,
 ) -> CommandResult<PipelineResponse> {
-    let state = state.inner().clone();
-    blocking(move || {
-        let stop = state.runs.start(&run);
-        let _registered = scopeguard(|| state.runs.end(&run));
-        let _ = events.send(GenerationEvent::Loading);
-        let pipeline = state.pipeline_with(task, model.trim(), quantization.unwrap_or_default())?;
+    in_run(&state.runtime, target, events, move |run, target| {
+        let loaded = run.pipeline(task, &target.model, target.quantization)?;
         let started = std::time::Instant::now();
-        let (json, results, notes) = pipeline.stream(&inputs, &kwargs, &mut |prompt, piece| {
-            if piece.sequence == usize::MAX {
-                // A provisional beam: not shown, but a stop still applies.
-                return !stop.load(Ordering::Relaxed);
-            }
-            // A closed window drops the channel; that stops the run too.
-            let sent = events
-                .send(GenerationEvent::Token {
-                    prompt,
-                    sequence: piece.sequence,
-                    token: piece.token.clone(),
-                })
-                .is_ok();
-            sent && !stop.load(Ordering::Relaxed)
-        })?;
-        Ok(PipelineResponse {
-            json,
-            detail: Detail::Generation { results },
-            notes,
-            architecture: pipeline.architecture().to_string(),
-            device: "cpu".into(),
-            dtype: pipeline.dtype_label(),
-            commit: hub_commit(&model),
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+        let (json, results, notes) = loaded.stream(
+            &inputs,
+            &kwargs,
+            &mut |prompt, piece| {
+                // A provisional beam (`usize::MAX`) is not shown.
+                if piece.sequence != usize::MAX {
+                    run.send(RunEvent::Token {
+                        prompt,
+                        sequence: piece.sequence,
+                        token: piece.token.clone(),
+                    });
+                }
+                true
+            },
+            &run.control(),
+        )?;
+        Ok(PipelineResponse::new(
+            run,
+            &loaded,
+            (json, Detail::Generation { results }, notes),
+            started,
+        ))
     })
     .await
 }
 
-/// Runs `inputs` (a prompt or a chat) through two variants of a model: per-token agreement and
-/// KL divergence, speed and weight memory side by side.
+/// Runs `inputs` (a prompt or a chat) through two variants of a model (`target`'s weights and
+/// `b`), one run holding the device for both: per-token agreement and KL divergence, speed and
+/// weight memory side by side.
 #[tauri::command]
 pub async fn compare_variants(
     state: State<'_, AppState>,
-    model: String,
-    a: Quantization,
+    target: RunTarget,
     b: Quantization,
     inputs: serde_json::Value,
     max_new_tokens: usize,
+    events: Channel<RunEvent>,
 ) -> CommandResult<Comparison> {
-    let state = state.inner().clone();
-    blocking(move || {
-        let load = |q| -> CommandResult<std::sync::Arc<wick_engine::tasks::pipeline::Pipeline>> {
-            state.pipeline_with(Task::TextGeneration, model.trim(), q)
-        };
-        let (pa, pb) = (load(a)?, load(b)?);
-        let not_generator = || ErrorPayload {
-            code: ErrorCode::Internal,
-            message: "not a text generator".into(),
-        };
+    in_run(&state.runtime, target, events, move |run, target| {
+        let load = |q| run.pipeline(Task::TextGeneration, &target.model, q);
+        let (pa, pb) = (load(target.quantization)?, load(b)?);
+        let not_generator = || WickError::InvalidInput("not a text-generation model".into());
         let ga = pa.text_generator().ok_or_else(not_generator)?;
         let gb = pb.text_generator().ok_or_else(not_generator)?;
         let (prompts, _) = wick_engine::tasks::text_generation::prompts(&inputs)?;
-        let prompt = prompts.into_iter().next().ok_or_else(|| ErrorPayload {
-            code: ErrorCode::InvalidInput,
-            message: "no prompt".into(),
-        })?;
+        let prompt = prompts
+            .into_iter()
+            .next()
+            .ok_or_else(|| WickError::InvalidInput("no prompt".into()))?;
         let options = ga.options(&serde_json::Map::new())?;
-        Ok(compare(
+        compare(
             ga,
             gb,
             &prompt,
             &options,
             max_new_tokens.clamp(1, 512),
-        )?)
+            &run.control(),
+        )
     })
     .await
 }
 
-/// Stops the named generation after the token in progress. Unknown runs are ignored (it may
-/// have finished already).
+/// Cancels a run wherever it is: waiting for the device, loading, computing (a generation keeps
+/// the tokens it made). Unknown runs are ignored: it may have finished already.
 #[tauri::command]
-pub async fn stop_generation(state: State<'_, AppState>, run: String) -> CommandResult<()> {
-    state.runs.stop(&run);
+pub async fn cancel_run(state: State<'_, AppState>, run: String) -> CommandResult<()> {
+    state.runtime.cancel(&run);
     Ok(())
 }
 
-/// The commit a Hub model name resolves to in the cache (`None` for local paths).
-fn hub_commit(model: &str) -> Option<String> {
-    match wick_engine::ModelSource::parse(model).ok()? {
-        wick_engine::ModelSource::Hub { repo, revision } => {
-            wick_engine::hub::HubCache::from_env().commit_for(&repo, &revision)
-        }
-        wick_engine::ModelSource::Local(_) => None,
-    }
-}
-
-/// Runs `f` when dropped (on success, error or panic alike).
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
+/// Starts `target`'s run in the runtime (it waits for the device; its events go to `events`)
+/// and does `work` in it, off the async runtime.
+async fn in_run<T: Send + 'static>(
+    runtime: &Runtime,
+    target: RunTarget,
+    events: Channel<RunEvent>,
+    work: impl FnOnce(&Run, &RunTarget) -> wick_engine::Result<T> + Send + 'static,
+) -> CommandResult<T> {
+    let runtime = runtime.clone();
+    blocking(move || {
+        let device = DeviceChoice::parse(&target.device)?;
+        let run = runtime.begin(&target.run, device, move |event| {
+            // A closed window drops the channel; closing the window cancels its runs.
+            let _ = events.send(event);
+        })?;
+        Ok(work(&run, &target)?)
+    })
+    .await
 }
 
 /// Runs engine work off the async runtime; its errors are already in the IPC shape.
@@ -275,7 +279,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> CommandResult<T> + Send + 'static,
 ) -> CommandResult<T> {
     match tauri::async_runtime::spawn_blocking(work).await {
-        Ok(result) => result.inspect_err(|e| tracing::warn!(code = ?e.code, "{}", e.message)),
+        Ok(result) => result.inspect_err(|e| {
+            if e.code != ErrorCode::Cancelled {
+                tracing::warn!(code = ?e.code, "{}", e.message);
+            }
+        }),
         Err(join) => Err(ErrorPayload {
             code: ErrorCode::Internal,
             message: format!("the engine stopped unexpectedly: {join}"),

@@ -1,10 +1,24 @@
-//! The Tauri shell around `wick-engine`: commands, state and IPC errors; no model code.
+//! The Tauri shell around `wick-engine`: commands that convert and forward to the engine's
+//! runtime, the app state that holds it, IPC errors. No model code and no policy of its own.
 
 mod commands;
 mod models;
-mod state;
 
+use std::sync::Arc;
+
+use tauri::Manager;
 use tracing_subscriber::EnvFilter;
+use wick_engine::runtime::runs::RunRegistry;
+use wick_engine::runtime::Runtime;
+
+/// What the app keeps between commands. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// Loaded models, the device queue, runs in progress.
+    pub runtime: Runtime,
+    /// Downloads in progress, by id, so that a later command can cancel one.
+    pub downloads: Arc<RunRegistry>,
+}
 
 /// Starts the desktop app.
 pub fn run() {
@@ -14,13 +28,24 @@ pub fn run() {
 
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
-        .manage(state::AppState::default())
+        .manage(AppState {
+            runtime: Runtime::from_env(),
+            downloads: Arc::default(),
+        })
+        .on_window_event(|window, event| {
+            // A closed window cancels what it started: nobody is left to see it.
+            if let tauri::WindowEvent::Destroyed = event {
+                let state = window.state::<AppState>();
+                state.runtime.cancel_all();
+                state.downloads.cancel_all();
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::tokenize,
             commands::run_pipeline,
             commands::generate,
-            commands::stop_generation,
+            commands::cancel_run,
             commands::compare_variants,
             models::system_report,
             models::search_models,

@@ -1,20 +1,20 @@
 //! Commands for getting models: Hub search, model facts and the fit estimate, downloads with
 //! progress over a channel, the cache, loaded models, and what this machine has.
 
-use std::sync::atomic::AtomicBool;
-
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 use ts_rs::TS;
+use wick_engine::cancel::CancelToken;
 use wick_engine::facts::{hub_facts, local_facts, ModelFacts};
-use wick_engine::families::causal::Quantization;
 use wick_engine::hub::{self, CachedRepo, DownloadEvent, HubClient, ModelSummary, SearchQuery};
+use wick_engine::quant::Quantization;
+use wick_engine::runtime::{LoadedModel, MemoryUse};
 use wick_engine::system::SystemInfo;
 use wick_engine::{ErrorPayload, ModelSource};
 
 use crate::commands::blocking;
-use crate::state::{AppState, LoadedModel};
+use crate::AppState;
 
 type CommandResult<T> = Result<T, ErrorPayload>;
 
@@ -29,14 +29,13 @@ pub struct SystemReport {
     pub offline: bool,
     pub has_token: bool,
     pub loaded: Vec<LoadedModel>,
-    /// Loaded models beyond this many bytes unload the least recently used.
-    #[ts(type = "number")]
-    pub memory_budget: u64,
+    /// What loaded models and running generations hold, against the budget.
+    pub memory: MemoryUse,
 }
 
 #[tauri::command]
 pub async fn system_report(state: State<'_, AppState>) -> CommandResult<SystemReport> {
-    let state = state.inner().clone();
+    let runtime = state.runtime.clone();
     blocking(move || {
         let client = HubClient::from_env();
         Ok(SystemReport {
@@ -44,8 +43,8 @@ pub async fn system_report(state: State<'_, AppState>) -> CommandResult<SystemRe
             endpoint: client.endpoint.clone(),
             offline: client.offline,
             has_token: client.has_token(),
-            loaded: state.loaded(),
-            memory_budget: state.memory_budget(),
+            loaded: runtime.loaded(),
+            memory: runtime.memory(),
         })
     })
     .await
@@ -113,11 +112,16 @@ pub async fn download_model(
     gguf: Option<String>,
     events: Channel<DownloadEvent>,
 ) -> CommandResult<DownloadResult> {
-    let state = state.inner().clone();
+    let downloads = state.downloads.clone();
     blocking(move || {
-        let cancel = state.downloads.start(&id);
-        let result = download(&model, gguf.as_deref(), &events, &cancel);
-        state.downloads.end(&id);
+        let registration = downloads.register(&id)?;
+        let result = download(
+            &model,
+            gguf.as_deref(),
+            &events,
+            registration.cancel_token(),
+        );
+        drop(registration);
         match &result {
             Err(e) if e.code == wick_engine::ErrorCode::Cancelled => {
                 let _ = events.send(DownloadEvent::Cancelled);
@@ -136,14 +140,14 @@ fn download(
     model: &str,
     gguf: Option<&str>,
     events: &Channel<DownloadEvent>,
-    cancel: &AtomicBool,
+    cancel: &CancelToken,
 ) -> CommandResult<DownloadResult> {
     let (repo, revision) = ModelSource::parse_hub(model)?;
     let client = HubClient::from_env();
     let sink = |event: DownloadEvent| {
         let _ = events.send(event);
     };
-    let downloaded = hub::fetch_model(&client, &repo, &revision, gguf, &sink, cancel)?;
+    let downloaded = hub::fetch_model(&client, &repo, &revision, gguf, &sink, cancel.flag())?;
     // A GGUF repo may hold several variants; the picker names the file that was fetched.
     let path = downloaded.model_path();
     let model = if path != downloaded.snapshot {
@@ -163,7 +167,7 @@ fn download(
 /// Cancels a download; what was fetched stays for a resume.
 #[tauri::command]
 pub async fn cancel_download(state: State<'_, AppState>, id: String) -> CommandResult<()> {
-    state.downloads.stop(&id);
+    state.downloads.cancel(&id);
     Ok(())
 }
 
@@ -183,16 +187,17 @@ pub async fn remove_cached_model(repo: String, revision: Option<String>) -> Comm
     .await
 }
 
-/// Unloads a model (by its key from `system_report`), or every model.
+/// Unloads a model (by its id from `system_report`), or every model; a run using it keeps it
+/// until the run ends.
 #[tauri::command]
-pub async fn unload_model(state: State<'_, AppState>, key: Option<String>) -> CommandResult<()> {
-    state.unload(key.as_deref());
+pub async fn unload_model(state: State<'_, AppState>, id: Option<u64>) -> CommandResult<()> {
+    state.runtime.unload(id);
     Ok(())
 }
 
 /// Loads `model` next time even though the fit check says it will not fit.
 #[tauri::command]
 pub async fn load_anyway(state: State<'_, AppState>, model: String) -> CommandResult<()> {
-    state.insist(&model);
+    state.runtime.insist(&model);
     Ok(())
 }

@@ -11,6 +11,7 @@ use wick_tests::model_dir;
 use crate::encoder_tabs::{open_tab, run, set, RUNS};
 use crate::webdriver::{Result, Session};
 use crate::{ensure, UI_TIMEOUT};
+use wick_engine::tasks::RunControl;
 
 const QUESTION: &str = "What is the capital of France?";
 
@@ -22,7 +23,7 @@ fn engine_reply(model: &Path, messages: Value, max_new_tokens: usize) -> Result<
         .cloned()
         .unwrap_or_default();
     let (_, results, _) = generator
-        .call(&messages, &kwargs, &mut |_, _| true)
+        .call(&messages, &kwargs, &mut |_, _| true, &RunControl::default())
         .map_err(|e| e.to_string())?;
     Ok(results
         .first()
@@ -162,7 +163,12 @@ fn engine_text2text(
         wick_engine::tasks::pipeline::Pipeline::load(task, model).map_err(|e| e.to_string())?;
     let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
     let (_, results, _) = pipeline
-        .stream(&json!(text), &kwargs, &mut |_, _| true)
+        .stream(
+            &json!(text),
+            &kwargs,
+            &mut |_, _| true,
+            &RunControl::default(),
+        )
         .map_err(|e| e.to_string())?;
     Ok(results
         .first()

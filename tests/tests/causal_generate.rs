@@ -6,7 +6,6 @@
 // Test helpers fail loudly by design: a missing fixture is a broken setup.
 #![allow(clippy::unwrap_used)]
 
-use candle_core::{DType, Device};
 use serde_json::{Map, Value};
 use wick_engine::families::causal::{self, Session};
 use wick_engine::generate::config::model_generation_json;
@@ -15,6 +14,9 @@ use wick_tests::{assert_close, fixture};
 
 const FAMILIES: &[&str] = &["gpt2", "llama", "gemma3", "qwen2"];
 
+use wick_engine::cancel::CancelToken;
+use wick_engine::loading::LoadSpec;
+use wick_engine::tasks::RunControl;
 use wick_tests::{fixture_cases as cases, token_ids as ids};
 
 #[test]
@@ -22,7 +24,7 @@ fn first_step_logits_match_transformers() {
     for family in FAMILIES {
         let name = format!("{family}-causal-lm");
         let dir = fixture(&format!("tiny/{name}"));
-        let loaded = causal::load(&dir, &Device::Cpu, DType::F32).unwrap();
+        let loaded = causal::load(&LoadSpec::new(&dir).unwrap()).unwrap();
         let mut checked = 0;
         for case in cases(&name) {
             if case["task"] != "first-step-logits" {
@@ -32,7 +34,7 @@ fn first_step_logits_match_transformers() {
             let mut cache = loaded.model.new_cache();
             let logits = loaded
                 .model
-                .forward(&[prompt], &mut cache)
+                .forward(&[prompt], &mut cache, &CancelToken::new())
                 .unwrap()
                 .to_vec2::<f32>()
                 .unwrap()
@@ -67,7 +69,7 @@ fn generate_ids_match_transformers() {
     for family in FAMILIES {
         let name = format!("{family}-causal-lm");
         let dir = fixture(&format!("tiny/{name}"));
-        let loaded = causal::load(&dir, &Device::Cpu, DType::F32).unwrap();
+        let loaded = causal::load(&LoadSpec::new(&dir).unwrap()).unwrap();
         let model_json = model_generation_json(&dir).unwrap();
         let mut checked = 0;
         for case in cases(&name) {
@@ -108,7 +110,7 @@ fn token_logprobs_match_transformers() {
     for family in FAMILIES {
         let name = format!("{family}-causal-lm");
         let dir = fixture(&format!("tiny/{name}"));
-        let loaded = causal::load(&dir, &Device::Cpu, DType::F32).unwrap();
+        let loaded = causal::load(&LoadSpec::new(&dir).unwrap()).unwrap();
         let model_json = model_generation_json(&dir).unwrap();
         for case in cases(&name) {
             if case["task"] != "generate-logprobs" {
@@ -163,7 +165,7 @@ fn text_generation_pipeline_matches_transformers() {
     for family in FAMILIES {
         let name = format!("{family}-causal-lm");
         let dir = fixture(&format!("tiny/{name}"));
-        let pipe = TextGenerator::load(&dir).unwrap();
+        let pipe = TextGenerator::load(&LoadSpec::new(&dir).unwrap()).unwrap();
         let mut checked = 0;
         for case in cases(&name) {
             if case["task"] != "text-generation" {
@@ -171,7 +173,12 @@ fn text_generation_pipeline_matches_transformers() {
             }
             let kwargs = case["kwargs"].as_object().unwrap().clone();
             let (json, results, _) = pipe
-                .call(&case["inputs"], &kwargs, &mut |_, _| true)
+                .call(
+                    &case["inputs"],
+                    &kwargs,
+                    &mut |_, _| true,
+                    &RunControl::default(),
+                )
                 .unwrap();
             assert_eq!(
                 json, case["output"],

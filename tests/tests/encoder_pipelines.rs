@@ -8,8 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Map, Value};
+use wick_engine::blocks::heads::HeadKind;
 use wick_engine::families::encoder::EncoderModel;
-use wick_engine::families::heads::HeadKind;
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
 use wick_engine::tokenize::{Truncate, WickTokenizer};
@@ -28,7 +29,7 @@ fn check_logits(name: &str, case: &Value) {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let head = HeadKind::from_architecture(config["architectures"][0].as_str().unwrap());
-    let model = EncoderModel::load(&dir, head).unwrap();
+    let model = EncoderModel::load(&LoadSpec::new(&dir).unwrap(), head).unwrap();
     let tokenizer = WickTokenizer::from_path(&dir).unwrap();
     let inputs = &case["inputs"];
     let (a, b) = match inputs {
@@ -44,7 +45,9 @@ fn check_logits(name: &str, case: &Value) {
         case["input_ids"][0],
         "{name}: input ids"
     );
-    let batch = model.batch(&[&enc[0]]).unwrap();
+    let batch = model
+        .batch(&[&enc[0]], &wick_engine::cancel::CancelToken::new())
+        .unwrap();
     let got = match head {
         HeadKind::SequenceClassification => {
             serde_json::json!({"logits": model.sequence_logits(&batch).unwrap()[0]})
@@ -71,7 +74,8 @@ fn check_fixture(name: &str) {
         }
         if !loaded.iter().any(|(t, _)| t == task) {
             let dir = fixture(&format!("tiny/{name}"));
-            let pipeline = Pipeline::load(Task::from_id(task).unwrap(), &dir)
+            let pipeline = LoadSpec::new(&dir)
+                .and_then(|spec| Pipeline::load(Task::from_id(task).unwrap(), &spec))
                 .unwrap_or_else(|e| panic!("{name}: loading {task}: {e}"));
             loaded.push((task.to_string(), pipeline));
         }

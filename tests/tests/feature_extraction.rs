@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use wick_engine::cancel::CancelToken;
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::feature_extraction::{FeatureExtractor, Pooling};
 use wick_tests::{fixture, model_dir};
 
@@ -31,7 +33,9 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn minilm_sentence_embeddings_match_sentence_transformers() {
-    let extractor = FeatureExtractor::load(&model_dir("all-minilm-l6-v2")).expect("loads");
+    let extractor = LoadSpec::new(&model_dir("all-minilm-l6-v2"))
+        .and_then(|s| FeatureExtractor::load(&s))
+        .expect("loads");
     let config = extractor
         .sentence_config()
         .expect("a sentence-transformers model");
@@ -69,7 +73,9 @@ fn minilm_sentence_embeddings_match_sentence_transformers() {
 
     // Padded together 32 at a time (longest first), the same vectors come back, in order.
     let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
-    let batched = extractor.sentence_embeddings(&texts, 32).expect("embeds");
+    let batched = extractor
+        .sentence_embeddings(&texts, 32, &CancelToken::new())
+        .expect("embeds");
     let mut lowest = 1.0f64;
     for (item, got) in reference.items.iter().zip(&batched) {
         let c = cosine(&got.vectors[0], &item.embedding);
@@ -82,7 +88,9 @@ fn minilm_sentence_embeddings_match_sentence_transformers() {
 #[test]
 fn tiny_bert_token_features_match_the_pipeline() {
     let dir = fixture("tiny/bert-base");
-    let extractor = FeatureExtractor::load(&dir).expect("loads");
+    let extractor = LoadSpec::new(&dir)
+        .and_then(|s| FeatureExtractor::load(&s))
+        .expect("loads");
     let expected: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
     )
@@ -96,7 +104,9 @@ fn tiny_bert_token_features_match_the_pipeline() {
         // The pipeline returns [batch=1][tokens][hidden].
         let want: Vec<Vec<Vec<f32>>> =
             serde_json::from_value(case["output"].clone()).expect("nested floats");
-        let got = extractor.token_features(text).expect("runs");
+        let got = extractor
+            .token_features(text, &CancelToken::new())
+            .expect("runs");
         assert_eq!(got.vectors.len(), want[0].len(), "{text:?}: token count");
         let max_diff = got
             .vectors
@@ -119,13 +129,17 @@ fn missing_or_corrupt_weights_are_clear_errors() {
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
-    let err = FeatureExtractor::load(&dir).unwrap_err();
+    let err = LoadSpec::new(&dir)
+        .and_then(|s| FeatureExtractor::load(&s))
+        .unwrap_err();
     assert_eq!(err.code(), wick_engine::ErrorCode::InvalidModel);
     assert!(err.to_string().contains("no weights"), "{err}");
 
     let weights = std::fs::read(src.join("model.safetensors")).unwrap();
     std::fs::write(dir.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
-    let err = FeatureExtractor::load(&dir).unwrap_err();
+    let err = LoadSpec::new(&dir)
+        .and_then(|s| FeatureExtractor::load(&s))
+        .unwrap_err();
     assert_eq!(err.code(), wick_engine::ErrorCode::InvalidModel);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -133,7 +147,9 @@ fn missing_or_corrupt_weights_are_clear_errors() {
 #[test]
 fn models_it_cannot_run_say_what_is_supported() {
     for name in ["gpt2-causal-lm", "t5-seq2seq-lm"] {
-        let err = FeatureExtractor::load(&fixture(&format!("tiny/{name}"))).unwrap_err();
+        let err = LoadSpec::new(&fixture(&format!("tiny/{name}")))
+            .and_then(|s| FeatureExtractor::load(&s))
+            .unwrap_err();
         assert_eq!(
             err.code(),
             wick_engine::ErrorCode::UnsupportedArchitecture,

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use wick_engine::facts::local_facts;
-use wick_engine::families::causal::Quantization;
+use wick_engine::quant::Quantization;
 use wick_tests::{model_dir, target_binary};
 
 /// Runs `wick run <args> --peak-memory` and reads the peak it reports.

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wick_engine::hub::{self, DownloadEvent, HubCache, HubClient, SearchQuery};
+use wick_engine::loading::LoadSpec;
 use wick_engine::{ErrorCode, WickError};
 use wick_tests::hub_server::{test_model_repos, HubServer, TEST_TOKEN};
 
@@ -100,7 +101,7 @@ fn downloads_into_the_standard_cache_layout_and_reuses_it() {
     // The model loads from the snapshot, and a second download fetches nothing.
     let pipeline = wick_engine::tasks::pipeline::Pipeline::load(
         wick_engine::tasks::Task::FillMask,
-        &downloaded.snapshot,
+        &LoadSpec::new(&downloaded.snapshot).unwrap(),
     )
     .unwrap();
     drop(pipeline);
@@ -486,7 +487,7 @@ fn search_and_model_info() {
         SMOLLM,
         "main",
         None,
-        wick_engine::families::causal::Quantization::AsStored,
+        wick_engine::quant::Quantization::AsStored,
         2048,
     )
     .unwrap();

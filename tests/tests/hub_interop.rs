@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use wick_engine::hub::{self, HubCache, HubClient};
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
 use wick_tests::hub_server::{test_model_repos, HubServer};
@@ -69,7 +70,11 @@ fn python_downloads_wick_runs_offline() {
     let never = AtomicBool::new(false);
     let downloaded = hub::fetch_model(&offline, SPLADE, "main", None, &|_| {}, &never).unwrap();
     assert_eq!(downloaded.snapshot, PathBuf::from(&snapshot));
-    let pipeline = Pipeline::load(Task::FillMask, &downloaded.snapshot).unwrap();
+    let pipeline = Pipeline::load(
+        Task::FillMask,
+        &LoadSpec::new(&downloaded.snapshot).unwrap(),
+    )
+    .unwrap();
     let out = pipeline
         .call(
             &serde_json::json!("Paris is the [MASK] of France."),

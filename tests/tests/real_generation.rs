@@ -11,16 +11,18 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use wick_engine::generate::StopReason;
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::text_generation::{Prompt, TextGenerator};
+use wick_engine::tasks::RunControl;
 use wick_engine::ErrorCode;
 use wick_tests::model_dir;
 
 fn smollm2() -> TextGenerator {
-    TextGenerator::load(&model_dir("smollm2-135m-instruct")).unwrap()
+    TextGenerator::load(&LoadSpec::new(&model_dir("smollm2-135m-instruct")).unwrap()).unwrap()
 }
 
 fn gemma3() -> TextGenerator {
-    TextGenerator::load(&model_dir("gemma3-270m")).unwrap()
+    TextGenerator::load(&LoadSpec::new(&model_dir("gemma3-270m")).unwrap()).unwrap()
 }
 
 fn kwargs(v: Value) -> Map<String, Value> {
@@ -34,7 +36,12 @@ fn greedy_text(g: &TextGenerator, prompt: &str, tokens: usize) -> String {
         ))
         .unwrap();
     let r = g
-        .generate(&Prompt::Text(prompt.into()), &options, &mut |_| true)
+        .generate(
+            &Prompt::Text(prompt.into()),
+            &options,
+            &mut |_| true,
+            &RunControl::default(),
+        )
         .unwrap();
     r.sequences[0].text.clone()
 }
@@ -69,6 +76,7 @@ fn smollm2_chat_uses_its_template() {
             &input,
             &kwargs(json!({"do_sample": false, "max_new_tokens": 6})),
             &mut |_, _| true,
+            &RunControl::default(),
         )
         .unwrap();
     assert!(
@@ -101,11 +109,16 @@ fn streamed_pieces_add_up_to_the_text_with_emoji_and_cjk() {
             .unwrap();
         let mut streamed = String::new();
         let r = g
-            .generate(&Prompt::Text(prompt.to_string()), &options, &mut |p| {
-                assert!(!p.token.text.contains('\u{FFFD}') || p.token.text == "\u{FFFD}");
-                streamed.push_str(&p.token.text);
-                true
-            })
+            .generate(
+                &Prompt::Text(prompt.to_string()),
+                &options,
+                &mut |p| {
+                    assert!(!p.token.text.contains('\u{FFFD}') || p.token.text == "\u{FFFD}");
+                    streamed.push_str(&p.token.text);
+                    true
+                },
+                &RunControl::default(),
+            )
             .unwrap();
         let seq = &r.sequences[0];
         let ids: Vec<u32> = seq.tokens.iter().map(|t| t.id).collect();
@@ -128,6 +141,7 @@ fn a_fixed_seed_repeats_and_another_differs() {
             &Prompt::Text("Once upon a time".into()),
             &options,
             &mut |_| true,
+            &RunControl::default(),
         )
         .unwrap()
         .sequences[0]
@@ -151,6 +165,7 @@ fn stop_takes_effect_within_one_token() {
                 seen += 1;
                 seen < 3
             },
+            &RunControl::default(),
         )
         .unwrap();
     assert_eq!(r.sequences[0].tokens.len(), 3);
@@ -173,10 +188,15 @@ fn two_generations_run_side_by_side() {
                         ))
                         .unwrap();
                     let mut first = None;
-                    g.generate(&Prompt::Text(prompt.into()), &options, &mut |_| {
-                        first.get_or_insert(start.elapsed().as_secs_f64());
-                        true
-                    })
+                    g.generate(
+                        &Prompt::Text(prompt.into()),
+                        &options,
+                        &mut |_| {
+                            first.get_or_insert(start.elapsed().as_secs_f64());
+                            true
+                        },
+                        &RunControl::default(),
+                    )
                     .unwrap();
                     (first.unwrap(), start.elapsed().as_secs_f64())
                 })
@@ -196,7 +216,15 @@ fn two_generations_run_side_by_side() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let g = smollm2();
-    let err = |input: Value, kw: Value| g.call(&input, &kwargs(kw), &mut |_, _| true).unwrap_err();
+    let err = |input: Value, kw: Value| {
+        g.call(
+            &input,
+            &kwargs(kw),
+            &mut |_, _| true,
+            &RunControl::default(),
+        )
+        .unwrap_err()
+    };
     let e = err(json!(""), json!({}));
     assert_eq!(e.code(), ErrorCode::InvalidInput);
     assert!(e.to_string().contains("empty"), "{e}");
@@ -246,8 +274,7 @@ fn an_unsupported_gguf_architecture_is_refused() {
     )
     .unwrap();
     drop(file);
-    let err = wick_engine::families::causal::load(&path, &Device::Cpu, candle_core::DType::F32)
-        .unwrap_err();
+    let err = wick_engine::families::causal::load(&LoadSpec::new(&path).unwrap()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnsupportedArchitecture);
     assert!(
         err.to_string().contains("mamba") && err.to_string().contains("gemma3"),
@@ -272,8 +299,8 @@ fn flan_t5_matches_the_transformers_pipelines() {
     let dir = model_dir("flan-t5-small-titles");
     let path = wick_tests::fixture("pipelines/flan-t5-small-titles.json");
     let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let summarizer = Pipeline::load(Task::Summarization, &dir).unwrap();
-    let translator = Pipeline::load(Task::Translation, &dir).unwrap();
+    let summarizer = Pipeline::load(Task::Summarization, &LoadSpec::new(&dir).unwrap()).unwrap();
+    let translator = Pipeline::load(Task::Translation, &LoadSpec::new(&dir).unwrap()).unwrap();
     for case in &cases {
         let mut kw = case["kwargs"].as_object().cloned().unwrap_or_default();
         let pipe = if case["task"] == "summarization" {
@@ -305,7 +332,12 @@ fn smollm2_greedy_agrees_with_llama_cpp() {
         let prompt = r["prompt"].as_str().unwrap();
         let want = r["continuation"].as_str().unwrap();
         let out = g
-            .generate(&Prompt::Text(prompt.into()), &options, &mut |_| true)
+            .generate(
+                &Prompt::Text(prompt.into()),
+                &options,
+                &mut |_| true,
+                &RunControl::default(),
+            )
             .unwrap();
         let ours: Vec<u32> = out.sequences[0].tokens.iter().map(|t| t.id).collect();
         // llama.cpp's text, as ids: the prompt plus continuation tokenized, minus the prompt.

@@ -6,13 +6,15 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Map, Value};
+use wick_engine::cancel::CancelToken;
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
 use wick_engine::ErrorCode;
 use wick_tests::{assert_close, fixture, model_dir};
 
 fn replay(model: &str, task: Task) {
-    let pipeline = Pipeline::load(task, &model_dir(model)).expect("loads");
+    let pipeline = Pipeline::load(task, &LoadSpec::new(&model_dir(model)).unwrap()).expect("loads");
     let path = fixture(&format!("pipelines/{model}.json"));
     let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(cases.len() >= 20, "{model}: only {} cases", cases.len());
@@ -45,7 +47,7 @@ fn error(task: Task, model: &str, inputs: Value, kwargs: Value) -> (ErrorCode, S
     } else {
         model_dir(model)
     };
-    let outcome = Pipeline::load(task, &dir).and_then(|p| {
+    let outcome = Pipeline::load(task, &LoadSpec::new(&dir).unwrap()).and_then(|p| {
         let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
         p.call(&inputs, &kwargs, 1)
     });
@@ -152,10 +154,18 @@ fn bad_input_gets_clear_errors() {
 #[test]
 fn text_longer_than_the_model_is_truncated_and_said_so() {
     let dir = model_dir("rampart-ner");
-    let ner = wick_engine::tasks::token_classification::TokenClassifier::load(&dir).unwrap();
+    let ner = wick_engine::tasks::token_classification::TokenClassifier::load(
+        &LoadSpec::new(&dir).unwrap(),
+    )
+    .unwrap();
     let long = "My name is John Smith and I live in Springfield. ".repeat(200);
     let out = ner
-        .run(&[long.as_str()], &Default::default(), 1)
+        .run(
+            &[long.as_str()],
+            &Default::default(),
+            1,
+            &CancelToken::new(),
+        )
         .expect("runs");
     // 512 positions: everything past them is cut, and counted.
     assert!(

@@ -5,7 +5,6 @@
 // Test helpers fail loudly by design: a missing fixture is a broken setup.
 #![allow(clippy::unwrap_used)]
 
-use candle_core::Device;
 use serde_json::{Map, Value};
 use wick_engine::families::seq2seq::{Seq2Seq, Session};
 use wick_engine::generate::config::model_generation_json;
@@ -14,6 +13,8 @@ use wick_tests::{assert_close, fixture};
 
 const FAMILIES: &[&str] = &["t5", "bart", "marian"];
 
+use wick_engine::cancel::CancelToken;
+use wick_engine::loading::LoadSpec;
 use wick_tests::{fixture_cases as cases, token_ids as ids};
 
 #[test]
@@ -21,7 +22,7 @@ fn first_decoder_step_matches_transformers() {
     for family in FAMILIES {
         let name = format!("{family}-seq2seq-lm");
         let dir = fixture(&format!("tiny/{name}"));
-        let model = Seq2Seq::load(&dir, &Device::Cpu).unwrap();
+        let model = Seq2Seq::load(&LoadSpec::new(&dir).unwrap()).unwrap();
         let settings = model_generation_json(&dir).unwrap();
         let start = settings["decoder_start_token_id"].as_u64().unwrap() as u32;
         let mut checked = 0;
@@ -59,7 +60,7 @@ fn generate_ids_match_transformers() {
     for family in FAMILIES {
         let name = format!("{family}-seq2seq-lm");
         let dir = fixture(&format!("tiny/{name}"));
-        let model = Seq2Seq::load(&dir, &Device::Cpu).unwrap();
+        let model = Seq2Seq::load(&LoadSpec::new(&dir).unwrap()).unwrap();
         let settings = model_generation_json(&dir).unwrap();
         let mut checked = 0;
         for case in cases(&name) {
@@ -73,7 +74,7 @@ fn generate_ids_match_transformers() {
                 .or(config.bos_token_id)
                 .unwrap();
             let source = ids(&case["input_ids"][0]);
-            let mut session = Session::new(&model, &source).unwrap();
+            let mut session = Session::new(&model, &source, &CancelToken::new()).unwrap();
             let request = Request {
                 config: &config,
                 prompt: &[start],
@@ -113,7 +114,7 @@ fn summarization_and_translation_pipelines_match_transformers() {
                 _ => continue,
             };
             kwargs.extend(case["kwargs"].as_object().unwrap().clone());
-            let pipe = Pipeline::load(pipe_task, &dir).unwrap();
+            let pipe = Pipeline::load(pipe_task, &LoadSpec::new(&dir).unwrap()).unwrap();
             let got = pipe.call(&case["inputs"], &kwargs, 1).unwrap();
             assert_eq!(got, case["output"], "{name} {task} {}", case["inputs"]);
             checked += 1;

@@ -41,6 +41,16 @@ impl DeviceChoice {
         })
     }
 
+    /// The name runs and results use: `cpu`, `cuda:N`, `metal`. `auto` is the CPU while Wick's
+    /// models run there only ([`Self::resolve`]).
+    pub fn name(self) -> String {
+        match self {
+            Self::Auto | Self::Cpu => "cpu".into(),
+            Self::Cuda(n) => format!("cuda:{n}"),
+            Self::Metal => "metal".into(),
+        }
+    }
+
     /// The device this choice means on this machine and build, or why it cannot be had.
     ///
     /// Wick's model code (the quantized kernels in particular) runs on the CPU today. A GPU that
@@ -63,7 +73,10 @@ fn gpu_refusal(name: &str, present: bool) -> WickError {
     } else {
         "this build of Wick has no GPU support (build with `--features cuda` or `--features metal`)"
     };
-    WickError::InvalidInput(format!("device {name} is not available: {why}; use cpu"))
+    WickError::DeviceUnavailable {
+        device: name.to_string(),
+        reason: format!("{why}; use cpu"),
+    }
 }
 
 /// One device as the device picker lists it.

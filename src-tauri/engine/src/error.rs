@@ -106,6 +106,14 @@ pub enum WickError {
         available: u64,
     },
 
+    /// A write failed because the disk filled up (how much was needed is not known there).
+    #[error(
+        "not enough disk space in {}: the disk filled up while writing. Free some space (or point \
+         HF_HUB_CACHE elsewhere) and retry; what was written so far is kept",
+        path.display()
+    )]
+    DiskFilledUp { path: PathBuf },
+
     #[error("{file} is corrupt: its sha256 is {actual}, the Hub says {expected}; it was deleted, download it again")]
     Corrupt {
         file: String,
@@ -124,6 +132,9 @@ pub enum WickError {
         available: u64,
     },
 
+    #[error("device {device} is not available: {reason}")]
+    DeviceUnavailable { device: String, reason: String },
+
     #[error("cancelled")]
     Cancelled,
 
@@ -133,6 +144,24 @@ pub enum WickError {
         path: PathBuf,
         cause: std::io::Error,
     },
+}
+
+/// A value in config.json or GGUF metadata that is missing or makes no sense. The loader that
+/// reads the file turns it into [`WickError::InvalidModel`] naming the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl From<String> for ConfigError {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
 }
 
 /// `1.5 GiB`, `12.0 MiB`, `800 B`: sizes as a person reads them.
@@ -180,6 +209,8 @@ pub enum ErrorCode {
     DiskFull,
     Corrupt,
     DoesNotFit,
+    /// The device asked for is not in this machine or this build, or Wick cannot run on it.
+    DeviceUnavailable,
     Cancelled,
     /// Used by front ends for failures outside the engine (a lost window, a dropped channel).
     Internal,
@@ -207,9 +238,10 @@ impl WickError {
             Self::HubNotFound { .. } => ErrorCode::HubNotFound,
             Self::HubUnavailable { .. } => ErrorCode::HubUnavailable,
             Self::Offline { .. } => ErrorCode::Offline,
-            Self::DiskFull { .. } => ErrorCode::DiskFull,
+            Self::DiskFull { .. } | Self::DiskFilledUp { .. } => ErrorCode::DiskFull,
             Self::Corrupt { .. } => ErrorCode::Corrupt,
             Self::DoesNotFit { .. } => ErrorCode::DoesNotFit,
+            Self::DeviceUnavailable { .. } => ErrorCode::DeviceUnavailable,
             Self::Cancelled => ErrorCode::Cancelled,
         }
     }
@@ -221,12 +253,7 @@ impl WickError {
         if source.kind() == std::io::ErrorKind::NotFound {
             Self::NotFound { path }
         } else if source.kind() == std::io::ErrorKind::StorageFull {
-            let available = crate::system::free_disk(&path).unwrap_or(0);
-            Self::DiskFull {
-                path,
-                needed: 0,
-                available,
-            }
+            Self::DiskFilledUp { path }
         } else {
             Self::Io {
                 path,

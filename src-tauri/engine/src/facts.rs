@@ -9,10 +9,11 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use crate::error::{Result, WickError};
-use crate::families::causal::{gguf, Quantization};
+use crate::families::causal::gguf;
+use crate::families::registry::{self, Described};
 use crate::fit::{estimate, FitEstimate, FitRequest, ModelShape, Stored};
 use crate::hub::{self, GgufVariant, HubClient, RepoFile};
-use crate::registry::{self, Described};
+use crate::quant::Quantization;
 
 /// How much of a GGUF file is fetched to read its header before downloading it.
 const GGUF_HEADER_BYTES: u64 = 24 << 20;
@@ -50,7 +51,7 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
         });
     }
     let files = local_files(path);
-    let gguf_file = crate::families::causal::gguf_file(path);
+    let gguf_file = crate::families::registry::gguf_file(path);
     let (described, stored, shape, tokenizer_bytes) = match &gguf_file {
         Some(file) => {
             // One read of the header serves the description and the sizes.

@@ -10,7 +10,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::families::causal::Quantization;
+use crate::quant::Quantization;
 
 /// What the process takes before any model: code, allocator, thread pools (`wick tokenize` on a
 /// tiny tokenizer peaks at 33-37 MiB).

@@ -3,6 +3,8 @@
 //! The desktop app (`wick-app`) and the `wick` command line are thin front ends over this crate,
 //! which has no Tauri dependency, so it builds and tests without a window system.
 
+pub mod blocks;
+pub mod cancel;
 pub mod device;
 pub mod error;
 pub mod facts;
@@ -10,7 +12,10 @@ pub mod families;
 pub mod fit;
 pub mod generate;
 pub mod hub;
-pub mod registry;
+pub mod kernels;
+pub mod loading;
+pub mod quant;
+pub mod runtime;
 pub mod source;
 pub mod system;
 pub mod tasks;

@@ -11,7 +11,7 @@ use crate::hub::cache::{cache_home, non_empty_env};
 pub use crate::hub::cache::{hub_cache_dir, resolve_cached};
 
 /// A model as the user named it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ModelSource {
     /// A folder (or a single file such as a `.gguf` or `tokenizer.json`).
     Local(PathBuf),

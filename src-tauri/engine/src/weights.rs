@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::error::{Result, WickError};
+use crate::loading::Loading;
 
 /// Every tensor of a checkpoint, by name.
 #[derive(Debug)]
@@ -23,24 +24,37 @@ struct ShardIndex {
 }
 
 impl Weights {
-    /// Reads the weights in `dir` into memory on `device`.
+    /// Reads the weights in `dir` into memory on `device`, telling `loading` how many bytes are
+    /// read and stopping between chunks once it is cancelled.
     ///
     /// Files are read rather than memory-mapped: the engine has no unsafe code, and a corrupt or
     /// truncated file then fails here with a message instead of later with a fault.
-    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, device: &Device, loading: &Loading) -> Result<Self> {
         let files = weight_files(dir)?;
+        let sizes: Vec<u64> = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| WickError::io(dir, e))?;
+        loading.expect_bytes(sizes.iter().sum());
         let mut tensors = HashMap::new();
-        for file in &files {
-            let invalid = |e: candle_core::Error| WickError::InvalidModel {
-                path: file.clone(),
-                reason: format!("cannot read the weights: {e}"),
+        for (file, &size) in files.iter().zip(&sizes) {
+            let invalid = |e: candle_core::Error| {
+                crate::cancel::from_candle(e, |e| WickError::InvalidModel {
+                    path: file.clone(),
+                    reason: format!("cannot read the weights: {e}"),
+                })
             };
             if file.extension().is_some_and(|e| e == "bin") {
                 for (name, t) in candle_core::pickle::read_all(file).map_err(invalid)? {
                     tensors.insert(name, t.to_device(device).map_err(invalid)?);
                 }
+                loading.read(size).map_err(invalid)?;
             } else {
-                tensors.extend(candle_core::safetensors::load(file, device).map_err(invalid)?);
+                let bytes = read_watched(file, size, loading)?;
+                tensors.extend(
+                    candle_core::safetensors::load_buffer(&bytes, device).map_err(invalid)?,
+                );
             }
         }
         // Old TensorFlow-era checkpoints name layer-norm parameters gamma/beta; transformers
@@ -57,6 +71,43 @@ impl Weights {
     pub fn has_prefix(&self, prefix: &str) -> bool {
         let dotted = format!("{prefix}.");
         self.tensors.keys().any(|k| k.starts_with(&dotted))
+    }
+}
+
+/// How much of a file is read between progress reports and cancel checks.
+const READ_CHUNK: usize = 16 << 20;
+
+/// Reads a whole file in chunks, reporting each to `loading` (which may cancel the read).
+fn read_watched(file: &Path, size: u64, loading: &Loading) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |e: std::io::Error| WickError::io(file, e);
+    let mut reader = std::fs::File::open(file).map_err(io)?;
+    // The size comes from the file system, not from the file's content; a file that grows while
+    // it is read is read to its end all the same. A file larger than memory is an error, not an
+    // abort.
+    let mut bytes = Vec::new();
+    if bytes
+        .try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX))
+        .is_err()
+    {
+        return Err(WickError::DoesNotFit {
+            what: file.display().to_string(),
+            needed: size,
+            available: crate::system::available_memory(),
+        });
+    }
+    loop {
+        let start = bytes.len();
+        let n = (&mut reader)
+            .take(READ_CHUNK as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        loading.read((bytes.len() - start) as u64).map_err(|e| {
+            crate::cancel::from_candle(e, |e| WickError::ModelFailed(e.to_string()))
+        })?;
     }
 }
 
@@ -129,14 +180,14 @@ mod tests {
     #[test]
     fn missing_and_truncated_weights_say_so() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Weights::load(dir.path(), &Device::Cpu).unwrap_err();
+        let err = Weights::load(dir.path(), &Device::Cpu, &Loading::quiet()).unwrap_err();
         assert!(err.to_string().contains("no weights"), "{err}");
         std::fs::write(
             dir.path().join("model.safetensors"),
             b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
         )
         .unwrap();
-        let err = Weights::load(dir.path(), &Device::Cpu).unwrap_err();
+        let err = Weights::load(dir.path(), &Device::Cpu, &Loading::quiet()).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::InvalidModel);
         assert!(err.to_string().contains("cannot read the weights"), "{err}");
         std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
@@ -145,7 +196,7 @@ mod tests {
             r#"{"weight_map":{"a":"model-00001-of-00002.safetensors"}}"#,
         )
         .unwrap();
-        let err = Weights::load(dir.path(), &Device::Cpu).unwrap_err();
+        let err = Weights::load(dir.path(), &Device::Cpu, &Loading::quiet()).unwrap_err();
         assert!(err.to_string().contains("shard model-00001"), "{err}");
     }
 }

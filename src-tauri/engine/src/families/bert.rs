@@ -5,8 +5,10 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::layers::{self, Activation, FeedForward, PostNormLayer, SelfAttention};
-use super::{Batch, EncoderBody};
+use super::encoder::{Batch, EncoderBody};
+use crate::blocks::{self, Activation, FeedForward, PostNormLayer, SelfAttention};
+use crate::error::ConfigError;
+use crate::loading::Loading;
 
 /// How position ids are numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +53,19 @@ fn load_layer(vb: &VarBuilder, c: &BertConfig) -> candle_core::Result<PostNormLa
     let att = vb.pp("attention");
     Ok(PostNormLayer {
         attention: SelfAttention::new(
-            &layers::linear(&att, "self.query", h, h)?,
-            &layers::linear(&att, "self.key", h, h)?,
-            &layers::linear(&att, "self.value", h, h)?,
-            layers::linear(&att, "output.dense", h, h)?,
+            &blocks::linear(&att, "self.query", h, h)?,
+            &blocks::linear(&att, "self.key", h, h)?,
+            &blocks::linear(&att, "self.value", h, h)?,
+            blocks::linear(&att, "output.dense", h, h)?,
             c.num_attention_heads,
         )?,
-        attention_norm: layers::Norm::load(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
+        attention_norm: blocks::Norm::load(&att, "output.LayerNorm", h, c.layer_norm_eps)?,
         ffn: FeedForward {
-            inner: layers::linear(vb, "intermediate.dense", h, c.intermediate_size)?,
+            inner: blocks::linear(vb, "intermediate.dense", h, c.intermediate_size)?,
             act: c.hidden_act,
-            out: layers::linear(vb, "output.dense", c.intermediate_size, h)?,
+            out: blocks::linear(vb, "output.dense", c.intermediate_size, h)?,
         },
-        output_norm: layers::Norm::load(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
+        output_norm: blocks::Norm::load(vb, "output.LayerNorm", h, c.layer_norm_eps)?,
     })
 }
 
@@ -84,12 +86,13 @@ pub struct Bert {
 impl Bert {
     /// Loads the body from `vb` (already pointed at the `bert.` / `roberta.` prefix, if any).
     /// Says which settings of `config` this implementation does not cover.
-    pub fn check(config: &BertConfig) -> Result<(), String> {
+    pub fn check(config: &BertConfig) -> Result<(), ConfigError> {
         match config.position_embedding_type.as_deref() {
             None | Some("absolute") => Ok(()),
             Some(kind) => Err(format!(
                 "position_embedding_type `{kind}` is not supported (only absolute)"
-            )),
+            )
+            .into()),
         }
     }
 
@@ -97,6 +100,7 @@ impl Bert {
         vb: &VarBuilder,
         config: BertConfig,
         numbering: Positions,
+        loading: &Loading,
     ) -> candle_core::Result<Self> {
         let c = &config;
         let emb = vb.pp("embeddings");
@@ -111,9 +115,10 @@ impl Bert {
                 )
             })
             .transpose()?;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| load_layer(&vb.pp(format!("encoder.layer.{i}")), c))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        loading.expect_layers(c.num_hidden_layers);
+        let layers = loading.build_layers(c.num_hidden_layers, |i| {
+            load_layer(&vb.pp(format!("encoder.layer.{i}")), c)
+        })?;
         Ok(Self {
             words: candle_nn::embedding(c.vocab_size, c.hidden_size, emb.pp("word_embeddings"))?,
             positions: candle_nn::embedding(
@@ -122,7 +127,7 @@ impl Bert {
                 emb.pp("position_embeddings"),
             )?,
             token_types,
-            norm: layers::layer_norm(&emb, "LayerNorm", c.hidden_size, c.layer_norm_eps)?,
+            norm: blocks::layer_norm(&emb, "LayerNorm", c.hidden_size, c.layer_norm_eps)?,
             layers,
             numbering,
             pad_id: c
@@ -140,7 +145,7 @@ impl Bert {
     fn position_ids(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         match self.numbering {
-            Positions::FromZero => layers::positions_from_zero(ids),
+            Positions::FromZero => blocks::positions_from_zero(ids),
             Positions::AfterPadding => {
                 let rows = ids.to_vec2::<u32>()?;
                 let pad = self.pad_id;
@@ -176,7 +181,12 @@ impl EncoderBody for Bert {
             };
             xs = (xs + types.forward(&ids)?)?;
         }
-        layers::run_layers(&self.layers, self.norm.forward(&xs)?, &batch.mask)
+        blocks::run_layers(
+            &self.layers,
+            self.norm.forward(&xs)?,
+            &batch.mask,
+            &batch.cancel,
+        )
     }
 
     fn word_embeddings(&self) -> &Tensor {

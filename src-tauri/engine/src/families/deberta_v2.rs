@@ -6,8 +6,10 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Deserializer};
 
-use super::layers::{self, Activation, Dense, FeedForward};
-use super::{Batch, EncoderBody};
+use super::encoder::{Batch, EncoderBody};
+use crate::blocks::{self, Activation, Dense, FeedForward};
+use crate::error::ConfigError;
+use crate::loading::Loading;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DebertaV2Config {
@@ -144,9 +146,9 @@ impl Attention {
         bias: &Tensor,
         rel: Option<(&Relative, &Tensor)>,
     ) -> candle_core::Result<Tensor> {
-        let q = layers::split_heads(&self.q.forward(xs)?, self.heads)?;
-        let k = layers::split_heads(&self.k.forward(xs)?, self.heads)?;
-        let v = layers::split_heads(&self.v.forward(xs)?, self.heads)?;
+        let q = blocks::split_heads(&self.q.forward(xs)?, self.heads)?;
+        let k = blocks::split_heads(&self.k.forward(xs)?, self.heads)?;
+        let v = blocks::split_heads(&self.v.forward(xs)?, self.heads)?;
         let d = q.dim(D::Minus1)?;
         let scale = ((d * self.scale_factor) as f64).sqrt();
         let mut scores = q.matmul(&(k.t()? / scale)?)?;
@@ -156,13 +158,13 @@ impl Attention {
             let emb = rel.embeddings.unsqueeze(0)?;
             if rel.c2p {
                 let proj = self.pos_k.as_ref().unwrap_or(&self.k);
-                let pos_k = layers::split_heads(&proj.forward(&emb)?, self.heads)?;
+                let pos_k = blocks::split_heads(&proj.forward(&emb)?, self.heads)?;
                 let c2p = q.broadcast_matmul(&pos_k.t()?)?.gather(&index, 3)?;
                 scores = (scores + (c2p / scale)?)?;
             }
             if rel.p2c {
                 let proj = self.pos_q.as_ref().unwrap_or(&self.q);
-                let pos_q = layers::split_heads(&proj.forward(&emb)?, self.heads)?;
+                let pos_q = blocks::split_heads(&proj.forward(&emb)?, self.heads)?;
                 let p2c = k
                     .broadcast_matmul(&pos_q.t()?)?
                     .gather(&index.transpose(2, 3)?.contiguous()?, 3)?
@@ -171,7 +173,7 @@ impl Attention {
             }
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?;
-        let context = layers::merge_heads(&probs.matmul(&v)?)?;
+        let context = blocks::merge_heads(&probs.matmul(&v)?)?;
         self.norm.forward(&(self.out.forward(&context)? + xs)?)
     }
 }
@@ -198,7 +200,7 @@ pub struct DebertaV2 {
 
 impl DebertaV2 {
     /// Says which settings of `config` this implementation does not cover.
-    pub fn check(config: &DebertaV2Config) -> Result<(), String> {
+    pub fn check(config: &DebertaV2Config) -> Result<(), ConfigError> {
         if config.conv_kernel_size > 0 {
             return Err(
                 "DeBERTa-v2 models with a convolution layer (conv_kernel_size > 0) are \
@@ -209,7 +211,11 @@ impl DebertaV2 {
         Ok(())
     }
 
-    pub fn load(vb: &VarBuilder, config: DebertaV2Config) -> candle_core::Result<Self> {
+    pub fn load(
+        vb: &VarBuilder,
+        config: DebertaV2Config,
+        loading: &Loading,
+    ) -> candle_core::Result<Self> {
         let c = &config;
         let (h, eps) = (c.hidden_size, c.layer_norm_eps);
         let e = c.embedding_size.unwrap_or(h);
@@ -219,35 +225,34 @@ impl DebertaV2 {
         let c2p = c.pos_att_type.iter().any(|t| t == "c2p");
         let p2c = c.pos_att_type.iter().any(|t| t == "p2c");
         let separate = c.relative_attention && !c.share_att_key;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                let att = l.pp("attention");
-                Ok(Layer {
-                    attention: Attention {
-                        q: layers::linear(&att, "self.query_proj", h, all_heads)?,
-                        k: layers::linear(&att, "self.key_proj", h, all_heads)?,
-                        v: layers::linear(&att, "self.value_proj", h, all_heads)?,
-                        pos_k: (separate && c2p)
-                            .then(|| layers::linear(&att, "self.pos_key_proj", h, all_heads))
-                            .transpose()?,
-                        pos_q: (separate && p2c)
-                            .then(|| layers::linear(&att, "self.pos_query_proj", h, all_heads))
-                            .transpose()?,
-                        out: layers::linear(&att, "output.dense", all_heads, h)?,
-                        norm: layers::layer_norm(&att, "output.LayerNorm", h, eps)?,
-                        heads: c.num_attention_heads,
-                        scale_factor: 1 + usize::from(c2p) + usize::from(p2c),
-                    },
-                    ffn: FeedForward {
-                        inner: layers::linear(&l, "intermediate.dense", h, c.intermediate_size)?,
-                        act: c.hidden_act,
-                        out: layers::linear(&l, "output.dense", c.intermediate_size, h)?,
-                    },
-                    norm: layers::layer_norm(&l, "output.LayerNorm", h, eps)?,
-                })
+        loading.expect_layers(c.num_hidden_layers);
+        let layers = loading.build_layers(c.num_hidden_layers, |i| {
+            let l = vb.pp(format!("encoder.layer.{i}"));
+            let att = l.pp("attention");
+            Ok(Layer {
+                attention: Attention {
+                    q: blocks::linear(&att, "self.query_proj", h, all_heads)?,
+                    k: blocks::linear(&att, "self.key_proj", h, all_heads)?,
+                    v: blocks::linear(&att, "self.value_proj", h, all_heads)?,
+                    pos_k: (separate && c2p)
+                        .then(|| blocks::linear(&att, "self.pos_key_proj", h, all_heads))
+                        .transpose()?,
+                    pos_q: (separate && p2c)
+                        .then(|| blocks::linear(&att, "self.pos_query_proj", h, all_heads))
+                        .transpose()?,
+                    out: blocks::linear(&att, "output.dense", all_heads, h)?,
+                    norm: blocks::layer_norm(&att, "output.LayerNorm", h, eps)?,
+                    heads: c.num_attention_heads,
+                    scale_factor: 1 + usize::from(c2p) + usize::from(p2c),
+                },
+                ffn: FeedForward {
+                    inner: blocks::linear(&l, "intermediate.dense", h, c.intermediate_size)?,
+                    act: c.hidden_act,
+                    out: blocks::linear(&l, "output.dense", c.intermediate_size, h)?,
+                },
+                norm: blocks::layer_norm(&l, "output.LayerNorm", h, eps)?,
             })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        })?;
         let relative = if c.relative_attention {
             let max_positions = if c.max_relative_positions < 1 {
                 c.max_position_embeddings as i64
@@ -269,7 +274,7 @@ impl DebertaV2 {
                 .split('|')
                 .any(|x| x.trim() == "layer_norm");
             if normed {
-                table = layers::layer_norm(&enc, "LayerNorm", h, eps)?.forward(&table)?;
+                table = blocks::layer_norm(&enc, "LayerNorm", h, eps)?.forward(&table)?;
             }
             Some(Relative {
                 embeddings: table,
@@ -300,9 +305,9 @@ impl DebertaV2 {
                 })
                 .transpose()?,
             embed_proj: (e != h)
-                .then(|| layers::linear_no_bias(&emb, "embed_proj", e, h))
+                .then(|| blocks::linear_no_bias(&emb, "embed_proj", e, h))
                 .transpose()?,
-            norm: layers::layer_norm(&emb, "LayerNorm", h, eps)?,
+            norm: blocks::layer_norm(&emb, "LayerNorm", h, eps)?,
             layers,
             relative,
             config: c.clone(),
@@ -316,7 +321,7 @@ impl EncoderBody for DebertaV2 {
         let t = batch.ids.dim(1)?;
         let mut xs = self.words.forward(&batch.ids)?;
         if let Some(positions) = &self.positions {
-            xs = (xs + positions.forward(&layers::positions_from_zero(&batch.ids)?)?)?;
+            xs = (xs + positions.forward(&blocks::positions_from_zero(&batch.ids)?)?)?;
         }
         if let Some(types) = &self.token_types {
             xs = (xs + types.forward(&batch.type_ids)?)?;
@@ -326,7 +331,7 @@ impl EncoderBody for DebertaV2 {
         }
         let mask = batch.mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let mut xs = self.norm.forward(&xs)?.broadcast_mul(&mask)?;
-        let bias = layers::attention_bias(&batch.mask)?;
+        let bias = blocks::attention_bias(&batch.mask)?;
         let index = self
             .relative
             .as_ref()
@@ -334,6 +339,7 @@ impl EncoderBody for DebertaV2 {
             .transpose()?;
         let rel = self.relative.as_ref().zip(index.as_ref());
         for layer in &self.layers {
+            batch.cancel.check_candle()?;
             let attended = layer.attention.forward(&xs, &bias, rel)?;
             xs = layer
                 .norm

@@ -5,8 +5,9 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::layers::{self, Activation, FeedForward, PostNormLayer, SelfAttention};
-use super::{Batch, EncoderBody};
+use super::encoder::{Batch, EncoderBody};
+use crate::blocks::{self, Activation, FeedForward, PostNormLayer, SelfAttention};
+use crate::loading::Loading;
 
 /// DistilBERT fixes its layer-norm epsilon rather than reading it from the config.
 const EPS: f64 = 1e-12;
@@ -33,31 +34,34 @@ pub struct DistilBert {
 }
 
 impl DistilBert {
-    pub fn load(vb: &VarBuilder, config: DistilBertConfig) -> candle_core::Result<Self> {
+    pub fn load(
+        vb: &VarBuilder,
+        config: DistilBertConfig,
+        loading: &Loading,
+    ) -> candle_core::Result<Self> {
         let c = &config;
         let (d, emb) = (c.dim, vb.pp("embeddings"));
-        let layers = (0..c.n_layers)
-            .map(|i| {
-                let l = vb.pp(format!("transformer.layer.{i}"));
-                let att = l.pp("attention");
-                Ok(PostNormLayer {
-                    attention: SelfAttention::new(
-                        &layers::linear(&att, "q_lin", d, d)?,
-                        &layers::linear(&att, "k_lin", d, d)?,
-                        &layers::linear(&att, "v_lin", d, d)?,
-                        layers::linear(&att, "out_lin", d, d)?,
-                        c.n_heads,
-                    )?,
-                    attention_norm: layers::Norm::load(&l, "sa_layer_norm", d, EPS)?,
-                    ffn: FeedForward {
-                        inner: layers::linear(&l, "ffn.lin1", d, c.hidden_dim)?,
-                        act: c.activation,
-                        out: layers::linear(&l, "ffn.lin2", c.hidden_dim, d)?,
-                    },
-                    output_norm: layers::Norm::load(&l, "output_layer_norm", d, EPS)?,
-                })
+        loading.expect_layers(c.n_layers);
+        let layers = loading.build_layers(c.n_layers, |i| {
+            let l = vb.pp(format!("transformer.layer.{i}"));
+            let att = l.pp("attention");
+            Ok(PostNormLayer {
+                attention: SelfAttention::new(
+                    &blocks::linear(&att, "q_lin", d, d)?,
+                    &blocks::linear(&att, "k_lin", d, d)?,
+                    &blocks::linear(&att, "v_lin", d, d)?,
+                    blocks::linear(&att, "out_lin", d, d)?,
+                    c.n_heads,
+                )?,
+                attention_norm: blocks::Norm::load(&l, "sa_layer_norm", d, EPS)?,
+                ffn: FeedForward {
+                    inner: blocks::linear(&l, "ffn.lin1", d, c.hidden_dim)?,
+                    act: c.activation,
+                    out: blocks::linear(&l, "ffn.lin2", c.hidden_dim, d)?,
+                },
+                output_norm: blocks::Norm::load(&l, "output_layer_norm", d, EPS)?,
             })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        })?;
         Ok(Self {
             words: candle_nn::embedding(c.vocab_size, d, emb.pp("word_embeddings"))?,
             // Sinusoidal position tables are stored in the checkpoint like learned ones.
@@ -66,7 +70,7 @@ impl DistilBert {
                 d,
                 emb.pp("position_embeddings"),
             )?,
-            norm: layers::layer_norm(&emb, "LayerNorm", d, EPS)?,
+            norm: blocks::layer_norm(&emb, "LayerNorm", d, EPS)?,
             layers,
             config: c.clone(),
         })
@@ -75,9 +79,14 @@ impl DistilBert {
 
 impl EncoderBody for DistilBert {
     fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        let positions = layers::positions_from_zero(&batch.ids)?;
+        let positions = blocks::positions_from_zero(&batch.ids)?;
         let xs = (self.words.forward(&batch.ids)? + self.positions.forward(&positions)?)?;
-        layers::run_layers(&self.layers, self.norm.forward(&xs)?, &batch.mask)
+        blocks::run_layers(
+            &self.layers,
+            self.norm.forward(&xs)?,
+            &batch.mask,
+            &batch.cancel,
+        )
     }
 
     fn word_embeddings(&self) -> &Tensor {

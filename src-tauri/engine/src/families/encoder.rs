@@ -11,11 +11,12 @@ use serde::Deserialize;
 use super::bert::{Bert, BertConfig, Positions};
 use super::deberta_v2::{DebertaV2, DebertaV2Config};
 use super::distilbert::{DistilBert, DistilBertConfig};
-use super::heads::{self, Head, HeadKind, HeadSettings, HeadSpec};
-use super::layers::Activation;
-use super::{Batch, EncoderBody};
-use crate::error::{Result, WickError};
-use crate::registry::{self, Family};
+use super::registry::{EncoderFamily, Family};
+use crate::blocks::heads::{Head, HeadKind, HeadSettings, HeadSpec, Layout, MlmNames};
+use crate::blocks::Activation;
+use crate::cancel::CancelToken;
+use crate::error::{ConfigError, Result, WickError};
+use crate::loading::LoadSpec;
 use crate::tokenize::Encoded;
 use crate::weights::Weights;
 
@@ -90,19 +91,115 @@ pub struct EncoderModel {
     device: Device,
 }
 
+/// Tokenized inputs padded to one length, on the model's device.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[batch, tokens]` u32 token ids.
+    pub ids: Tensor,
+    /// `[batch, tokens]` u32 token type (segment) ids.
+    pub type_ids: Tensor,
+    /// `[batch, tokens]` u32: 1 for real tokens, 0 for padding.
+    pub mask: Tensor,
+    /// Checked between layers: a cancelled run stops within one layer's work.
+    pub cancel: CancelToken,
+}
+
+/// The transformer body of an encoder: token ids in, last hidden states out.
+pub trait EncoderBody: Send + Sync + std::fmt::Debug {
+    /// `[batch, tokens, hidden]` hidden states of the last layer.
+    fn forward(&self, batch: &Batch) -> candle_core::Result<Tensor>;
+    /// The input embedding matrix `[vocab, hidden]`, which masked-LM decoders are tied to.
+    fn word_embeddings(&self) -> &Tensor;
+    fn hidden_size(&self) -> usize;
+    /// The longest input the position embeddings cover, if they limit it.
+    fn max_positions(&self) -> Option<usize>;
+    /// Whether the body reads token type ids (BERT does; RoBERTa and DistilBERT do not).
+    fn uses_token_types(&self) -> bool;
+}
+
+impl EncoderFamily {
+    /// The attribute name of the body inside `…For<Task>` classes, which prefixes its weights
+    /// (`base_model_prefix` in transformers).
+    fn body_prefix(self) -> &'static str {
+        match self {
+            EncoderFamily::Bert => "bert",
+            EncoderFamily::Roberta => "roberta",
+            EncoderFamily::DistilBert => "distilbert",
+            EncoderFamily::DebertaV2 => "deberta",
+        }
+    }
+
+    /// Where the family keeps its head weights.
+    fn head_layout(self) -> Layout {
+        const BERT_MLM: MlmNames = MlmNames {
+            dense: "cls.predictions.transform.dense",
+            norm: "cls.predictions.transform.LayerNorm",
+            decoder: "cls.predictions.decoder",
+            bias: "cls.predictions.bias",
+        };
+        match self {
+            EncoderFamily::Bert => Layout {
+                pooler: "{body}pooler.dense",
+                classifier: "classifier",
+                mlm: &[BERT_MLM],
+            },
+            EncoderFamily::Roberta => Layout {
+                pooler: "classifier.dense",
+                classifier: "classifier.out_proj",
+                mlm: &[MlmNames {
+                    dense: "lm_head.dense",
+                    norm: "lm_head.layer_norm",
+                    decoder: "lm_head.decoder",
+                    bias: "lm_head.bias",
+                }],
+            },
+            EncoderFamily::DistilBert => Layout {
+                pooler: "pre_classifier",
+                classifier: "classifier",
+                mlm: &[MlmNames {
+                    dense: "vocab_transform",
+                    norm: "vocab_layer_norm",
+                    decoder: "vocab_projector",
+                    bias: "vocab_projector.bias",
+                }],
+            },
+            EncoderFamily::DebertaV2 => Layout {
+                pooler: "pooler.dense",
+                classifier: "classifier",
+                mlm: &[
+                    BERT_MLM,
+                    MlmNames {
+                        dense: "lm_predictions.lm_head.dense",
+                        norm: "lm_predictions.lm_head.LayerNorm",
+                        decoder: "lm_predictions.lm_head.decoder",
+                        bias: "lm_predictions.lm_head.bias",
+                    },
+                ],
+            },
+        }
+    }
+}
+
 /// Turns a candle error while reading weights into a message naming the folder.
 fn weights_error(dir: &Path) -> impl Fn(candle_core::Error) -> WickError + '_ {
-    move |e| WickError::InvalidModel {
-        path: dir.to_path_buf(),
-        reason: format!("the weights do not match config.json: {e}"),
+    move |e| {
+        crate::cancel::from_candle(e, |e| WickError::InvalidModel {
+            path: dir.to_path_buf(),
+            reason: format!("the weights do not match config.json: {e}"),
+        })
     }
 }
 
 impl EncoderModel {
-    /// Loads the model in `dir` for a task that needs head `want` (`Base` takes the body of
+    /// Loads the model `spec` names for a task that needs head `want` (`Base` takes the body of
     /// any checkpoint). A checkpoint without the head is refused, not given a random one.
-    pub fn load(dir: &Path, want: HeadKind) -> Result<Self> {
-        let detected = registry::detect(dir)?;
+    pub fn load(spec: &LoadSpec, want: HeadKind) -> Result<Self> {
+        let detected = &spec.model;
+        let dir = detected.dir.as_path();
+        let Family::Encoder(family) = detected.family() else {
+            return Err(detected
+                .invalid_config(format!("`{}` is not an encoder model", detected.model_type)));
+        };
         let architecture = detected
             .architecture
             .clone()
@@ -118,18 +215,11 @@ impl EncoderModel {
                 needs: want.describe().into(),
             });
         }
-        let config_path = dir.join("config.json");
-        let text =
-            std::fs::read_to_string(&config_path).map_err(|e| WickError::io(&config_path, e))?;
-        let invalid_config = |reason: String| WickError::InvalidModel {
-            path: config_path.clone(),
-            reason,
-        };
-        let label_fields: LabelFields =
-            serde_json::from_str(&text).map_err(|e| invalid_config(e.to_string()))?;
-        let device = Device::Cpu;
-        let weights = Weights::load(dir, &device)?;
-        let family = detected.spec.family;
+        let text = detected.config_text.as_str();
+        let invalid_config = |reason: ConfigError| detected.invalid_config(reason);
+        let label_fields: LabelFields = parse(text).map_err(invalid_config)?;
+        let device = spec.device.clone();
+        let weights = Weights::load(dir, &device, &spec.loading)?;
         let prefix = family.body_prefix();
         let body_prefix = if weights.has_prefix(prefix) {
             format!("{prefix}.")
@@ -144,13 +234,13 @@ impl EncoderModel {
         };
         let bad_weights = weights_error(dir);
         let (body, settings): (Box<dyn EncoderBody>, HeadSettings) = match family {
-            Family::Bert | Family::Roberta => {
-                let c: BertConfig = parse(&text).map_err(invalid_config)?;
+            EncoderFamily::Bert | EncoderFamily::Roberta => {
+                let c: BertConfig = parse(text).map_err(invalid_config)?;
                 Bert::check(&c).map_err(invalid_config)?;
                 let settings = HeadSettings {
                     pooler_act: Activation::Tanh,
                     // RobertaLMHead applies GELU whatever hidden_act says.
-                    mlm_act: if family == Family::Roberta {
+                    mlm_act: if family == EncoderFamily::Roberta {
                         Activation::Gelu
                     } else {
                         c.hidden_act
@@ -158,16 +248,17 @@ impl EncoderModel {
                     eps: c.layer_norm_eps,
                     pooler_size: c.hidden_size,
                 };
-                let numbering = if family == Family::Roberta {
+                let numbering = if family == EncoderFamily::Roberta {
                     Positions::AfterPadding
                 } else {
                     Positions::FromZero
                 };
-                let body = Bert::load(&body_vb, c, numbering).map_err(&bad_weights)?;
+                let body =
+                    Bert::load(&body_vb, c, numbering, &spec.loading).map_err(&bad_weights)?;
                 (Box::new(body), settings)
             }
-            Family::DistilBert => {
-                let c: DistilBertConfig = parse(&text).map_err(invalid_config)?;
+            EncoderFamily::DistilBert => {
+                let c: DistilBertConfig = parse(text).map_err(invalid_config)?;
                 let settings = HeadSettings {
                     pooler_act: Activation::Relu,
                     mlm_act: c.activation,
@@ -175,19 +266,19 @@ impl EncoderModel {
                     pooler_size: c.dim,
                 };
                 (
-                    Box::new(DistilBert::load(&body_vb, c).map_err(&bad_weights)?),
+                    Box::new(DistilBert::load(&body_vb, c, &spec.loading).map_err(&bad_weights)?),
                     settings,
                 )
             }
-            Family::DebertaV2 => {
-                let c: DebertaV2Config = parse(&text).map_err(invalid_config)?;
+            EncoderFamily::DebertaV2 => {
+                let c: DebertaV2Config = parse(text).map_err(invalid_config)?;
                 DebertaV2::check(&c).map_err(invalid_config)?;
                 #[derive(Deserialize)]
                 struct Pooler {
                     pooler_hidden_act: Option<Activation>,
                     pooler_hidden_size: Option<usize>,
                 }
-                let p: Pooler = parse(&text).map_err(invalid_config)?;
+                let p: Pooler = parse(text).map_err(invalid_config)?;
                 let settings = HeadSettings {
                     pooler_act: p.pooler_hidden_act.unwrap_or(Activation::Gelu),
                     mlm_act: c.hidden_act,
@@ -195,7 +286,7 @@ impl EncoderModel {
                     pooler_size: p.pooler_hidden_size.unwrap_or(c.hidden_size),
                 };
                 (
-                    Box::new(DebertaV2::load(&body_vb, c).map_err(&bad_weights)?),
+                    Box::new(DebertaV2::load(&body_vb, c, &spec.loading).map_err(&bad_weights)?),
                     settings,
                 )
             }
@@ -205,7 +296,7 @@ impl EncoderModel {
             &vb,
             &HeadSpec {
                 kind: want,
-                layout: heads::layout(family),
+                layout: family.head_layout(),
                 settings,
                 body_prefix: &body_prefix,
                 hidden: body.hidden_size(),
@@ -222,7 +313,11 @@ impl EncoderModel {
             labels,
             pad_id: label_fields
                 .pad_token_id
-                .unwrap_or(if family == Family::Roberta { 1 } else { 0 }),
+                .unwrap_or(if family == EncoderFamily::Roberta {
+                    1
+                } else {
+                    0
+                }),
             architecture,
             device,
         })
@@ -241,8 +336,9 @@ impl EncoderModel {
         self.body.max_positions()
     }
 
-    /// Pads encoded inputs on the right into one batch.
-    pub fn batch(&self, rows: &[&Encoded]) -> Result<Batch> {
+    /// Pads encoded inputs on the right into one batch, which `cancel` stops between layers.
+    pub fn batch(&self, rows: &[&Encoded], cancel: &CancelToken) -> Result<Batch> {
+        cancel.check()?;
         let t = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let types = self.body.uses_token_types();
         let (mut ids, mut type_ids, mut mask) = (Vec::new(), Vec::new(), Vec::new());
@@ -268,6 +364,7 @@ impl EncoderModel {
             ids: make(ids)?,
             type_ids: make(type_ids)?,
             mask: make(mask)?,
+            cancel: cancel.clone(),
         })
     }
 
@@ -345,10 +442,10 @@ impl EncoderModel {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
-    serde_json::from_str(text).map_err(|e| e.to_string())
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, ConfigError> {
+    serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))
 }
 
 fn failed(e: candle_core::Error) -> WickError {
-    WickError::ModelFailed(e.to_string())
+    crate::cancel::from_candle(e, |e| WickError::ModelFailed(e.to_string()))
 }

@@ -162,23 +162,6 @@ pub const GENERATE_KWARGS: &[&str] = &[
     "seed",
 ];
 
-/// Refuses keyword arguments that are neither generate()'s nor in `own` (the pipeline's),
-/// listing the ones `task` knows.
-pub fn check_kwargs(task: &str, kwargs: &Map<String, Value>, own: &[&str]) -> Result<()> {
-    let known = |k: &str| own.contains(&k) || GENERATE_KWARGS.contains(&k);
-    match kwargs.keys().find(|k| !known(k)) {
-        None => Ok(()),
-        Some(bad) => {
-            let mut names: Vec<&str> = own.iter().chain(GENERATE_KWARGS).copied().collect();
-            names.sort();
-            Err(WickError::InvalidInput(format!(
-                "{task} has no option `{bad}` (known: {})",
-                names.join(", ")
-            )))
-        }
-    }
-}
-
 /// Token ids config.json may set, which `generation_config.json` inherits when it lacks them.
 const TOKEN_KEYS: &[&str] = &[
     "eos_token_id",

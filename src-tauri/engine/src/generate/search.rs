@@ -18,6 +18,10 @@ pub trait Decoder {
     fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
     /// Keeps rows `rows` in that order (beam reordering, or one prompt copied into several rows).
     fn select_rows(&mut self, rows: &[u32]) -> Result<()>;
+    /// Bytes its key/value cache holds now, for the runtime's memory budget.
+    fn cache_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// One alternative to a generated token.

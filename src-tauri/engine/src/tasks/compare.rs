@@ -9,6 +9,7 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use super::text_generation::{Options, Prompt, TextGenerator};
+use super::RunControl;
 use crate::error::{Result, WickError};
 use crate::families::causal::Session;
 use crate::generate::Decoder;
@@ -97,7 +98,9 @@ pub fn compare(
     prompt: &Prompt,
     options: &Options,
     max_new_tokens: usize,
+    control: &RunControl,
 ) -> Result<Comparison> {
+    control.cancel.check()?;
     let (_, ids) = a.encode_prompt(prompt, options)?;
     let vocab = a.model().model.config.vocab_size;
     if b.model().model.config.vocab_size != vocab {
@@ -109,13 +112,16 @@ pub fn compare(
         return Err(WickError::InvalidInput("the prompt is empty".into()));
     }
     let eos = &a.model().model.config.eos_token_ids;
-    let mut sa = Session::new(&a.model().model);
-    let mut sb = Session::new(&b.model().model);
+    let mut sa = Session::new(&a.model().model).cancelled_by(&control.cancel);
+    let mut sb = Session::new(&b.model().model).cancelled_by(&control.cancel);
     let (mut la, prefill_a) = timed(&mut sa, std::slice::from_ref(&ids))?;
     let (mut lb, prefill_b) = timed(&mut sb, std::slice::from_ref(&ids))?;
     let (mut decode_a, mut decode_b) = (0.0, 0.0);
     let mut tokens = Vec::new();
     for step in 0..max_new_tokens {
+        // Between tokens: what was compared so far is dropped with the rest (a comparison is
+        // read whole).
+        control.cancel.check()?;
         let (pa, pb) = (log_softmax(&la), log_softmax(&lb));
         let id = argmax(&pa);
         let top_b = argmax(&pb);

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, IndexOp, Tensor, D};
 use serde::Deserialize;
 
+use crate::blocks::heads::HeadKind;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
-use crate::families::heads::HeadKind;
+use crate::loading::LoadSpec;
 use crate::tasks::Task;
 use crate::tokenize::Encoded;
 
@@ -45,10 +47,10 @@ pub struct Features {
 }
 
 impl FeatureExtractor {
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
         Ok(Self {
-            encoder: super::Encoder::load(dir, Task::FeatureExtraction, HeadKind::Base)?,
-            sentence: SentenceConfig::read(dir)?,
+            encoder: super::Encoder::load(spec, Task::FeatureExtraction, HeadKind::Base)?,
+            sentence: SentenceConfig::read(&spec.model.dir)?,
         })
     }
 
@@ -63,12 +65,12 @@ impl FeatureExtractor {
     }
 
     /// One vector per token, special tokens included: `pipeline("feature-extraction")(text)[0]`.
-    pub fn token_features(&self, text: &str) -> Result<Features> {
+    pub fn token_features(&self, text: &str, cancel: &CancelToken) -> Result<Features> {
         let encoded = self.encode(text, None)?;
         let hidden = self
             .encoder
             .model
-            .hidden_states(&self.encoder.model.batch(&[&encoded])?)?;
+            .hidden_states(&self.encoder.model.batch(&[&encoded], cancel)?)?;
         Ok(Features {
             vectors: to_rows(&hidden.i(0).map_err(failed)?)?,
             truncated_tokens: encoded.truncated_tokens,
@@ -78,7 +80,7 @@ impl FeatureExtractor {
     /// One vector for the text, as `SentenceTransformer.encode(text)` gives it. Models without a
     /// sentence-transformers recipe use mean pooling without normalisation.
     pub fn sentence_embedding(&self, text: &str) -> Result<Features> {
-        let mut all = self.sentence_embeddings(&[text], 1)?;
+        let mut all = self.sentence_embeddings(&[text], 1, &CancelToken::new())?;
         all.pop()
             .ok_or_else(|| WickError::ModelFailed("no embedding came back".into()))
     }
@@ -86,7 +88,13 @@ impl FeatureExtractor {
     /// Sentence embeddings for many texts, run `batch_size` at a time padded together (padding
     /// is masked out of attention and pooling, so results equal one-at-a-time runs). Texts are
     /// batched longest first, as sentence-transformers does, so a batch pads little.
-    pub fn sentence_embeddings(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Features>> {
+    /// `cancel` stops the run between batches and layers.
+    pub fn sentence_embeddings(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        cancel: &CancelToken,
+    ) -> Result<Vec<Features>> {
         let config = self.recipe();
         let encoded = texts
             .iter()
@@ -97,7 +105,7 @@ impl FeatureExtractor {
         let mut out: Vec<Option<Features>> = vec![None; texts.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let rows: Vec<&Encoded> = chunk.iter().map(|&i| &encoded[i]).collect();
-            let batch = self.encoder.model.batch(&rows)?;
+            let batch = self.encoder.model.batch(&rows, cancel)?;
             let hidden = self.encoder.model.hidden_states(&batch)?;
             let pooled = pool(&hidden, &batch.mask, config).map_err(failed)?;
             for (&i, v) in chunk.iter().zip(pooled) {

@@ -1,14 +1,14 @@
 //! fill-mask: the most likely tokens for each mask token in a text, with `top_k` and `targets`
 //! as `transformers` 4.57 handles them.
 
-use std::path::Path;
-
 use serde::Serialize;
 use ts_rs::TS;
 
 use super::scores::{order_desc, softmax};
+use crate::blocks::heads::HeadKind;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
-use crate::families::heads::HeadKind;
+use crate::loading::LoadSpec;
 use crate::tasks::Task;
 use crate::tokenize::{Encoded, Truncate};
 
@@ -47,8 +47,8 @@ pub struct MaskFiller {
 }
 
 impl MaskFiller {
-    pub fn load(dir: &Path) -> Result<Self> {
-        let encoder = super::Encoder::load(dir, Task::FillMask, HeadKind::MaskedLm)?;
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
+        let encoder = super::Encoder::load(spec, Task::FillMask, HeadKind::MaskedLm)?;
         let mask = encoder.tokenizer.roles().mask.clone().ok_or_else(|| {
             WickError::InvalidInput("the tokenizer does not define a mask token".into())
         })?;
@@ -70,6 +70,7 @@ impl MaskFiller {
         texts: &[&str],
         options: &FillOptions,
         batch_size: usize,
+        cancel: &CancelToken,
     ) -> Result<Vec<Filled>> {
         let targets = options
             .targets
@@ -103,7 +104,7 @@ impl MaskFiller {
             let logits = self
                 .encoder
                 .model
-                .masked_lm_logits(&self.encoder.model.batch(&rows)?, &positions)?;
+                .masked_lm_logits(&self.encoder.model.batch(&rows, cancel)?, &positions)?;
             let mut logits = logits.into_iter();
             for e in chunk {
                 let masks = self.mask_positions(e);

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod kwargs;
 pub mod pipeline;
 pub mod question_answering;
 pub mod run_generation;
@@ -14,11 +15,54 @@ pub mod text_generation;
 pub mod token_classification;
 pub mod zero_shot;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use crate::cancel::CancelToken;
+
+/// How a run is steered from outside: its cancel flag, and a meter told how many bytes the run's
+/// key/value caches hold as they grow (the runtime counts them against its memory budget).
+#[derive(Clone, Default)]
+pub struct RunControl {
+    pub cancel: CancelToken,
+    meter: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunControl")
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("metered", &self.meter.is_some())
+            .finish()
+    }
+}
+
+impl RunControl {
+    /// A run stopped by `cancel`, its caches not metered.
+    pub fn new(cancel: CancelToken) -> Self {
+        Self {
+            cancel,
+            meter: None,
+        }
+    }
+
+    /// Tells `meter` the bytes the run's caches hold after every step.
+    pub fn metered(mut self, meter: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.meter = Some(Arc::new(meter));
+        self
+    }
+
+    pub(crate) fn cache_bytes(&self, bytes: u64) {
+        if let Some(meter) = &self.meter {
+            meter(bytes);
+        }
+    }
+}
+
 /// A pipeline task, named as `transformers`' `pipeline()` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "kebab-case")]
 #[ts(export)]
 pub enum Task {
@@ -134,14 +178,13 @@ pub struct Encoder {
 impl Encoder {
     /// Loads both, after checking that the architecture can run `task` at all.
     pub(crate) fn load(
-        dir: &std::path::Path,
+        spec: &crate::loading::LoadSpec,
         task: Task,
-        head: crate::families::heads::HeadKind,
+        head: crate::blocks::heads::HeadKind,
     ) -> crate::Result<Self> {
-        let detected = crate::registry::detect(dir)?;
-        crate::registry::require_task(&detected, task)?;
-        let model = crate::families::encoder::EncoderModel::load(dir, head)?;
-        let tokenizer = crate::tokenize::WickTokenizer::from_path(dir)?;
+        spec.model.require_task(task)?;
+        let model = crate::families::encoder::EncoderModel::load(spec, head)?;
+        let tokenizer = crate::tokenize::WickTokenizer::from_path(&spec.model.dir)?;
         Ok(Self { tokenizer, model })
     }
 

@@ -2,25 +2,24 @@
 //! returning JSON shaped as `transformers` 4.57 takes and returns it. The CLI maps its flags to
 //! these keyword arguments, and the parity tests feed the recorded calls straight in.
 
-use std::path::Path;
-
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use ts_rs::TS;
 
 use super::feature_extraction::FeatureExtractor;
 use super::fill_mask::{self, FillOptions, Filled, MaskFiller};
+use super::kwargs::Kwargs;
 use super::question_answering::{self, Answers, QaOptions, QuestionAnswerer};
 use super::run_generation::StreamPiece;
-use super::scores::TopK;
 use super::text2text::Text2Text;
 use super::text_classification::{self, Classification, ClassifyInput, TextClassifier};
 use super::text_generation::{GenerationResult, TextGenerator};
 use super::token_classification::{Entities, NerOptions, TokenClassifier};
 use super::zero_shot::{ZeroShotClassifier, ZeroShotOptions, ZeroShotResult, DEFAULT_TEMPLATE};
-use super::Task;
+use super::{RunControl, Task};
 use crate::error::{Result, WickError};
-use crate::families::causal::Quantization;
+use crate::loading::LoadSpec;
+use crate::quant::Quantization;
 
 /// A loaded encoder pipeline.
 #[derive(Debug)]
@@ -37,36 +36,27 @@ pub enum Pipeline {
 }
 
 impl Pipeline {
-    pub fn load(task: Task, dir: &Path) -> Result<Self> {
-        Self::load_with(task, dir, Quantization::AsStored)
-    }
-
-    /// [`Self::load`] with the weights converted as `quantization` asks (text generation only;
-    /// other tasks run in f32).
-    pub fn load_with(task: Task, dir: &Path, quantization: Quantization) -> Result<Self> {
-        if quantization != Quantization::AsStored && task != Task::TextGeneration {
+    /// Loads the `task` pipeline for the model `spec` describes. Weight conversions (its
+    /// quantization) apply to text generation only; other tasks run in f32.
+    pub fn load(task: Task, spec: &LoadSpec) -> Result<Self> {
+        if spec.quantization != Quantization::AsStored && task != Task::TextGeneration {
             return Err(WickError::InvalidInput(format!(
                 "{} runs in f32 only; quantization applies to text generation",
                 task.id()
             )));
         }
         Ok(match task {
-            Task::FeatureExtraction => Self::FeatureExtraction(FeatureExtractor::load(dir)?),
-            Task::TextClassification => Self::TextClassification(TextClassifier::load(dir)?),
-            Task::TokenClassification => Self::TokenClassification(TokenClassifier::load(dir)?),
-            Task::QuestionAnswering => Self::QuestionAnswering(QuestionAnswerer::load(dir)?),
-            Task::FillMask => Self::FillMask(MaskFiller::load(dir)?),
+            Task::FeatureExtraction => Self::FeatureExtraction(FeatureExtractor::load(spec)?),
+            Task::TextClassification => Self::TextClassification(TextClassifier::load(spec)?),
+            Task::TokenClassification => Self::TokenClassification(TokenClassifier::load(spec)?),
+            Task::QuestionAnswering => Self::QuestionAnswering(QuestionAnswerer::load(spec)?),
+            Task::FillMask => Self::FillMask(MaskFiller::load(spec)?),
             Task::ZeroShotClassification => {
-                Self::ZeroShotClassification(ZeroShotClassifier::load(dir)?)
+                Self::ZeroShotClassification(ZeroShotClassifier::load(spec)?)
             }
-            Task::TextGeneration => Self::TextGeneration(Box::new(TextGenerator::load_on(
-                dir,
-                &candle_core::Device::Cpu,
-                candle_core::DType::F32,
-                quantization,
-            )?)),
+            Task::TextGeneration => Self::TextGeneration(Box::new(TextGenerator::load(spec)?)),
             Task::Summarization | Task::Translation => {
-                Self::Text2Text(Box::new(Text2Text::load(task, dir)?))
+                Self::Text2Text(Box::new(Text2Text::load(task, spec)?))
             }
         })
     }
@@ -88,17 +78,19 @@ impl Pipeline {
         kwargs: &Map<String, Value>,
         batch_size: usize,
     ) -> Result<Output> {
-        self.run(inputs, kwargs, batch_size, false)
+        self.run(inputs, kwargs, batch_size, false, &RunControl::default())
     }
 
-    /// [`Self::call_with_notes`] plus [`Output::detail`], what the tabs draw from.
+    /// [`Self::call_with_notes`] plus [`Output::detail`], what the tabs draw from; `control`
+    /// cancels between batches and layers.
     pub fn call_with_detail(
         &self,
         inputs: &Value,
         kwargs: &Map<String, Value>,
         batch_size: usize,
+        control: &RunControl,
     ) -> Result<Output> {
-        self.run(inputs, kwargs, batch_size, true)
+        self.run(inputs, kwargs, batch_size, true, control)
     }
 
     fn run(
@@ -107,14 +99,16 @@ impl Pipeline {
         kwargs: &Map<String, Value>,
         batch_size: usize,
         with_detail: bool,
+        control: &RunControl,
     ) -> Result<Output> {
+        let cancel = &control.cancel;
         let mut args = Kwargs::new(kwargs);
         let mut notes = Notes::default();
         let (out, detail) = match self {
             Self::TextGeneration(_) | Self::Text2Text(_) => {
                 // Their keyword arguments are checked by the generators (generate()'s and theirs).
                 let (json, results, generation_notes) =
-                    self.stream(inputs, kwargs, &mut |_, _| true)?;
+                    self.stream(inputs, kwargs, &mut |_, _| true, control)?;
                 notes.0.extend(generation_notes);
                 (json, Some(Detail::Generation { results }))
             }
@@ -123,7 +117,7 @@ impl Pipeline {
                 let (texts, single) = texts(inputs)?;
                 let mut out = Vec::new();
                 for (i, t) in texts.iter().enumerate() {
-                    let features = p.token_features(t)?;
+                    let features = p.token_features(t, cancel)?;
                     notes.truncated(i, features.truncated_tokens);
                     // The pipeline's shape: [batch = 1][tokens][hidden].
                     out.push(json!([features.vectors]));
@@ -132,7 +126,7 @@ impl Pipeline {
                 let detail = if with_detail {
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                     let vectors: Vec<Vec<f32>> = p
-                        .sentence_embeddings(&refs, batch_size)?
+                        .sentence_embeddings(&refs, batch_size, cancel)?
                         .into_iter()
                         .map(|f| f.vectors.into_iter().next().unwrap_or_default())
                         .collect();
@@ -158,7 +152,7 @@ impl Pipeline {
                         None => ClassifyInput::Text(a),
                     })
                     .collect();
-                let results = p.classify(&refs, function, batch_size)?;
+                let results = p.classify(&refs, function, batch_size, cancel)?;
                 for (i, r) in results.iter().enumerate() {
                     notes.truncated(i, r.truncated_tokens);
                 }
@@ -178,7 +172,7 @@ impl Pipeline {
                 args.finish("token-classification")?;
                 let (texts, single) = texts(inputs)?;
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let results = p.run(&refs, &o, batch_size)?;
+                let results = p.run(&refs, &o, batch_size, cancel)?;
                 for (i, r) in results.iter().enumerate() {
                     notes.truncated(i, r.truncated_tokens);
                 }
@@ -206,7 +200,7 @@ impl Pipeline {
                 let mut out = Vec::new();
                 let mut results = Vec::new();
                 for (q, c) in &questions {
-                    let answers = p.answer(q, c, &o)?;
+                    let answers = p.answer(q, c, &o, cancel)?;
                     out.push(question_answering::pipeline_json(&answers));
                     results.push(answers);
                 }
@@ -223,7 +217,7 @@ impl Pipeline {
                 args.finish("fill-mask")?;
                 let (texts, single) = texts(inputs)?;
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let results = p.fill(&refs, &o, batch_size)?;
+                let results = p.fill(&refs, &o, batch_size, cancel)?;
                 for (i, r) in results.iter().enumerate() {
                     notes.truncated(i, r.truncated_tokens);
                 }
@@ -249,7 +243,7 @@ impl Pipeline {
                 args.finish("zero-shot-classification")?;
                 let (texts, single) = texts(inputs)?;
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let results = p.classify(&refs, &o, batch_size)?;
+                let results = p.classify(&refs, &o, batch_size, cancel)?;
                 let out = results.iter().map(|r| json!(r)).collect();
                 (
                     unwrap_single(out, single),
@@ -279,10 +273,11 @@ impl Pipeline {
         inputs: &Value,
         kwargs: &Map<String, Value>,
         on_piece: &mut dyn FnMut(usize, &StreamPiece) -> bool,
+        control: &RunControl,
     ) -> Result<(Value, Vec<GenerationResult>, Vec<String>)> {
         match self {
-            Self::TextGeneration(g) => g.call(inputs, kwargs, on_piece),
-            Self::Text2Text(g) => g.call(inputs, kwargs, on_piece),
+            Self::TextGeneration(g) => g.call(inputs, kwargs, on_piece, control),
+            Self::Text2Text(g) => g.call(inputs, kwargs, on_piece, control),
             _ => Err(WickError::InvalidInput(
                 "this pipeline does not generate text".into(),
             )),
@@ -455,129 +450,5 @@ fn qa_inputs(inputs: &Value) -> Result<(Vec<(String, String)>, bool)> {
     match inputs {
         Value::Array(items) => Ok((items.iter().map(one).collect::<Result<_>>()?, false)),
         v => Ok((vec![one(v)?], true)),
-    }
-}
-
-/// Keyword arguments, taken one by one so that leftovers can be reported as unknown.
-struct Kwargs<'a> {
-    map: &'a Map<String, Value>,
-    used: Vec<&'static str>,
-}
-
-impl<'a> Kwargs<'a> {
-    fn new(map: &'a Map<String, Value>) -> Self {
-        Self {
-            map,
-            used: Vec::new(),
-        }
-    }
-
-    fn take(&mut self, key: &'static str) -> Option<&'a Value> {
-        self.used.push(key);
-        self.map.get(key)
-    }
-
-    fn invalid(key: &str, want: &str, got: &Value) -> WickError {
-        WickError::InvalidInput(format!("{key} must be {want}, got {got}"))
-    }
-
-    fn usize(&mut self, key: &'static str) -> Result<Option<usize>> {
-        match self.take(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| Self::invalid(key, "a whole number", v)),
-        }
-    }
-
-    fn bool(&mut self, key: &'static str) -> Result<Option<bool>> {
-        match self.take(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| Self::invalid(key, "true or false", v)),
-        }
-    }
-
-    fn string(&mut self, key: &'static str) -> Result<Option<String>> {
-        match self.take(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(|s| Some(s.to_string()))
-                .ok_or_else(|| Self::invalid(key, "text", v)),
-        }
-    }
-
-    /// A list of strings, or one string of comma-separated items (as zero-shot accepts).
-    fn strings(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
-        match self.take(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect(),
-            )),
-            Some(v @ Value::Array(items)) => items
-                .iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .map(Some)
-                .ok_or_else(|| Self::invalid(key, "a list of texts", v)),
-            Some(v) => Err(Self::invalid(key, "a list of texts", v)),
-        }
-    }
-
-    fn parsed<T: std::str::FromStr<Err = String>>(
-        &mut self,
-        key: &'static str,
-    ) -> Result<Option<T>> {
-        match self.string(key)? {
-            None => Ok(None),
-            Some(s) => s
-                .parse()
-                .map(Some)
-                .map_err(|e| WickError::InvalidInput(format!("{key}: {e}"))),
-        }
-    }
-
-    /// `top_k`: absent (the pipeline default), `null` (every label) or a number.
-    fn top_k(&mut self, key: &'static str) -> Result<Option<TopK>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(TopK::All)),
-            Some(v) => match v.as_u64() {
-                Some(k) if k > 0 => Ok(Some(TopK::K(k as usize))),
-                _ => Err(Self::invalid(key, "a positive number or null", v)),
-            },
-        }
-    }
-
-    /// Fails on keyword arguments nobody took.
-    fn finish(self, task: &str) -> Result<()> {
-        let unknown: Vec<&String> = self
-            .map
-            .keys()
-            .filter(|k| !self.used.contains(&k.as_str()))
-            .collect();
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        let known = if self.used.is_empty() {
-            "none".to_string()
-        } else {
-            self.used.join(", ")
-        };
-        Err(WickError::InvalidInput(format!(
-            "{task} does not take {}; it takes: {known}",
-            unknown
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
     }
 }

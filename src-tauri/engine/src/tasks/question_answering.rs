@@ -1,14 +1,14 @@
 //! question-answering: the span of a context that answers a question, over contexts longer than
 //! the model by overlapping windows (`doc_stride`), with `transformers` 4.57's span scoring.
 
-use std::path::Path;
-
 use serde::Serialize;
 use ts_rs::TS;
 
 use super::scores::softmax;
+use crate::blocks::heads::HeadKind;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
-use crate::families::heads::HeadKind;
+use crate::loading::LoadSpec;
 use crate::tasks::Task;
 use crate::tokenize::{Encoded, Truncate};
 
@@ -75,9 +75,9 @@ pub struct QuestionAnswerer {
 }
 
 impl QuestionAnswerer {
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
         let encoder =
-            super::Encoder::load(dir, Task::QuestionAnswering, HeadKind::QuestionAnswering)?;
+            super::Encoder::load(spec, Task::QuestionAnswering, HeadKind::QuestionAnswering)?;
         Ok(Self { encoder })
     }
 
@@ -86,7 +86,13 @@ impl QuestionAnswerer {
         &self.encoder
     }
 
-    pub fn answer(&self, question: &str, context: &str, o: &QaOptions) -> Result<Answers> {
+    pub fn answer(
+        &self,
+        question: &str,
+        context: &str,
+        o: &QaOptions,
+        cancel: &CancelToken,
+    ) -> Result<Answers> {
         super::require_text(question, "question")?;
         super::require_text(context, "context")?;
         if o.top_k == 0 || o.max_answer_len == 0 {
@@ -117,7 +123,7 @@ impl QuestionAnswerer {
         let (starts, ends) = self
             .encoder
             .model
-            .span_logits(&self.encoder.model.batch(&rows)?)?;
+            .span_logits(&self.encoder.model.batch(&rows, cancel)?)?;
         let context_chars: Vec<char> = context.chars().collect();
         let cls = self
             .encoder

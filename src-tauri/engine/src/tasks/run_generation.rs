@@ -12,6 +12,8 @@ use crate::error::Result;
 use crate::generate::{self, Decoder, GenerationConfig, Request, StopReason, TextStream};
 use crate::tokenize::WickTokenizer;
 
+use super::RunControl;
+
 /// One alternative to a generated token, with its text.
 #[derive(Debug, Clone, Serialize, PartialEq, TS)]
 #[ts(export)]
@@ -109,6 +111,7 @@ pub struct Run<'a> {
     pub started: Instant,
     /// Seconds already spent encoding the source (encoder-decoder models).
     pub encode_s: f64,
+    pub control: &'a RunControl,
 }
 
 fn token_text(tokenizer: &WickTokenizer, id: u32) -> String {
@@ -172,7 +175,8 @@ pub fn run(
     let rows = config.num_return_sequences.max(1);
     let mut streams: Vec<TextStream> = (0..rows).map(|_| TextStream::new(prompt)).collect();
     let beams = config.num_beams > 1;
-    let mut timed = Timed::new(decoder, run.encode_s);
+    let control = run.control;
+    let mut timed = Timed::new(decoder, run.encode_s, control);
     let request = Request {
         config,
         prompt,
@@ -181,8 +185,13 @@ pub fn run(
         stop_strings: (!config.stop_strings.is_empty()).then_some(&stop_check),
     };
     let mut first_token: Option<f64> = None;
+    // A cancel during a decode step lets the step finish: the loop then stops before the next,
+    // keeping the text so far (a prompt's step, which can take seconds, stops between layers).
     let out = generate::generate(&mut timed, &request, &mut |row, info| {
         first_token.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+        if control.cancel.is_cancelled() {
+            return false;
+        }
         if beams {
             // Beams reorder until the end; only cancellation is offered meanwhile.
             return on_piece(&StreamPiece {
@@ -248,15 +257,17 @@ pub fn run(
 /// A decoder that times its steps: the first is the prefill, the rest decode.
 struct Timed<'a> {
     inner: &'a mut dyn Decoder,
+    control: &'a RunControl,
     prefill_s: f64,
     decode_s: f64,
     steps: usize,
 }
 
 impl<'a> Timed<'a> {
-    fn new(inner: &'a mut dyn Decoder, encode_s: f64) -> Self {
+    fn new(inner: &'a mut dyn Decoder, encode_s: f64, control: &'a RunControl) -> Self {
         Self {
             inner,
+            control,
             prefill_s: encode_s,
             decode_s: 0.0,
             steps: 0,
@@ -293,6 +304,7 @@ impl Decoder for Timed<'_> {
             self.decode_s += s;
         }
         self.steps += 1;
+        self.control.cache_bytes(self.inner.cache_bytes());
         out
     }
 

@@ -1,6 +1,8 @@
 //! The little numeric helpers pipelines share, computed in f32 as the `transformers` pipelines
 //! compute them in NumPy float32, so scores agree to the last digits.
 
+use crate::error::WickError;
+
 /// Softmax with the maximum subtracted first.
 pub fn softmax(xs: &[f32]) -> Vec<f32> {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -40,7 +42,7 @@ pub enum TopK {
 }
 
 impl std::str::FromStr for TopK {
-    type Err = String;
+    type Err = WickError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "all" | "none" | "None" => Ok(TopK::All),
@@ -49,7 +51,11 @@ impl std::str::FromStr for TopK {
                 .ok()
                 .filter(|k| *k > 0)
                 .map(TopK::K)
-                .ok_or_else(|| format!("expected a positive number or `all`, got `{n}`")),
+                .ok_or_else(|| {
+                    WickError::InvalidInput(format!(
+                        "expected a positive number or `all`, got `{n}`"
+                    ))
+                }),
         }
     }
 }
@@ -64,7 +70,7 @@ mod tests {
         assert!((p[0] - 0.5).abs() < 1e-6 && p[2] == 0.0, "{p:?}");
         assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
         assert_eq!(order_desc(&[0.1, 0.7, 0.3, 0.7]), vec![1, 3, 2, 0]);
-        assert_eq!("all".parse::<TopK>(), Ok(TopK::All));
+        assert_eq!("all".parse::<TopK>().ok(), Some(TopK::All));
         assert!("0".parse::<TopK>().is_err());
     }
 }

@@ -7,27 +7,18 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Device;
 use serde_json::{json, Map, Value};
 
+use super::kwargs::Kwargs;
 use super::run_generation::{self, GenerationResult, StreamPiece};
+use super::RunControl;
 use super::Task;
 use crate::error::{Result, WickError};
 use crate::families::seq2seq::{Seq2Seq, Session};
-use crate::generate::config::{check_kwargs, model_generation_json};
+use crate::generate::config::{model_generation_json, GENERATE_KWARGS};
 use crate::generate::GenerationConfig;
+use crate::loading::LoadSpec;
 use crate::tokenize::{Truncate, WickTokenizer};
-
-/// The pipeline's own keyword arguments.
-const PIPELINE_KWARGS: &[&str] = &[
-    "return_text",
-    "return_tensors",
-    "clean_up_tokenization_spaces",
-    "truncation",
-    "src_lang",
-    "tgt_lang",
-    "logprobs",
-];
 
 /// A loaded summarization or translation pipeline.
 #[derive(Debug)]
@@ -52,19 +43,18 @@ pub struct Options {
 }
 
 impl Text2Text {
-    pub fn load(task: Task, dir: &Path) -> Result<Self> {
-        let model = Seq2Seq::load(dir, &Device::Cpu)?;
+    pub fn load(task: Task, spec: &LoadSpec) -> Result<Self> {
+        spec.model.require_task(task)?;
+        let dir = spec.model.dir.as_path();
+        let model = Seq2Seq::load(spec)?;
+        spec.loading.check()?;
         let tokenizer = WickTokenizer::from_path(dir)?;
-        let config: Value = std::fs::read_to_string(dir.join("config.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null);
-        let architecture = config
-            .get("architectures")
-            .and_then(|a| a.get(0))
-            .and_then(Value::as_str)
-            .unwrap_or("encoder-decoder")
-            .to_string();
+        let config = &spec.model.config;
+        let architecture = spec
+            .model
+            .architecture
+            .clone()
+            .unwrap_or_else(|| "encoder-decoder".into());
         Ok(Self {
             task,
             tokenizer,
@@ -96,32 +86,37 @@ impl Text2Text {
 
     /// `task_specific_params` key: "summarization", or "translation_xx_to_yy" from the
     /// languages given, else the model's first translation entry (as `pipeline("translation")`).
-    fn params_key(&self, kwargs: &Map<String, Value>) -> Option<String> {
+    fn params_key(&self, src_lang: Option<&str>, tgt_lang: Option<&str>) -> Option<String> {
         match self.task {
             Task::Summarization => Some("summarization".into()),
-            _ => {
-                let lang = |k: &str| kwargs.get(k).and_then(Value::as_str);
-                match (lang("src_lang"), lang("tgt_lang")) {
-                    (Some(src), Some(tgt)) => Some(format!("translation_{src}_to_{tgt}")),
-                    _ => self
-                        .task_params
-                        .keys()
-                        .find(|k| k.starts_with("translation"))
-                        .cloned(),
-                }
-            }
+            _ => match (src_lang, tgt_lang) {
+                (Some(src), Some(tgt)) => Some(format!("translation_{src}_to_{tgt}")),
+                _ => self
+                    .task_params
+                    .keys()
+                    .find(|k| k.starts_with("translation"))
+                    .cloned(),
+            },
         }
     }
 
     pub fn options(&self, kwargs: &Map<String, Value>) -> Result<Options> {
-        check_kwargs(self.task.id(), kwargs, PIPELINE_KWARGS)?;
+        let mut args = Kwargs::new(kwargs);
+        args.bool("return_text")?;
+        let return_tensors = args.bool("return_tensors")?.unwrap_or(false);
+        let clean_up = args.bool("clean_up_tokenization_spaces")?.unwrap_or(false);
+        let truncation = args.bool("truncation")?.unwrap_or(false);
+        let src_lang = args.string("src_lang")?;
+        let tgt_lang = args.string("tgt_lang")?;
+        let logprobs = args.logprobs()?;
+        args.finish_with(self.task.id(), GENERATE_KWARGS)?;
         let mut defaults = Map::new();
         defaults.insert("max_new_tokens".into(), json!(256));
         defaults.insert("num_beams".into(), json!(4));
         let mut merged = GenerationConfig::pipeline_layer(&defaults, &self.model_settings);
         let mut prefix = String::new();
         if let Some(params) = self
-            .params_key(kwargs)
+            .params_key(src_lang.as_deref(), tgt_lang.as_deref())
             .and_then(|k| self.task_params.get(&k))
             .and_then(Value::as_object)
         {
@@ -134,19 +129,12 @@ impl Text2Text {
             }
         }
         let config = GenerationConfig::from_layers(&[&merged, kwargs])?;
-        let flag =
-            |k: &str, default: bool| kwargs.get(k).and_then(Value::as_bool).unwrap_or(default);
-        let logprobs = kwargs
-            .get("logprobs")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            .min(20) as usize;
         Ok(Options {
             config,
             prefix,
-            truncation: flag("truncation", false),
-            clean_up: flag("clean_up_tokenization_spaces", false),
-            return_tensors: flag("return_tensors", false),
+            truncation,
+            clean_up,
+            return_tensors,
             logprobs,
         })
     }
@@ -157,6 +145,7 @@ impl Text2Text {
         text: &str,
         options: &Options,
         on_piece: &mut dyn FnMut(&StreamPiece) -> bool,
+        control: &RunControl,
     ) -> Result<GenerationResult> {
         let started = Instant::now();
         super::require_text(text, "text")?;
@@ -180,7 +169,7 @@ impl Text2Text {
             )));
         }
         let encode_started = Instant::now();
-        let mut session = Session::new(&self.model, &source)?;
+        let mut session = Session::new(&self.model, &source, &control.cancel)?;
         let encode_s = encode_started.elapsed().as_secs_f64();
         let start = options
             .config
@@ -201,6 +190,7 @@ impl Text2Text {
                 read_tokens: source.len(),
                 started,
                 encode_s,
+                control,
             },
             &mut session,
             on_piece,
@@ -221,6 +211,7 @@ impl Text2Text {
         inputs: &Value,
         kwargs: &Map<String, Value>,
         on_piece: &mut dyn FnMut(usize, &StreamPiece) -> bool,
+        control: &RunControl,
     ) -> Result<(Value, Vec<GenerationResult>, Vec<String>)> {
         let options = self.options(kwargs)?;
         let (texts, single) = match inputs {
@@ -246,7 +237,7 @@ impl Text2Text {
         let mut per_input = Vec::new();
         let mut results = Vec::new();
         for (i, text) in texts.iter().enumerate() {
-            let result = self.generate(text, &options, &mut |p| on_piece(i, p))?;
+            let result = self.generate(text, &options, &mut |p| on_piece(i, p), control)?;
             let records: Vec<Value> = result
                 .sequences
                 .iter()

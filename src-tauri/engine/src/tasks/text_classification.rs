@@ -1,14 +1,14 @@
 //! text-classification: labels with scores for a text or a text pair, with `transformers` 4.57's
 //! `function_to_apply` and `top_k` rules.
 
-use std::path::Path;
-
 use serde::Serialize;
 use ts_rs::TS;
 
 use super::scores::{order_desc, sigmoid, softmax, TopK};
+use crate::blocks::heads::HeadKind;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
-use crate::families::heads::HeadKind;
+use crate::loading::LoadSpec;
 use crate::tasks::Task;
 use crate::tokenize::Encoded;
 
@@ -23,13 +23,15 @@ pub enum ScoreFunction {
 }
 
 impl std::str::FromStr for ScoreFunction {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+    type Err = WickError;
+    fn from_str(s: &str) -> Result<Self> {
         match s.to_lowercase().as_str() {
             "softmax" => Ok(Self::Softmax),
             "sigmoid" => Ok(Self::Sigmoid),
             "none" => Ok(Self::None),
-            other => Err(format!("expected softmax, sigmoid or none, got `{other}`")),
+            other => Err(WickError::InvalidInput(format!(
+                "expected softmax, sigmoid or none, got `{other}`"
+            ))),
         }
     }
 }
@@ -77,9 +79,9 @@ pub struct TextClassifier {
 }
 
 impl TextClassifier {
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
         let encoder = super::Encoder::load(
-            dir,
+            spec,
             Task::TextClassification,
             HeadKind::SequenceClassification,
         )?;
@@ -97,6 +99,7 @@ impl TextClassifier {
         inputs: &[ClassifyInput],
         function: Option<ScoreFunction>,
         batch_size: usize,
+        cancel: &CancelToken,
     ) -> Result<Vec<Classification>> {
         let encoded = inputs
             .iter()
@@ -109,7 +112,7 @@ impl TextClassifier {
             let logits = self
                 .encoder
                 .model
-                .sequence_logits(&self.encoder.model.batch(&rows)?)?;
+                .sequence_logits(&self.encoder.model.batch(&rows, cancel)?)?;
             for (e, logits) in chunk.iter().zip(logits) {
                 out.push(self.score(logits, function, e.truncated_tokens));
             }
@@ -118,10 +121,14 @@ impl TextClassifier {
     }
 
     /// Raw logits for one encoded input (zero-shot builds on this).
-    pub(crate) fn logits_for(&self, rows: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn logits_for(
+        &self,
+        rows: &[&Encoded],
+        cancel: &CancelToken,
+    ) -> Result<Vec<Vec<f32>>> {
         self.encoder
             .model
-            .sequence_logits(&self.encoder.model.batch(rows)?)
+            .sequence_logits(&self.encoder.model.batch(rows, cancel)?)
     }
 
     fn encode(&self, input: ClassifyInput) -> Result<Encoded> {

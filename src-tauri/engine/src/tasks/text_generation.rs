@@ -6,23 +6,24 @@
 //! Beyond the JSON, every generated token carries its probability, the alternatives and the
 //! entropy, and text is streamed in whole characters as it is generated.
 
-use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Result, WickError};
-use crate::families::causal::{self, Format, LoadedCausal, Quantization, Session};
-use crate::generate::config::model_generation_json;
-use crate::generate::{self, GenerationConfig};
+use crate::families::causal::{self, Format, LoadedCausal, Session};
+use crate::generate::config::{model_generation_json, GENERATE_KWARGS};
+use crate::generate::GenerationConfig;
+use crate::loading::LoadSpec;
 use crate::tokenize::chat::{ChatTemplate, Message};
 use crate::tokenize::{TokenizeOptions, WickTokenizer};
 
+use super::kwargs::Kwargs;
 use super::run_generation;
 pub use super::run_generation::{
     GeneratedSequence, GeneratedToken, GenerationResult, GenerationStats, StreamPiece, TopToken,
 };
+use super::RunControl;
 
 /// What a prompt is: plain text to continue, or a conversation.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,20 +31,6 @@ pub enum Prompt {
     Text(String),
     Chat(Vec<Message>),
 }
-
-/// The pipeline's own keyword arguments (besides `generate()`'s).
-pub const PIPELINE_KWARGS: &[&str] = &[
-    "return_full_text",
-    "return_text",
-    "return_tensors",
-    "clean_up_tokenization_spaces",
-    "prefix",
-    "stop_sequence",
-    "continue_final_message",
-    "add_special_tokens",
-    // Wick's: how many alternatives to record per token (0-20).
-    "logprobs",
-];
 
 /// Pipeline options read from the keyword arguments.
 #[derive(Debug, Clone)]
@@ -83,17 +70,12 @@ fn pipeline_defaults() -> Map<String, Value> {
 }
 
 impl TextGenerator {
-    pub fn load(path: &Path) -> Result<Self> {
-        Self::load_on(path, &Device::Cpu, DType::F32, Quantization::AsStored)
-    }
-
-    pub fn load_on(
-        path: &Path,
-        device: &Device,
-        dtype: DType,
-        quantization: Quantization,
-    ) -> Result<Self> {
-        let loaded = causal::load_with(path, device, dtype, quantization)?;
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
+        spec.model
+            .require_task(crate::tasks::Task::TextGeneration)?;
+        let path = spec.model.path.as_path();
+        let loaded = causal::load(spec)?;
+        spec.loading.check()?;
         let tokenizer = WickTokenizer::from_path(path)?;
         // Added tokens may lie beyond the model's rows (Gemma's image token); the base vocabulary
         // may not.
@@ -119,20 +101,13 @@ impl TextGenerator {
                     Some(t) => Some(t),
                     None => ChatTemplate::from_gguf(file)?,
                 };
-                (chat, gguf_settings(&loaded), Value::Null)
+                (chat, gguf_settings(&loaded), &Value::Null)
             }
-            Format::Transformers { .. } => {
-                let config_path = path.join("config.json");
-                let config_json: Value = std::fs::read_to_string(&config_path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Value::Null);
-                (
-                    ChatTemplate::from_folder(path)?,
-                    model_generation_json(path)?,
-                    config_json,
-                )
-            }
+            Format::Transformers { .. } => (
+                ChatTemplate::from_folder(path)?,
+                model_generation_json(path)?,
+                &spec.model.config,
+            ),
         };
         let mut task_params = config_json
             .get("task_specific_params")
@@ -186,16 +161,22 @@ impl TextGenerator {
     /// Reads the keyword arguments: the pipeline's own, and generate()'s layered over the
     /// pipeline defaults and the model's settings. Unknown names are errors.
     pub fn options(&self, kwargs: &Map<String, Value>) -> Result<Options> {
-        generate::config::check_kwargs("text-generation", kwargs, PIPELINE_KWARGS)?;
-        let bool_arg = |k: &str| -> Result<Option<bool>> {
-            match kwargs.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Bool(b)) => Ok(Some(*b)),
-                Some(v) => Err(WickError::InvalidInput(format!(
-                    "{k} must be true or false, got {v}"
-                ))),
-            }
-        };
+        let mut args = Kwargs::new(kwargs);
+        let return_full_text = args.bool("return_full_text")?.unwrap_or(true);
+        let return_text = args.bool("return_text")?;
+        let return_tensors = args.bool("return_tensors")?.unwrap_or(false);
+        let clean_up = args.bool("clean_up_tokenization_spaces")?.unwrap_or(true);
+        let prefix = args.string("prefix")?;
+        let stop_sequence = args.string("stop_sequence")?;
+        let continue_final_message = args.bool("continue_final_message")?;
+        let add_special_tokens = args.bool("add_special_tokens")?;
+        let logprobs = args.logprobs()?;
+        args.finish_with("text-generation", GENERATE_KWARGS)?;
+        if return_text == Some(true) && return_tensors {
+            return Err(WickError::InvalidInput(
+                "return_text and return_tensors cannot both be true".into(),
+            ));
+        }
         let mut notes = Vec::new();
         let mut merged =
             GenerationConfig::pipeline_layer(&pipeline_defaults(), &self.model_settings);
@@ -203,7 +184,7 @@ impl TextGenerator {
             merged.insert(k.clone(), v.clone());
         }
         let mut call = kwargs.clone();
-        if let Some(stop) = kwargs.get("stop_sequence").and_then(Value::as_str) {
+        if let Some(stop) = &stop_sequence {
             // transformers: every token of the stop sequence becomes an end-of-sequence token.
             let ids = self.tokenizer.encode_ids(
                 stop,
@@ -225,30 +206,14 @@ impl TextGenerator {
             ));
         }
         let config = GenerationConfig::from_layers(&[&merged, &call])?;
-        let logprobs = match kwargs.get("logprobs") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v.as_u64().filter(|n| *n <= 20).ok_or_else(|| {
-                WickError::InvalidInput(format!(
-                    "logprobs must be a whole number from 0 to 20, got {v}"
-                ))
-            })? as usize,
-        };
-        if bool_arg("return_text")? == Some(true) && bool_arg("return_tensors")? == Some(true) {
-            return Err(WickError::InvalidInput(
-                "return_text and return_tensors cannot both be true".into(),
-            ));
-        }
         Ok(Options {
             config,
-            return_full_text: bool_arg("return_full_text")?.unwrap_or(true),
-            return_tensors: bool_arg("return_tensors")?.unwrap_or(false),
-            clean_up: bool_arg("clean_up_tokenization_spaces")?.unwrap_or(true),
-            prefix: kwargs
-                .get("prefix")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            continue_final_message: bool_arg("continue_final_message")?,
-            add_special_tokens: bool_arg("add_special_tokens")?,
+            return_full_text,
+            return_tensors,
+            clean_up,
+            prefix,
+            continue_final_message,
+            add_special_tokens,
             logprobs,
             notes,
         })
@@ -300,15 +265,18 @@ impl TextGenerator {
     }
 
     /// Generates from one prompt. `on_piece` sees each token as it comes (greedy and sampling)
-    /// and may return `false` to stop.
+    /// and may return `false` to stop; `control` can cancel at every stage.
     pub fn generate(
         &self,
         prompt: &Prompt,
         options: &Options,
         on_piece: &mut dyn FnMut(&StreamPiece) -> bool,
+        control: &RunControl,
     ) -> Result<GenerationResult> {
         let started = Instant::now();
+        control.cancel.check()?;
         let (prompt_text, prompt_ids) = self.encode_prompt(prompt, options)?;
+        control.cancel.check()?;
         if prompt_ids.is_empty() {
             return Err(WickError::InvalidInput(
                 "the prompt gives no tokens: type some text first".into(),
@@ -317,11 +285,12 @@ impl TextGenerator {
         let rows = self.loaded.model.config.vocab_size;
         if let Some(bad) = prompt_ids.iter().find(|&&id| id as usize >= rows) {
             return Err(WickError::InvalidInput(format!(
-                "the prompt contains token {bad} ({:?}), which this model has no embedding for                  (it has {rows})",
+                "the prompt contains token {bad} ({:?}), which this model has no embedding \
+                 for (it has {rows})",
                 self.tokenizer.id_to_token(*bad).unwrap_or_default()
             )));
         }
-        let mut session = Session::new(&self.loaded.model);
+        let mut session = Session::new(&self.loaded.model).cancelled_by(&control.cancel);
         let (sequences, stats, seed) = run_generation::run(
             run_generation::Run {
                 tokenizer: &self.tokenizer,
@@ -332,6 +301,7 @@ impl TextGenerator {
                 read_tokens: prompt_ids.len(),
                 started,
                 encode_s: 0.0,
+                control,
             },
             &mut session,
             on_piece,
@@ -353,13 +323,14 @@ impl TextGenerator {
         inputs: &Value,
         kwargs: &Map<String, Value>,
         on_piece: &mut dyn FnMut(usize, &StreamPiece) -> bool,
+        control: &RunControl,
     ) -> Result<(Value, Vec<GenerationResult>, Vec<String>)> {
         let options = self.options(kwargs)?;
         let (prompts, single) = prompts(inputs)?;
         let mut json_out = Vec::new();
         let mut results = Vec::new();
         for (i, prompt) in prompts.iter().enumerate() {
-            let result = self.generate(prompt, &options, &mut |p| on_piece(i, p))?;
+            let result = self.generate(prompt, &options, &mut |p| on_piece(i, p), control)?;
             json_out.push(self.output_json(prompt, &result, &options)?);
             results.push(result);
         }

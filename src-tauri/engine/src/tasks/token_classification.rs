@@ -1,14 +1,14 @@
 //! token-classification (NER): a label per token, optionally merged into words and entities with
 //! `transformers` 4.57's `aggregation_strategy` rules.
 
-use std::path::Path;
-
 use serde::Serialize;
 use ts_rs::TS;
 
 use super::scores::{argmax, softmax};
+use crate::blocks::heads::HeadKind;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
-use crate::families::heads::HeadKind;
+use crate::loading::LoadSpec;
 use crate::tasks::Task;
 use crate::tokenize::Encoded;
 
@@ -31,17 +31,17 @@ pub enum Aggregation {
 }
 
 impl std::str::FromStr for Aggregation {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+    type Err = WickError;
+    fn from_str(s: &str) -> Result<Self> {
         match s.to_lowercase().as_str() {
             "none" => Ok(Self::None),
             "simple" => Ok(Self::Simple),
             "first" => Ok(Self::First),
             "average" => Ok(Self::Average),
             "max" => Ok(Self::Max),
-            other => Err(format!(
+            other => Err(WickError::InvalidInput(format!(
                 "expected none, simple, first, average or max, got `{other}`"
-            )),
+            ))),
         }
     }
 }
@@ -140,9 +140,9 @@ struct Labelled {
 }
 
 impl TokenClassifier {
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
         let encoder = super::Encoder::load(
-            dir,
+            spec,
             Task::TokenClassification,
             HeadKind::TokenClassification,
         )?;
@@ -160,6 +160,7 @@ impl TokenClassifier {
         texts: &[&str],
         options: &NerOptions,
         batch_size: usize,
+        cancel: &CancelToken,
     ) -> Result<Vec<Entities>> {
         let encoded = self.encoder.encode_texts(texts, None)?;
         let mut out = Vec::with_capacity(texts.len());
@@ -171,7 +172,7 @@ impl TokenClassifier {
             let logits = self
                 .encoder
                 .model
-                .token_logits(&self.encoder.model.batch(&rows)?)?;
+                .token_logits(&self.encoder.model.batch(&rows, cancel)?)?;
             for ((e, text), logits) in chunk.iter().zip(texts).zip(logits) {
                 out.push(self.postprocess(text, e, &logits, options)?);
             }

@@ -1,13 +1,13 @@
 //! zero-shot-classification: any labels, scored by an NLI model as "does the text entail
 //! `This example is {label}.`?", as `transformers` 4.57 does it.
 
-use std::path::Path;
-
 use serde::Serialize;
 use ts_rs::TS;
 
 use super::text_classification::TextClassifier;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
+use crate::loading::LoadSpec;
 use crate::tasks::Task;
 use crate::tokenize::{Encoded, Truncate};
 
@@ -40,10 +40,9 @@ pub struct ZeroShotClassifier {
 }
 
 impl ZeroShotClassifier {
-    pub fn load(dir: &Path) -> Result<Self> {
-        let detected = crate::registry::detect(dir)?;
-        crate::registry::require_task(&detected, Task::ZeroShotClassification)?;
-        let nli = TextClassifier::load(dir)?;
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
+        spec.model.require_task(Task::ZeroShotClassification)?;
+        let nli = TextClassifier::load(spec)?;
         let labels = nli.encoder().model.labels();
         let n = labels.names.len();
         // The first label (in label2id order) starting with "entail"; transformers falls back
@@ -79,6 +78,7 @@ impl ZeroShotClassifier {
         texts: &[&str],
         o: &ZeroShotOptions,
         batch_size: usize,
+        cancel: &CancelToken,
     ) -> Result<Vec<ZeroShotResult>> {
         let labels: Vec<&str> = o
             .candidate_labels
@@ -122,7 +122,7 @@ impl ZeroShotClassifier {
                 let mut logits = Vec::with_capacity(pairs.len());
                 for chunk in pairs.chunks(batch_size.max(1)) {
                     let rows: Vec<&Encoded> = chunk.iter().collect();
-                    logits.extend(self.nli.logits_for(&rows)?);
+                    logits.extend(self.nli.logits_for(&rows, cancel)?);
                 }
                 Ok(self.scores(text, &labels, &logits, o.multi_label))
             })

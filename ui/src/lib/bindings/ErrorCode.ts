@@ -3,4 +3,4 @@
 /**
  * Stable error codes, shared with the UI (`ErrorCode` in the generated TypeScript bindings).
  */
-export type ErrorCode = "not_found" | "no_tokenizer" | "invalid_tokenizer" | "invalid_gguf" | "unsupported_tokenizer" | "not_cached" | "invalid_model" | "unsupported_architecture" | "unsupported_task" | "missing_head" | "model_failed" | "invalid_input" | "tokenize_failed" | "io" | "hub_auth" | "hub_not_found" | "hub_unavailable" | "offline" | "disk_full" | "corrupt" | "does_not_fit" | "cancelled" | "internal";
+export type ErrorCode = "not_found" | "no_tokenizer" | "invalid_tokenizer" | "invalid_gguf" | "unsupported_tokenizer" | "not_cached" | "invalid_model" | "unsupported_architecture" | "unsupported_task" | "missing_head" | "model_failed" | "invalid_input" | "tokenize_failed" | "io" | "hub_auth" | "hub_not_found" | "hub_unavailable" | "offline" | "disk_full" | "corrupt" | "does_not_fit" | "device_unavailable" | "cancelled" | "internal";

@@ -3,6 +3,8 @@
 use std::time::Instant;
 
 use serde::Serialize;
+use wick_engine::cancel::CancelToken;
+use wick_engine::loading::LoadSpec;
 use wick_engine::{Result, TokenizeOptions, WickError, WickTokenizer};
 
 #[derive(Debug, clap::Args)]
@@ -50,7 +52,7 @@ enum What {
         model: String,
         /// as-stored, f32, q8_0 or q4_k.
         #[arg(long, default_value = "as-stored")]
-        quantize: wick_engine::families::causal::Quantization,
+        quantize: wick_engine::quant::Quantization,
         #[arg(long, default_value_t = 128)]
         prompt_tokens: usize,
         #[arg(long, default_value_t = 64)]
@@ -140,11 +142,8 @@ pub fn run(args: &Args) -> Result<()> {
         } => {
             let (loaded, load_ms) = timed(|| {
                 let path = crate::hub::model_path(model, None)?;
-                wick_engine::families::causal::load_with(
-                    &path,
-                    &candle_core::Device::Cpu,
-                    candle_core::DType::F32,
-                    *quantize,
+                wick_engine::families::causal::load(
+                    &LoadSpec::new(&path)?.with_quantization(*quantize),
                 )
             })?;
             let lm = &loaded.model;
@@ -155,14 +154,15 @@ pub fn run(args: &Args) -> Result<()> {
                 .collect();
             let failed = |e: candle_core::Error| WickError::ModelFailed(e.to_string());
             let (mut pp, mut tg) = (Vec::new(), Vec::new());
-            // As generation runs it: on the pool (see `families::on_pool`).
-            wick_engine::families::on_pool(|| -> Result<()> {
+            // As generation runs it: on the pool (see `kernels::on_pool`).
+            let never = CancelToken::new();
+            wick_engine::kernels::on_pool(|| -> Result<()> {
                 let warmup = usize::from(!*no_warmup);
                 for run in 0..warmup + (*repeat).max(1) {
                     let mut cache = lm.new_cache();
                     let started = Instant::now();
                     let logits = lm
-                        .forward(std::slice::from_ref(&prompt), &mut cache)
+                        .forward(std::slice::from_ref(&prompt), &mut cache, &never)
                         .map_err(failed)?;
                     let prefill = *prompt_tokens as f64 / started.elapsed().as_secs_f64();
                     let mut next = logits
@@ -172,7 +172,7 @@ pub fn run(args: &Args) -> Result<()> {
                     let started = Instant::now();
                     for _ in 0..*gen_tokens {
                         let logits = lm
-                            .forward(std::slice::from_ref(&next), &mut cache)
+                            .forward(std::slice::from_ref(&next), &mut cache, &never)
                             .map_err(failed)?;
                         next = logits
                             .argmax(candle_core::D::Minus1)
@@ -214,7 +214,9 @@ pub fn run(args: &Args) -> Result<()> {
             let texts = read_corpus(corpus)?;
             let (extractor, load_ms) = timed(|| {
                 let dir = crate::hub::model_path(model, None)?;
-                wick_engine::tasks::feature_extraction::FeatureExtractor::load(&dir)
+                wick_engine::tasks::feature_extraction::FeatureExtractor::load(&LoadSpec::new(
+                    &dir,
+                )?)
             })?;
             let ((), run_ms) = timed(|| {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -224,7 +226,7 @@ pub fn run(args: &Args) -> Result<()> {
                             extractor.sentence_embedding(text)?;
                         }
                     } else {
-                        extractor.sentence_embeddings(&refs, *batch_size)?;
+                        extractor.sentence_embeddings(&refs, *batch_size, &CancelToken::new())?;
                     }
                 }
                 Ok(())

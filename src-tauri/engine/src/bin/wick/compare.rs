@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Map};
-use wick_engine::families::causal::Quantization;
+use wick_engine::quant::Quantization;
 use wick_engine::tasks::compare::compare;
-use wick_engine::tasks::text_generation::{Prompt, TextGenerator};
+use wick_engine::tasks::text_generation::Prompt;
+use wick_engine::tasks::Task;
 use wick_engine::tokenize::chat::Message;
-use wick_engine::Result;
+use wick_engine::{Result, WickError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,9 +36,12 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let path: PathBuf = crate::hub::model_path(&args.model, None)?;
-    let device = candle_core::Device::Cpu;
-    let load = |q| TextGenerator::load_on(&path, &device, candle_core::DType::F32, q);
+    let run = crate::engine::begin()?;
+    let load = |q| crate::engine::pipeline(&run, Task::TextGeneration, &path, q);
     let (a, b) = (load(args.a)?, load(args.b)?);
+    let not_generator = || WickError::InvalidInput("not a text-generation model".into());
+    let a = a.text_generator().ok_or_else(not_generator)?;
+    let b = b.text_generator().ok_or_else(not_generator)?;
     let prompt = if args.chat {
         Prompt::Chat(vec![Message {
             role: "user".into(),
@@ -47,7 +51,7 @@ pub fn run(args: &Args) -> Result<()> {
         Prompt::Text(args.prompt.clone())
     };
     let options = a.options(&Map::new())?;
-    let c = compare(&a, &b, &prompt, &options, args.max_new_tokens)?;
+    let c = compare(a, b, &prompt, &options, args.max_new_tokens, &run.control())?;
     if args.json {
         println!("{}", json!(c));
         return Ok(());

@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
-use wick_engine::families::causal::Quantization;
+use wick_engine::quant::Quantization;
+use wick_engine::runtime::Run;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::text_generation::{GenerationResult, StreamPiece};
 use wick_engine::tasks::Task;
@@ -220,9 +221,10 @@ impl Args {
 
 pub fn run(args: &Args, json_mode: bool) -> Result<()> {
     let path: PathBuf = crate::hub::model_path(&args.model, args.gguf.as_deref())?;
-    crate::hub::check_fit(&path, args.quantize)?;
-    let pipeline = Pipeline::load_with(Task::TextGeneration, &path, args.quantize)?;
+    let run = crate::engine::begin()?;
+    let pipeline = crate::engine::pipeline(&run, Task::TextGeneration, &path, args.quantize)?;
     print_run(
+        &run,
         &pipeline,
         &args.input()?,
         &args.kwargs()?,
@@ -233,8 +235,8 @@ pub fn run(args: &Args, json_mode: bool) -> Result<()> {
 
 pub fn run_text2text(task: Task, args: &Text2TextArgs, json_mode: bool) -> Result<()> {
     let path: PathBuf = crate::hub::model_path(&args.model, None)?;
-    crate::hub::check_fit(&path, Quantization::AsStored)?;
-    let pipeline = Pipeline::load(task, &path)?;
+    let run = crate::engine::begin()?;
+    let pipeline = crate::engine::pipeline(&run, task, &path, Quantization::AsStored)?;
     let mut kwargs = args.flags.kwargs()?;
     for (k, v) in [("src_lang", &args.src_lang), ("tgt_lang", &args.tgt_lang)] {
         if let Some(v) = v {
@@ -249,11 +251,12 @@ pub fn run_text2text(task: Task, args: &Text2TextArgs, json_mode: bool) -> Resul
         Ok([one]) => Value::from(one),
         Err(many) => Value::from(many),
     };
-    print_run(&pipeline, &input, &kwargs, &args.flags, json_mode)
+    print_run(&run, &pipeline, &input, &kwargs, &args.flags, json_mode)
 }
 
 /// Runs a generation pipeline and prints its JSON, or the text as it comes with --stream.
 fn print_run(
+    run: &Run,
     pipeline: &Pipeline,
     input: &Value,
     kwargs: &Map<String, Value>,
@@ -277,7 +280,8 @@ fn print_run(
         // A closed pipe (`| head`) stops generation instead of failing on every token.
         written && stdout.flush().is_ok()
     };
-    let (mut output, results, notes) = pipeline.stream(input, kwargs, &mut on_piece)?;
+    let (mut output, results, notes) =
+        pipeline.stream(input, kwargs, &mut on_piece, &run.control())?;
     for note in &notes {
         eprintln!("note: {note}");
     }

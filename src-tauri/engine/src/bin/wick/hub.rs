@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use wick_engine::error::human_bytes;
-use wick_engine::families::causal::Quantization;
 use wick_engine::hub::{self, DownloadEvent, HubClient, SearchQuery};
+use wick_engine::quant::Quantization;
 use wick_engine::{ModelSource, Result, WickError};
 
 /// The folder of `spec`: a local path as is; a Hub repo from the cache, downloaded first when
@@ -28,28 +28,6 @@ pub fn model_path(spec: &str, gguf: Option<&str>) -> Result<PathBuf> {
             eprintln!("note: {repo}@{revision} is commit {}", downloaded.commit);
             Ok(downloaded.model_path())
         }
-    }
-}
-
-/// Set by `--load-anyway`: skip the fit check.
-pub static LOAD_ANYWAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Refuses to load a model the fit estimate says will not fit in free memory (for a 4096-token
-/// context), unless `--load-anyway` was given. A model it cannot describe is let through: the
-/// load itself then says what is wrong.
-pub fn check_fit(dir: &std::path::Path, quantization: Quantization) -> Result<()> {
-    if LOAD_ANYWAY.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(());
-    }
-    let Ok(facts) = wick_engine::facts::local_facts(dir, quantization, 4096) else {
-        return Ok(());
-    };
-    match facts
-        .fit
-        .refusal(&format!("{} (use --load-anyway to try)", dir.display()))
-    {
-        Some(refusal) => Err(refusal),
-        None => Ok(()),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod compare;
+mod engine;
 mod generate;
 mod hub;
 mod run;
@@ -72,12 +73,18 @@ fn main() -> ExitCode {
     wick_engine::system::fix_thread_count();
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    hub::LOAD_ANYWAY.store(cli.load_anyway, std::sync::atomic::Ordering::Relaxed);
-    if let Err(err) =
-        wick_engine::device::DeviceChoice::parse(&cli.device).and_then(|d| d.resolve())
-    {
+    let device = match wick_engine::device::DeviceChoice::parse(&cli.device) {
+        Ok(device) => device,
+        Err(err) => return report(&err, false),
+    };
+    // A device this build or machine does not have is refused before anything else runs.
+    if let Err(err) = device.resolve() {
         return report(&err, false);
     }
+    engine::configure(engine::Settings {
+        device,
+        load_anyway: cli.load_anyway,
+    });
     let (json, result) = match cli.command {
         Command::Tokenize(args) => (args.json, tokenize::run(&args)),
         Command::Run(args) => (args.json, run::run(&args)),

@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
-use wick_engine::tasks::feature_extraction::FeatureExtractor;
+use wick_engine::quant::Quantization;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::scores::TopK;
 use wick_engine::{Result, WickError};
@@ -260,10 +260,10 @@ pub fn run(args: &Args) -> Result<()> {
         }
     };
     let dir: PathBuf = crate::hub::model_path(model, None)?;
-    crate::hub::check_fit(&dir, Default::default())?;
     let task = wick_engine::tasks::Task::from_id(task)
         .ok_or_else(|| WickError::InvalidInput(format!("unknown task {task}")))?;
-    let pipeline = Pipeline::load(task, &dir)?;
+    let run = crate::engine::begin()?;
+    let pipeline = crate::engine::pipeline(&run, task, &dir, Quantization::AsStored)?;
     // One input is passed bare, as `pipeline(text)`; several as a list.
     let inputs = match <[Value; 1]>::try_from(inputs) {
         Ok([one]) => one,
@@ -279,11 +279,21 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn sentence_embeddings(common: &Common) -> Result<()> {
     let dir: PathBuf = crate::hub::model_path(&common.model, None)?;
-    crate::hub::check_fit(&dir, Default::default())?;
-    let extractor = FeatureExtractor::load(&dir)?;
     let texts = read_inputs(&common.inputs)?;
+    let run = crate::engine::begin()?;
+    let pipeline = crate::engine::pipeline(
+        &run,
+        wick_engine::tasks::Task::FeatureExtraction,
+        &dir,
+        Quantization::AsStored,
+    )?;
+    let Pipeline::FeatureExtraction(extractor) = &pipeline.pipeline else {
+        return Err(WickError::InvalidInput(
+            "not a feature-extraction pipeline".into(),
+        ));
+    };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let features = extractor.sentence_embeddings(&refs, common.batch_size)?;
+    let features = extractor.sentence_embeddings(&refs, common.batch_size, run.cancel_token())?;
     let mut out: Vec<Value> = Vec::with_capacity(features.len());
     for (i, f) in features.into_iter().enumerate() {
         if f.truncated_tokens > 0 {

@@ -5,7 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::families::layers::Activation;
+use crate::blocks::Activation;
+use crate::error::ConfigError;
 
 /// The families of causal language models Wick runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,18 +130,24 @@ fn f64_of(config: &Value, key: &str) -> Option<f64> {
     config.get(key).and_then(Value::as_f64)
 }
 
-fn activation_of(config: &Value, keys: &[&str], default: Activation) -> Result<Activation, String> {
+fn activation_of(
+    config: &Value,
+    keys: &[&str],
+    default: Activation,
+) -> Result<Activation, ConfigError> {
     match keys.iter().find_map(|k| config.get(*k)) {
-        Some(v) => serde_json::from_value(v.clone()).map_err(|_| format!("unknown activation {v}")),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|_| format!("unknown activation {v}").into())
+        }
         None => Ok(default),
     }
 }
 
 impl CausalConfig {
     /// Reads a config.json whose `model_type` is one of the causal families.
-    pub fn from_json(config: &Value, family: CausalFamily) -> Result<Self, String> {
+    pub fn from_json(config: &Value, family: CausalFamily) -> Result<Self, ConfigError> {
         let need = |keys: &[&str]| {
-            usize_of(config, keys).ok_or_else(|| format!("config.json has no {}", keys[0]))
+            usize_of(config, keys).ok_or_else(|| format!("config.json has no {}", keys[0]).into())
         };
         if family == CausalFamily::Gpt2 {
             return Self::gpt2(config, need);
@@ -157,9 +164,7 @@ impl CausalConfig {
         if family == CausalFamily::Phi3 {
             let partial = f64_of(config, "partial_rotary_factor").unwrap_or(1.0);
             if partial != 1.0 {
-                return Err(format!(
-                    "partial_rotary_factor {partial} is not supported yet"
-                ));
+                return Err(format!("partial_rotary_factor {partial} is not supported yet").into());
             }
         }
         Ok(Self {
@@ -228,15 +233,15 @@ impl CausalConfig {
 
     fn gpt2(
         config: &Value,
-        need: impl Fn(&[&str]) -> Result<usize, String>,
-    ) -> Result<Self, String> {
+        need: impl Fn(&[&str]) -> Result<usize, ConfigError>,
+    ) -> Result<Self, ConfigError> {
         let hidden_size = need(&["n_embd", "hidden_size"])?;
         let heads = need(&["n_head", "num_attention_heads"])?;
         let layers = need(&["n_layer", "num_hidden_layers"])?;
         let max = need(&["n_positions", "max_position_embeddings"])?;
         for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] {
             if config.get(flag).and_then(Value::as_bool).unwrap_or(false) {
-                return Err(format!("{flag} is not supported yet"));
+                return Err(format!("{flag} is not supported yet").into());
             }
         }
         let head_dim = hidden_size / heads.max(1);
@@ -280,7 +285,7 @@ impl CausalConfig {
     }
 }
 
-fn rope_scaling(config: &Value) -> Result<(Option<Llama3Scaling>, f64), String> {
+fn rope_scaling(config: &Value) -> Result<(Option<Llama3Scaling>, f64), ConfigError> {
     let Some(scaling) = config.get("rope_scaling").filter(|v| !v.is_null()) else {
         return Ok((None, 1.0));
     };
@@ -294,10 +299,11 @@ fn rope_scaling(config: &Value) -> Result<(Option<Llama3Scaling>, f64), String> 
         "linear" => Ok((None, f64_of(scaling, "factor").unwrap_or(1.0))),
         "llama3" => serde_json::from_value(scaling.clone())
             .map(|s| (Some(s), 1.0))
-            .map_err(|e| format!("rope_scaling: {e}")),
+            .map_err(|e| format!("rope_scaling: {e}").into()),
         other => Err(format!(
             "rope_scaling type `{other}` is not supported yet (supported: default, linear, llama3)"
-        )),
+        )
+        .into()),
     }
 }
 
@@ -372,7 +378,7 @@ mod tests {
     fn unknown_rope_scaling_is_refused() {
         let config = json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}});
         let err = rope_scaling(&config).unwrap_err();
-        assert!(err.contains("yarn"), "{err}");
+        assert!(err.0.contains("yarn"), "{err}");
         let linear = json!({"rope_scaling": {"type": "linear", "factor": 2.0}});
         assert_eq!(rope_scaling(&linear).unwrap().1, 2.0);
     }

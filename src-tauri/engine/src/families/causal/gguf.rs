@@ -2,8 +2,6 @@
 //! (`general.architecture`, `<arch>.block_count` ...), its projections kept quantized.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::Content;
@@ -12,22 +10,17 @@ use candle_core::Device;
 use super::config::{CausalConfig, CausalFamily, NormKind, Positions, RopeStyle};
 use super::source::GgufSource;
 use super::{CausalLm, Format, LoadedCausal};
-use crate::error::{Result, WickError};
-use crate::families::layers::Activation;
+use crate::blocks::Activation;
+use crate::error::{ConfigError, Result, WickError};
+use crate::loading::Loading;
 
-/// `general.architecture` values Wick runs, and their family. llama.cpp permutes Llama's query
-/// and key weights for interleaved rotary; the others keep transformers' half rotation.
-const ARCHITECTURES: &[(&str, CausalFamily, RopeStyle)] = &[
-    ("llama", CausalFamily::Llama, RopeStyle::Interleaved),
-    ("qwen2", CausalFamily::Qwen2, RopeStyle::Half),
-    ("qwen3", CausalFamily::Qwen3, RopeStyle::Half),
-    ("gemma3", CausalFamily::Gemma3, RopeStyle::Half),
-    ("phi3", CausalFamily::Phi3, RopeStyle::Half),
-];
-
-/// Whether Wick runs GGUF files of `general.architecture` `arch`.
-pub fn is_supported(arch: &str) -> bool {
-    ARCHITECTURES.iter().any(|(a, ..)| *a == arch)
+/// How a GGUF file of `family` rotates: llama.cpp permutes Llama's query and key weights for
+/// interleaved rotary; the others keep transformers' half rotation.
+fn rope_style(family: CausalFamily) -> RopeStyle {
+    match family {
+        CausalFamily::Llama => RopeStyle::Interleaved,
+        _ => RopeStyle::Half,
+    }
 }
 
 /// Reads a GGUF header (metadata and tensor infos, not the tensors), never panicking on a
@@ -52,51 +45,37 @@ pub fn architecture_in(content: &Content) -> Option<String> {
         .cloned()
 }
 
-/// `general.architecture` of a GGUF file.
-pub fn architecture_of(file: &Path) -> Result<String> {
-    let reader = BufReader::new(File::open(file).map_err(|e| WickError::io(file, e))?);
-    let content = read_header(reader, file)?;
-    architecture_in(&content).ok_or_else(|| WickError::InvalidGguf {
-        path: file.to_path_buf(),
-        reason: "no general.architecture".into(),
-    })
-}
-
-pub fn supported() -> String {
-    ARCHITECTURES
-        .iter()
-        .map(|(a, ..)| *a)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub fn load(file: &Path, device: &Device, dequantize: bool) -> Result<LoadedCausal> {
+/// Builds the model of a GGUF `file` whose `header` [`super::super::registry::detect`] read, its
+/// projections kept quantized unless `dequantize`.
+pub fn load(
+    file: &Path,
+    header: &Content,
+    family: CausalFamily,
+    device: &Device,
+    dequantize: bool,
+    loading: &Loading,
+) -> Result<LoadedCausal> {
     let invalid = |reason: String| WickError::InvalidGguf {
         path: file.to_path_buf(),
         reason,
     };
-    let mut reader = BufReader::new(File::open(file).map_err(|e| WickError::io(file, e))?);
-    let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
-    let config = config_from_metadata(&content).map_err(|e| match e {
-        MetaError::Unsupported(arch) => WickError::UnsupportedArchitecture {
-            found: format!("{arch} (GGUF)"),
-            supported: supported(),
-        },
-        MetaError::Invalid(reason) => invalid(reason),
-    })?;
+    let config = config_from_metadata(header, family).map_err(|e| invalid(e.0))?;
     let quantization = if dequantize {
-        format!("{} → f32", quantization_of(&content))
+        format!("{} → f32", quantization_of(header))
     } else {
-        quantization_of(&content)
+        quantization_of(header)
     };
-    let arch = architecture_in(&content).unwrap_or_default();
+    loading.expect_bytes(header.tensor_infos.values().map(tensor_bytes).sum());
+    let arch = architecture_in(header).unwrap_or_default();
     let src = GgufSource {
         path: file.to_path_buf(),
-        content,
+        content: header,
         device: device.clone(),
         dequantize,
+        loading: loading.clone(),
     };
-    let model = CausalLm::load(config, &src).map_err(|e| invalid(e.to_string()))?;
+    let model = CausalLm::load(config, &src, loading)
+        .map_err(|e| crate::cancel::from_candle(e, |e| invalid(e.to_string())))?;
     Ok(LoadedCausal {
         model,
         format: Format::Gguf {
@@ -107,10 +86,11 @@ pub fn load(file: &Path, device: &Device, dequantize: bool) -> Result<LoadedCaus
     })
 }
 
-#[derive(Debug)]
-enum MetaError {
-    Unsupported(String),
-    Invalid(String),
+/// The bytes a tensor takes in the file (its blocks).
+pub(crate) fn tensor_bytes(info: &candle_core::quantized::gguf_file::TensorInfo) -> u64 {
+    let elems = info.shape.elem_count() as u64;
+    let dtype = info.ggml_dtype;
+    elems / dtype.block_size().max(1) as u64 * dtype.type_size() as u64
 }
 
 /// llama.cpp's `general.file_type` values: the quantization recipe a file was made with.
@@ -162,24 +142,22 @@ fn tensor_types(content: &Content) -> String {
         .join("+")
 }
 
-fn config_from_metadata(content: &Content) -> std::result::Result<CausalConfig, MetaError> {
+fn config_from_metadata(
+    content: &Content,
+    family: CausalFamily,
+) -> std::result::Result<CausalConfig, ConfigError> {
     let meta = &content.metadata;
-    let arch = meta
-        .get("general.architecture")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .ok_or_else(|| MetaError::Invalid("no general.architecture".into()))?;
-    let &(_, family, style) = ARCHITECTURES
-        .iter()
-        .find(|(a, ..)| *a == arch)
-        .ok_or_else(|| MetaError::Unsupported(arch.clone()))?;
+    let arch = architecture_in(content).ok_or("no general.architecture")?;
+    let style = rope_style(family);
     let key = |k: &str| format!("{arch}.{k}");
     let uint = |k: &str| -> Option<usize> {
         meta.get(&key(k))
             .and_then(|v| v.to_u64().ok().or_else(|| v.to_u32().ok().map(u64::from)))
             .map(|n| n as usize)
     };
-    let need = |k: &str| uint(k).ok_or_else(|| MetaError::Invalid(format!("no {}", key(k))));
+    let need = |k: &str| -> std::result::Result<usize, ConfigError> {
+        uint(k).ok_or_else(|| format!("no {}", key(k)).into())
+    };
     let float = |k: &str| meta.get(&key(k)).and_then(|v| v.to_f32().ok());
     let hidden_size = need("embedding_length")?;
     let heads = need("attention.head_count")?;
@@ -203,7 +181,7 @@ fn config_from_metadata(content: &Content) -> std::result::Result<CausalConfig, 
                 .and_then(|v| v.to_vec().ok())
                 .map(Vec::len)
         })
-        .ok_or_else(|| MetaError::Invalid("no token embeddings".into()))?;
+        .ok_or("no token embeddings")?;
     let token = |k: &str| meta.get(k).and_then(|v| v.to_u32().ok());
     Ok(CausalConfig {
         family,

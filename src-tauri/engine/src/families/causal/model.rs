@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 
-use super::attend::{cached_attention, Span};
 use super::config::{CausalConfig, CausalFamily, NormKind, Positions};
 use super::rope::Rope;
 use super::source::{Part, Proj, Source};
-use crate::families::row_split::RowSplit;
+use crate::cancel::CancelToken;
+use crate::kernels::cached_attention::{cached_attention, Span};
+use crate::kernels::row_split::RowSplit;
+use crate::loading::Loading;
 
 fn missing(part: Part, layer: Option<usize>) -> candle_core::Error {
     let at = layer.map(|l| format!(" of layer {l}")).unwrap_or_default();
@@ -113,13 +115,13 @@ enum Mlp {
     Gated {
         gate_up: GateUp,
         down: Proj,
-        act: crate::families::layers::Activation,
+        act: crate::blocks::Activation,
     },
     /// `down(act(up(x)))` (GPT-2's c_fc / c_proj).
     Plain {
         up: Proj,
         down: Proj,
-        act: crate::families::layers::Activation,
+        act: crate::blocks::Activation,
     },
 }
 
@@ -218,6 +220,16 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Bytes the buffers hold, their unfilled capacity included: what the cache really takes.
+    pub fn bytes(&self) -> u64 {
+        let tensor = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+        self.layers
+            .iter()
+            .flatten()
+            .map(|l| tensor(&l.k) + tensor(&l.v))
+            .sum()
+    }
+
     /// Keeps the rows `rows` (in that order), for beam search and for expanding one prompt into
     /// several sequences.
     pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
@@ -277,8 +289,13 @@ pub struct CausalLm {
 }
 
 impl CausalLm {
-    pub fn load(config: CausalConfig, src: &dyn Source) -> candle_core::Result<Self> {
+    pub fn load(
+        config: CausalConfig,
+        src: &dyn Source,
+        loading: &Loading,
+    ) -> candle_core::Result<Self> {
         let cfg = &config;
+        loading.expect_layers(cfg.layers);
         let quantized = src.quantized_embeddings()?;
         let embeddings = match &quantized {
             Some(table) => Embeddings::Quantized(Arc::clone(table)),
@@ -298,9 +315,7 @@ impl CausalLm {
             ),
             Positions::Rope { .. } => None,
         };
-        let blocks = (0..cfg.layers)
-            .map(|l| Block::load(src, cfg, l))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let blocks = loading.build_layers(cfg.layers, |l| Block::load(src, cfg, l))?;
         let lm_head = match src.proj(Part::LmHead, None, false)? {
             Some(p) if !cfg.tie_word_embeddings => p,
             // Tied: the head is the embedding matrix (the same quantized table, or a transposed
@@ -320,7 +335,7 @@ impl CausalLm {
                     };
                     match own {
                         Some(p) if !matches!(p, Proj::Dense(_)) => p,
-                        _ => Proj::Dense(crate::families::layers::Dense::new(t.t()?, None)?),
+                        _ => Proj::Dense(crate::blocks::Dense::new(t.t()?, None)?),
                     }
                 }
             },
@@ -406,7 +421,13 @@ impl CausalLm {
 
     /// Runs `ids` (`[batch][tokens]`, all rows the same length) after what `cache` holds, and
     /// returns the logits of each row's last token, `[batch, vocab]` in f32.
-    pub fn forward(&self, ids: &[Vec<u32>], cache: &mut KvCache) -> candle_core::Result<Tensor> {
+    /// `cancel` is checked before each layer, so a long prompt stops within one layer's work.
+    pub fn forward(
+        &self,
+        ids: &[Vec<u32>],
+        cache: &mut KvCache,
+        cancel: &CancelToken,
+    ) -> candle_core::Result<Tensor> {
         let b = ids.len();
         let t = ids.first().map(Vec::len).unwrap_or(0);
         if t == 0 || ids.iter().any(|r| r.len() != t) {
@@ -439,6 +460,7 @@ impl CausalLm {
                 .collect();
         }
         for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            cancel.check_candle()?;
             xs = block.forward(&xs, slot, offset)?;
         }
         cache.len = offset + t;
@@ -471,9 +493,7 @@ impl Block {
                 match (&q, &k, &v) {
                     // Dense projections become one GEMM.
                     (Proj::Dense(q), Proj::Dense(k), Proj::Dense(v)) => {
-                        Qkv::Fused(Proj::Dense(crate::families::layers::Dense::concat(&[
-                            q, k, v,
-                        ])?))
+                        Qkv::Fused(Proj::Dense(crate::blocks::Dense::concat(&[q, k, v])?))
                     }
                     _ => Qkv::Split(q, k, v),
                 }
@@ -708,14 +728,14 @@ mod tests {
     fn sliding_window_mask_keeps_the_last_w_tokens() {
         let attn = Attention {
             qkv: Qkv::Fused(Proj::Dense(
-                crate::families::layers::Dense::new(
+                crate::blocks::Dense::new(
                     Tensor::zeros((2, 6), DType::F32, &Device::Cpu).unwrap(),
                     None,
                 )
                 .unwrap(),
             )),
             out: Proj::Dense(
-                crate::families::layers::Dense::new(
+                crate::blocks::Dense::new(
                     Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
                     None,
                 )

@@ -10,13 +10,11 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::families::layers::Dense;
-use crate::families::q4_1_packed::PackedQ4_1;
-use crate::families::q5_0_prompt;
-use crate::families::qmatmul::{
-    dequantize_rows, has_kernel, out_dims, row_bytes, streamed_forward,
-};
-use crate::families::row_split::RowSplit;
+use crate::blocks::Dense;
+use crate::kernels::q4_1_packed::PackedQ4_1;
+use crate::kernels::q5_0_int8;
+use crate::kernels::qmatmul::{dequantize_rows, has_kernel, out_dims, row_bytes, streamed_forward};
+use crate::kernels::row_split::RowSplit;
 
 /// A projection `x · Wᵀ + b`, dense (f32 and friends) or quantized.
 #[derive(Debug, Clone)]
@@ -111,9 +109,9 @@ impl Proj {
                         let data = q.data()?;
                         // Q5_0 in 8-bit integers where the CPU has AVX-512BW (Gemma 3 prefill
                         // +18-27%, alternating); elsewhere unpacked to f32.
-                        let int8 = if dtype == GgmlDType::Q5_0 && q5_0_prompt::fits(n, k) {
+                        let int8 = if dtype == GgmlDType::Q5_0 && q5_0_int8::fits(n, k) {
                             let x: Vec<f32> = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                            q5_0_prompt::matmul(&data, n, k, &x, rows)
+                            q5_0_int8::matmul(&data, n, k, &x, rows)
                         } else {
                             None
                         };
@@ -133,7 +131,7 @@ impl Proj {
                     // Q4_1 here only in tied heads, which share the embedding table (kept in
                     // GGUF's layout for row lookups).
                     QMatMul::QTensor(q) if has_kernel(q.dtype()) && xs.device().is_cpu() => {
-                        crate::families::qmatmul::forward(q, xs)?
+                        crate::kernels::qmatmul::forward(q, xs)?
                     }
                     _ => weight.forward(xs)?,
                 },

@@ -13,8 +13,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::CausalFamily;
 pub use super::proj::Proj;
-use crate::families::layers::Dense;
-use crate::families::row_split::RowSplit;
+use crate::blocks::Dense;
+use crate::kernels::row_split::RowSplit;
+use crate::loading::Loading;
 
 /// One piece of a decoder, named by what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +63,12 @@ pub trait Source {
     fn quantized_embeddings(&self) -> candle_core::Result<Option<Arc<RowSplit>>> {
         Ok(None)
     }
-    /// Whether this source's norm weights already include Gemma's `+ 1` (GGUF files do).
     /// Whether every projection this source gives is dense f32 (no quantization at load), so
     /// a tied head is the embeddings' transposed view and nothing needs asking.
     fn dense_only(&self) -> bool {
         false
     }
-
+    /// Whether this source's norm weights already include Gemma's `+ 1` (GGUF files do).
     fn norm_offset_applied(&self) -> bool {
         false
     }
@@ -228,15 +228,18 @@ impl Source for Checkpoint {
 
 /// A GGUF file: quantized projections stay quantized; everything else is dequantized to f32.
 #[derive(Debug)]
-pub struct GgufSource {
+pub struct GgufSource<'a> {
     pub path: PathBuf,
-    pub content: gguf_file::Content,
+    /// The header, read once by `registry::detect`.
+    pub content: &'a gguf_file::Content,
     pub device: Device,
     /// Dequantize every projection to f32 (exact weights, dense matmuls).
     pub dequantize: bool,
+    /// Told the bytes of each tensor read; cancels between tensors.
+    pub loading: Loading,
 }
 
-impl GgufSource {
+impl GgufSource<'_> {
     /// llama.cpp's name of a part.
     fn name(part: Part, layer: Option<usize>) -> String {
         let l = layer.unwrap_or(0);
@@ -265,18 +268,19 @@ impl GgufSource {
     }
 
     fn qtensor(&self, name: &str) -> candle_core::Result<Option<candle_core::quantized::QTensor>> {
-        if !self.content.tensor_infos.contains_key(name) {
+        let Some(info) = self.content.tensor_infos.get(name) else {
             return Ok(None);
-        }
+        };
+        self.loading.check_candle()?;
         let file = File::open(&self.path)?;
         let mut reader = BufReader::new(file);
-        self.content
-            .tensor(&mut reader, name, &self.device)
-            .map(Some)
+        let tensor = self.content.tensor(&mut reader, name, &self.device)?;
+        self.loading.read(super::gguf::tensor_bytes(info))?;
+        Ok(Some(tensor))
     }
 }
 
-impl Source for GgufSource {
+impl Source for GgufSource<'_> {
     fn tensor(&self, part: Part, layer: Option<usize>) -> candle_core::Result<Option<Tensor>> {
         let name = format!("{}.weight", Self::name(part, layer));
         self.qtensor(&name)?
@@ -332,8 +336,11 @@ impl Source for GgufSource {
         }
         let table = if self.device.is_cpu() {
             // In slices, so the copy candle makes while reading stays small.
+            self.loading.check_candle()?;
             let mut reader = BufReader::new(File::open(&self.path)?);
-            RowSplit::read_gguf(&self.content, &mut reader, &name)?
+            let table = RowSplit::read_gguf(self.content, &mut reader, &name)?;
+            self.loading.read(super::gguf::tensor_bytes(info))?;
+            table
         } else {
             let q = self
                 .qtensor(&name)?

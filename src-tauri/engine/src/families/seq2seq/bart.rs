@@ -8,7 +8,8 @@ use candle_nn::LayerNorm;
 use serde_json::Value;
 
 use super::{attend, causal_mask, embed, extend, heads, id_tensor, last, Seq2SeqCache, Tensors};
-use crate::families::layers::{Activation, Dense};
+use crate::blocks::{Activation, Dense};
+use crate::loading::Loading;
 
 #[derive(Debug, Clone)]
 struct Attention {
@@ -92,8 +93,9 @@ impl Bart {
     pub(crate) fn load(
         c: &Value,
         w: &Tensors,
-        model_type: &str,
+        marian: bool,
         device: &Device,
+        loading: &Loading,
     ) -> candle_core::Result<Self> {
         let num = |k: &str| -> candle_core::Result<usize> {
             c.get(k)
@@ -113,7 +115,6 @@ impl Bart {
                 .unwrap_or(Value::String("gelu".into())),
         )
         .map_err(|e| candle_core::Error::Msg(format!("activation_function: {e}")))?;
-        let marian = model_type == "marian";
         if c.get("normalize_before").and_then(Value::as_bool) == Some(true) {
             candle_core::bail!("pre-norm (normalize_before) checkpoints are not supported yet");
         }
@@ -145,12 +146,11 @@ impl Bart {
                 final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), eps)?,
             })
         };
-        let encoder = (0..num("encoder_layers")?)
-            .map(|i| layer("encoder", i, false))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let decoder = (0..num("decoder_layers")?)
-            .map(|i| layer("decoder", i, true))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        loading.expect_layers(num("encoder_layers")? + num("decoder_layers")?);
+        let encoder =
+            loading.build_layers(num("encoder_layers")?, |i| layer("encoder", i, false))?;
+        let decoder =
+            loading.build_layers(num("decoder_layers")?, |i| layer("decoder", i, true))?;
         let optional_norm = |name: &str| -> candle_core::Result<Option<LayerNorm>> {
             if w.0.contains_key(&format!("{name}.weight")) {
                 layer_norm(w, name, eps).map(Some)

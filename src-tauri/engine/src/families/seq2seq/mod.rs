@@ -7,12 +7,14 @@ pub mod bart;
 pub mod t5;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, D};
 
+use super::registry::{Family, Seq2SeqFamily};
+use crate::blocks::Dense;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
-use crate::families::layers::Dense;
+use crate::loading::LoadSpec;
 use crate::weights::Weights;
 
 /// Per decoder layer: self-attention keys/values so far and the cross-attention ones.
@@ -31,6 +33,17 @@ impl Seq2SeqCache {
             cross_kv: vec![None; layers],
             len: 0,
         }
+    }
+
+    /// Bytes the cached keys and values take.
+    pub fn bytes(&self) -> u64 {
+        let tensor = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+        self.self_kv
+            .iter()
+            .chain(&self.cross_kv)
+            .flatten()
+            .map(|(k, v)| tensor(k) + tensor(v))
+            .sum()
     }
 
     pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
@@ -55,44 +68,38 @@ pub enum Seq2Seq {
     Bart(bart::Bart),
 }
 
-/// The model types this module runs.
-pub fn is_seq2seq(model_type: &str) -> bool {
-    matches!(model_type, "t5" | "mt5" | "bart" | "marian")
-}
-
 impl Seq2Seq {
-    /// Loads a transformers folder (config.json + weights).
-    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
-        let text =
-            std::fs::read_to_string(&config_path).map_err(|e| WickError::io(&config_path, e))?;
-        let config: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| WickError::InvalidModel {
-                path: config_path.clone(),
+    /// Loads a transformers folder (config.json + weights) as `spec` says.
+    pub fn load(spec: &LoadSpec) -> Result<Self> {
+        let detected = &spec.model;
+        let Family::Seq2Seq(family) = detected.family() else {
+            return Err(detected.invalid_config(format!(
+                "`{}` is not an encoder-decoder model",
+                detected.model_type
+            )));
+        };
+        let weights = Weights::load(&detected.dir, &spec.device, &spec.loading)?;
+        let invalid = |e: candle_core::Error| {
+            crate::cancel::from_candle(e, |e| WickError::InvalidModel {
+                path: detected.dir.clone(),
                 reason: e.to_string(),
-            })?;
-        let model_type = config
-            .get("model_type")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let weights = Weights::load(dir, device)?;
-        let invalid = |e: String| WickError::InvalidModel {
-            path: dir.to_path_buf(),
-            reason: e,
+            })
         };
         let w = Tensors(weights.tensors);
-        match model_type.as_str() {
-            "t5" | "mt5" => t5::T5::load(&config, &w)
+        let config = &detected.config;
+        match family {
+            Seq2SeqFamily::T5 => t5::T5::load(config, &w, &spec.loading)
                 .map(Seq2Seq::T5)
-                .map_err(|e| invalid(e.to_string())),
-            "bart" | "marian" => bart::Bart::load(&config, &w, &model_type, device)
-                .map(Seq2Seq::Bart)
-                .map_err(|e| invalid(e.to_string())),
-            other => Err(WickError::UnsupportedArchitecture {
-                found: other.to_string(),
-                supported: "t5, mt5, bart, marian".into(),
-            }),
+                .map_err(invalid),
+            Seq2SeqFamily::Bart | Seq2SeqFamily::Marian => bart::Bart::load(
+                config,
+                &w,
+                family == Seq2SeqFamily::Marian,
+                &spec.device,
+                &spec.loading,
+            )
+            .map(Seq2Seq::Bart)
+            .map_err(invalid),
         }
     }
 
@@ -265,13 +272,14 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Runs the encoder over `source`.
-    pub fn new(model: &'a Seq2Seq, source: &[u32]) -> Result<Self> {
+    /// Runs the encoder over `source`, unless `cancel` is raised first.
+    pub fn new(model: &'a Seq2Seq, source: &[u32], cancel: &CancelToken) -> Result<Self> {
         if source.is_empty() {
             return Err(WickError::InvalidInput(
                 "the text is empty: type some text first".into(),
             ));
         }
+        cancel.check()?;
         let encoded = model
             .encode(source)
             .map_err(|e| WickError::ModelFailed(e.to_string()))?;
@@ -286,7 +294,7 @@ impl<'a> Session<'a> {
 impl crate::generate::Decoder for Session<'_> {
     fn step(&mut self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let (model, encoded, cache) = (self.model, &self.encoded, &mut self.cache);
-        super::on_pool(|| {
+        crate::kernels::on_pool(|| {
             model
                 .decode(encoded, tokens, cache)
                 .and_then(|l| l.to_vec2::<f32>())
@@ -298,5 +306,9 @@ impl crate::generate::Decoder for Session<'_> {
         self.cache
             .select_rows(rows)
             .map_err(|e| WickError::ModelFailed(e.to_string()))
+    }
+
+    fn cache_bytes(&self) -> u64 {
+        self.cache.bytes()
     }
 }

@@ -6,7 +6,8 @@ use candle_core::{Module, Tensor};
 use serde_json::Value;
 
 use super::{attend, causal_mask, embed, extend, heads, id_tensor, last, Seq2SeqCache, Tensors};
-use crate::families::layers::{Activation, Dense};
+use crate::blocks::{Activation, Dense};
+use crate::loading::Loading;
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -151,8 +152,13 @@ pub struct T5 {
 }
 
 impl T5 {
-    pub(crate) fn load(config: &Value, w: &Tensors) -> candle_core::Result<Self> {
+    pub(crate) fn load(
+        config: &Value,
+        w: &Tensors,
+        loading: &Loading,
+    ) -> candle_core::Result<Self> {
         let cfg = Config::read(config)?;
+        loading.expect_layers(cfg.layers + cfg.decoder_layers);
         let shared = w.get("shared.weight")?;
         let block = |stack: &str, i: usize, decoder: bool| -> candle_core::Result<Block> {
             let p = format!("{stack}.block.{i}.layer");
@@ -170,12 +176,8 @@ impl T5 {
                 ff: FeedForward::load(w, &format!("{p}.{ff_layer}.DenseReluDense"), &cfg)?,
             })
         };
-        let encoder = (0..cfg.layers)
-            .map(|i| block("encoder", i, false))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let decoder = (0..cfg.decoder_layers)
-            .map(|i| block("decoder", i, true))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let encoder = loading.build_layers(cfg.layers, |i| block("encoder", i, false))?;
+        let decoder = loading.build_layers(cfg.decoder_layers, |i| block("decoder", i, true))?;
         let lm_head = match w.opt("lm_head.weight")? {
             Some(head) if !cfg.tied => Dense::new(head.t()?.contiguous()?, None)?,
             // Tied: the shared embedding, with the output scaled by d_model^-0.5 (below).

@@ -125,7 +125,7 @@ impl RowSplit {
         if k % dtype.block_size() != 0 {
             candle_core::bail!("{name}: rows of {k} are not whole {dtype:?} blocks");
         }
-        let row_bytes = crate::families::qmatmul::row_bytes(dtype, k);
+        let row_bytes = crate::kernels::qmatmul::row_bytes(dtype, k);
         let start = content.tensor_data_offset.saturating_add(info.offset);
         let file_size = reader.seek(SeekFrom::End(0))?;
         let needed = (n * row_bytes) as u64;
@@ -156,7 +156,7 @@ impl RowSplit {
 
     /// Rows `ids`, dequantized, as `[ids.len(), k]`.
     pub fn rows(&self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
-        let row_bytes = crate::families::qmatmul::row_bytes(self.dtype, self.k);
+        let row_bytes = crate::kernels::qmatmul::row_bytes(self.dtype, self.k);
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
             let mut local = id as usize;
@@ -201,10 +201,10 @@ impl RowSplit {
     /// `x · Wᵀ`, the slices' outputs side by side: through Wick's kernels one slice after the
     /// other (each kernel is parallel), or candle's products, slices in parallel.
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let parts = if crate::families::qmatmul::has_kernel(self.dtype) && xs.device().is_cpu() {
+        let parts = if crate::kernels::qmatmul::has_kernel(self.dtype) && xs.device().is_cpu() {
             self.slices
                 .iter()
-                .map(|(q, _)| crate::families::qmatmul::forward(q, xs))
+                .map(|(q, _)| crate::kernels::qmatmul::forward(q, xs))
                 .collect::<candle_core::Result<Vec<_>>>()?
         } else {
             if let [(_, only)] = self.slices.as_slice() {
@@ -266,13 +266,13 @@ impl RowSplit {
         let Some(chunks) = chunks else {
             return Ok(None);
         };
-        let dims = crate::families::qmatmul::out_dims(xs, self.n);
+        let dims = crate::kernels::qmatmul::out_dims(xs, self.n);
         Ok(Some(Tensor::cat(&chunks, 0)?.reshape(dims)?))
     }
 
     /// Rows `range` in f32, `[range.len(), k]`, on the calling thread.
     pub fn dequantize_rows(&self, range: std::ops::Range<usize>) -> candle_core::Result<Vec<f32>> {
-        let row_bytes = crate::families::qmatmul::row_bytes(self.dtype, self.k);
+        let row_bytes = crate::kernels::qmatmul::row_bytes(self.dtype, self.k);
         let mut out = Vec::with_capacity(range.len() * self.k);
         let mut first = 0;
         for (q, _) in &self.slices {
@@ -281,7 +281,7 @@ impl RowSplit {
             if lo < hi {
                 let data = q.data()?;
                 let bytes = &data[(lo - first) * row_bytes..(hi - first) * row_bytes];
-                out.extend(crate::families::qmatmul::dequantize_rows(
+                out.extend(crate::kernels::qmatmul::dequantize_rows(
                     self.dtype, bytes, self.k,
                 )?);
             }

@@ -1,13 +1,13 @@
-//! Task heads on top of an encoder body, and where each family keeps their weights.
+//! Task heads on top of an encoder body: sequence and token classification, the question-answering
+//! span head, and the masked-LM head with its decoder tied to the word embeddings.
 //!
 //! The heads are the same few layers in every family; only the weight names and activations
-//! differ, so they are described per family in [`layout`] rather than written per family.
+//! differ, so a family describes them ([`Layout`], [`HeadSettings`]) rather than writing its own.
 
 use candle_core::{IndexOp, Module, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
-use super::layers::{self, Activation, Dense};
-use crate::registry::Family;
+use crate::blocks::{self, Activation, Dense};
 
 /// Which head a checkpoint carries, from its `architectures` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,55 +72,6 @@ pub struct Layout {
     pub mlm: &'static [MlmNames],
 }
 
-pub fn layout(family: Family) -> Layout {
-    const BERT_MLM: MlmNames = MlmNames {
-        dense: "cls.predictions.transform.dense",
-        norm: "cls.predictions.transform.LayerNorm",
-        decoder: "cls.predictions.decoder",
-        bias: "cls.predictions.bias",
-    };
-    match family {
-        Family::Bert => Layout {
-            pooler: "{body}pooler.dense",
-            classifier: "classifier",
-            mlm: &[BERT_MLM],
-        },
-        Family::Roberta => Layout {
-            pooler: "classifier.dense",
-            classifier: "classifier.out_proj",
-            mlm: &[MlmNames {
-                dense: "lm_head.dense",
-                norm: "lm_head.layer_norm",
-                decoder: "lm_head.decoder",
-                bias: "lm_head.bias",
-            }],
-        },
-        Family::DistilBert => Layout {
-            pooler: "pre_classifier",
-            classifier: "classifier",
-            mlm: &[MlmNames {
-                dense: "vocab_transform",
-                norm: "vocab_layer_norm",
-                decoder: "vocab_projector",
-                bias: "vocab_projector.bias",
-            }],
-        },
-        Family::DebertaV2 => Layout {
-            pooler: "pooler.dense",
-            classifier: "classifier",
-            mlm: &[
-                BERT_MLM,
-                MlmNames {
-                    dense: "lm_predictions.lm_head.dense",
-                    norm: "lm_predictions.lm_head.LayerNorm",
-                    decoder: "lm_predictions.lm_head.decoder",
-                    bias: "lm_predictions.lm_head.bias",
-                },
-            ],
-        },
-    }
-}
-
 /// Activations and epsilon the heads take from the family's config.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadSettings {
@@ -180,15 +131,15 @@ impl Head {
                 let pooler_name = spec.layout.pooler.replace("{body}", spec.body_prefix);
                 let p = spec.settings.pooler_size;
                 Head::Sequence(SequenceHead {
-                    pooler: layers::linear(vb, &pooler_name, h, p)?,
+                    pooler: blocks::linear(vb, &pooler_name, h, p)?,
                     act: spec.settings.pooler_act,
-                    classifier: layers::linear(vb, spec.layout.classifier, p, spec.labels)?,
+                    classifier: blocks::linear(vb, spec.layout.classifier, p, spec.labels)?,
                 })
             }
             HeadKind::TokenClassification => {
-                Head::Token(layers::linear(vb, "classifier", h, spec.labels)?)
+                Head::Token(blocks::linear(vb, "classifier", h, spec.labels)?)
             }
-            HeadKind::QuestionAnswering => Head::Span(layers::linear(vb, "qa_outputs", h, 2)?),
+            HeadKind::QuestionAnswering => Head::Span(blocks::linear(vb, "qa_outputs", h, 2)?),
             HeadKind::MaskedLm => Head::MaskedLm(MaskedLmHead::load(vb, spec)?),
         })
     }
@@ -212,9 +163,9 @@ impl MaskedLmHead {
             spec.word_embeddings.clone()
         };
         Ok(Self {
-            dense: layers::linear(vb, names.dense, h, h)?,
+            dense: blocks::linear(vb, names.dense, h, h)?,
             act: spec.settings.mlm_act,
-            norm: layers::layer_norm(vb, names.norm, h, spec.settings.eps)?,
+            norm: blocks::layer_norm(vb, names.norm, h, spec.settings.eps)?,
             decoder,
             bias: vb.get(vocab, names.bias)?,
         })

@@ -11,7 +11,8 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::families::kernels::{contiguous_f32, dot, exp, simd};
+use crate::kernels::math::{dot, exp};
+use crate::kernels::{contiguous_f32, simd};
 
 /// Which keys each query sees and how scores are scaled.
 #[derive(Debug, Clone, Copy)]

@@ -14,10 +14,10 @@
 
 use rayon::prelude::*;
 
-use super::kernels::simd;
 use super::qmatmul::{by_row_tasks, f16_bits_to_f32, quantize_q8_1, QK};
 #[cfg(target_arch = "x86_64")]
 use super::qmatmul::{horizontal_sum, prefetch_rows_ahead};
+use super::simd;
 
 /// Bytes of one Q4_1 block as GGUF stores it: f16 scale, f16 minimum, 16 bytes of nibbles.
 const GGML_BLOCK: usize = 20;
@@ -402,7 +402,7 @@ fn tail_avx2(simd: pulp::x86::V3, w: &Row, x: &PairedQ8, start: usize) -> f32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::families::qmatmul::{round_like_q8, streamed_forward};
+    use crate::kernels::qmatmul::{round_like_q8, streamed_forward};
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

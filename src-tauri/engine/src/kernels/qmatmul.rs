@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use half::f16;
 use rayon::prelude::*;
 
-use super::kernels::simd;
+use super::simd;
 
 pub(super) const QK: usize = 32;
 

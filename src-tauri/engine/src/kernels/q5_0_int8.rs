@@ -246,7 +246,7 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             let mut xr = x.clone();
-            super::super::qmatmul::round_like_q8(&mut xr);
+            crate::kernels::qmatmul::round_like_q8(&mut xr);
             for r in 0..m {
                 for c in 0..n {
                     let want: f32 = (0..k).map(|i| xr[r * k + i] * wd[c * k + i]).sum();
