@@ -38,10 +38,9 @@ if [[ -n "$untracked" ]]; then
   exit 1
 fi
 
-step "End-to-end: the real window under Xvfb"
-# `--workspace` keeps cargo's feature resolution the same as in the steps above, so nothing
-# is compiled twice.
-cargo build --workspace --bins
+step "End-to-end: the real window under Xvfb, the release build users run"
+# The app scripts/run.sh builds (release), so the window is tested as users get it.
+cargo build --release -p wick-app
 rm -rf tests/e2e-output
 dbus-run-session -- xvfb-run -a -s "-screen 0 1400x900x24" \
   cargo test --workspace --test e2e

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::Task;
 use wick_tests::{fixture, model_dir};
@@ -54,7 +55,8 @@ pub(crate) fn run(s: &Session) -> Result<()> {
 /// What the engine itself answers for the same call.
 fn engine(task: Task, model: &Path, inputs: Value, kwargs: Value) -> Result<Value> {
     let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
-    Pipeline::load(task, model)
+    LoadSpec::new(model)
+        .and_then(|spec| Pipeline::load(task, &spec))
         .and_then(|p| p.call(&inputs, &kwargs, 8))
         .map_err(|e| e.to_string())
 }

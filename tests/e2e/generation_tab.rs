@@ -11,13 +11,16 @@ use wick_tests::model_dir;
 use crate::encoder_tabs::{open_tab, run, set, RUNS};
 use crate::webdriver::{Result, Session};
 use crate::{ensure, UI_TIMEOUT};
+use wick_engine::loading::LoadSpec;
 use wick_engine::tasks::RunControl;
 
 const QUESTION: &str = "What is the capital of France?";
 
 /// The engine's greedy reply to one user message (what the tab must show).
 fn engine_reply(model: &Path, messages: Value, max_new_tokens: usize) -> Result<String> {
-    let generator = TextGenerator::load(model).map_err(|e| e.to_string())?;
+    let generator = LoadSpec::new(model)
+        .and_then(|spec| TextGenerator::load(&spec))
+        .map_err(|e| e.to_string())?;
     let kwargs: Map<String, Value> = json!({"max_new_tokens": max_new_tokens, "do_sample": false})
         .as_object()
         .cloned()
@@ -126,7 +129,7 @@ pub fn stop(s: &Session, out: &Path) -> Result<()> {
         UI_TIMEOUT,
         |v| v.as_u64().unwrap_or(0) >= 3,
     )?;
-    s.scroll_and_click(&s.find("#stop", UI_TIMEOUT)?)?;
+    s.scroll_and_click(&s.find("[data-testid=run-cancel]", UI_TIMEOUT)?)?;
     s.wait_for("the run to stop", RUNS, UI_TIMEOUT, |v| *v != before)?;
     let reason = s.script(
         "return document.querySelector('[data-testid=stop-reason]')?.textContent ?? '';",
@@ -159,8 +162,9 @@ fn engine_text2text(
     text: &str,
     kwargs: Value,
 ) -> Result<String> {
-    let pipeline =
-        wick_engine::tasks::pipeline::Pipeline::load(task, model).map_err(|e| e.to_string())?;
+    let pipeline = LoadSpec::new(model)
+        .and_then(|spec| wick_engine::tasks::pipeline::Pipeline::load(task, &spec))
+        .map_err(|e| e.to_string())?;
     let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
     let (_, results, _) = pipeline
         .stream(

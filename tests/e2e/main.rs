@@ -1,12 +1,15 @@
 //! End-to-end tests of the real Wick window, driven through WebKitWebDriver.
 //!
 //! Run by `scripts/test.sh` under `dbus-run-session -- xvfb-run -a`; needs the app built with
-//! its UI (`target/debug/wick-app`) and the test models fetched. Each case prints ok/FAILED,
+//! its UI as users run it (`target/release/wick-app`, from `cargo build --release -p wick-app`)
+//! and the test models fetched. Each case prints ok/FAILED,
 //! screenshots land in `tests/e2e-output/`, and the last line is `e2e: N passed, N failed`.
 
+mod bench;
 mod encoder_tabs;
 mod generation_tab;
 mod models;
+mod runs;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use webdriver::{Driver, Result, Session};
 use wick_engine::{TokenizeOptions, WickTokenizer};
-use wick_tests::{model_dir, repo_root, target_binary};
+use wick_tests::{app_binary, model_dir, repo_root};
 
 pub(crate) const UI_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -78,6 +81,18 @@ fn main() -> ExitCode {
         ),
         ("Stop ends a generation", generation_tab::stop),
         (
+            "a second run waits for the first, with Cancel",
+            runs::second_run_waits,
+        ),
+        (
+            "a model load shows its progress and Stop cancels it",
+            runs::load_progress_and_cancel,
+        ),
+        (
+            "the device picker: CPU runs, a missing GPU is disabled with its reason",
+            runs::device_picker,
+        ),
+        (
             "compare variants: Q4_1 against f32",
             generation_tab::compare_variants,
         ),
@@ -104,7 +119,16 @@ fn main() -> ExitCode {
     ];
     let cases = &cases[..];
     let out_dir = repo_root().join("tests").join("e2e-output");
-    let app = target_binary("wick-app");
+    let app = app_binary();
+    if std::env::args().any(|a| a == "--bench") {
+        return match bench_window(&app, &out_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("window benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (mut passed, mut failed) = match run_all(&app, &out_dir, cases) {
         Ok(counts) => counts,
         Err(e) => {
@@ -135,7 +159,8 @@ fn main() -> ExitCode {
 fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize, usize)> {
     if !app.is_file() {
         return Err(format!(
-            "{} is missing: build it with `cargo build --workspace --bins`",
+            "{} is missing: build it with `cargo build --release -p wick-app` (the build \
+             `scripts/run.sh` makes)",
             app.display()
         ));
     }
@@ -172,6 +197,23 @@ fn run_all(app: &Path, out_dir: &Path, cases: &[(&str, Case)]) -> Result<(usize,
     let _ = session.close();
     let _ = std::fs::remove_dir_all(&hub_cache);
     Ok((passed, failed))
+}
+
+/// `--bench`: the window benchmark ([`bench`]) instead of the cases.
+fn bench_window(app: &Path, out: &Path) -> Result<()> {
+    if !app.is_file() {
+        return Err(format!(
+            "{} is missing: run scripts/bench_window.sh",
+            app.display()
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let driver = Driver::start(&[])?;
+    let session = driver.open_app(app)?;
+    session.find(".tab", UI_TIMEOUT)?;
+    let result = bench::run_all(&session, out);
+    let _ = session.close();
+    result
 }
 
 fn dark_theme(app: &Path, out: &Path) -> Result<()> {

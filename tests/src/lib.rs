@@ -28,12 +28,27 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests").join("fixtures").join(rel)
 }
 
-/// A binary built into the workspace's target folder (`wick`, `wick-app`).
-pub fn target_binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// The workspace's target folder.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("debug").join(name)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// A binary of the test build in the workspace's target folder (`wick`).
+pub fn target_binary(name: &str) -> PathBuf {
+    target_dir().join("debug").join(name)
+}
+
+/// The app as `scripts/run.sh` builds it (release): what the end-to-end tests and the window
+/// benchmark drive, so they measure what users run.
+pub fn app_binary() -> PathBuf {
+    target_dir().join("release").join("wick-app")
+}
+
+/// The `wick` command line as users run it (release), for benchmarks beside the window.
+pub fn release_binary(name: &str) -> PathBuf {
+    target_dir().join("release").join(name)
 }
 
 /// Compares pipeline JSON: numbers within 1e-4 (the parity tolerance), everything else exactly,

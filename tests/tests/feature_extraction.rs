@@ -146,15 +146,25 @@ fn missing_or_corrupt_weights_are_clear_errors() {
 
 #[test]
 fn models_it_cannot_run_say_what_is_supported() {
-    for name in ["gpt2-causal-lm", "t5-seq2seq-lm"] {
+    // Families Wick knows, asked for a task they do not serve: the error names what they can run.
+    for (name, can) in [
+        ("gpt2-causal-lm", "they can run: text-generation"),
+        ("t5-seq2seq-lm", "they can run: summarization, translation"),
+    ] {
         let err = LoadSpec::new(&fixture(&format!("tiny/{name}")))
             .and_then(|s| FeatureExtractor::load(&s))
             .unwrap_err();
         assert_eq!(
             err.code(),
-            wick_engine::ErrorCode::UnsupportedArchitecture,
+            wick_engine::ErrorCode::UnsupportedTask,
             "{name}: {err}"
         );
-        assert!(err.to_string().contains("supported: bert"), "{err}");
+        assert!(err.to_string().contains(can), "{err}");
     }
+    // A family Wick does not know: the error lists every one it does.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "mamba"}"#).unwrap();
+    let err = LoadSpec::new(dir.path()).unwrap_err();
+    assert_eq!(err.code(), wick_engine::ErrorCode::UnsupportedArchitecture);
+    assert!(err.to_string().contains("supported: bert"), "{err}");
 }

@@ -274,7 +274,9 @@ fn an_unsupported_gguf_architecture_is_refused() {
     )
     .unwrap();
     drop(file);
-    let err = wick_engine::families::causal::load(&LoadSpec::new(&path).unwrap()).unwrap_err();
+    let err = LoadSpec::new(&path)
+        .and_then(|spec| wick_engine::families::causal::load(&spec))
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnsupportedArchitecture);
     assert!(
         err.to_string().contains("mamba") && err.to_string().contains("gemma3"),

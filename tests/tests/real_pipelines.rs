@@ -47,10 +47,12 @@ fn error(task: Task, model: &str, inputs: Value, kwargs: Value) -> (ErrorCode, S
     } else {
         model_dir(model)
     };
-    let outcome = Pipeline::load(task, &LoadSpec::new(&dir).unwrap()).and_then(|p| {
-        let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
-        p.call(&inputs, &kwargs, 1)
-    });
+    let outcome = LoadSpec::new(&dir)
+        .and_then(|spec| Pipeline::load(task, &spec))
+        .and_then(|p| {
+            let kwargs: Map<String, Value> = kwargs.as_object().cloned().unwrap_or_default();
+            p.call(&inputs, &kwargs, 1)
+        });
     let err = outcome.expect_err("should fail");
     (err.code(), err.to_string())
 }
@@ -148,7 +150,7 @@ fn bad_input_gets_clear_errors() {
         json!("x"),
         json!({}),
     );
-    assert_eq!(code, ErrorCode::UnsupportedArchitecture);
+    assert_eq!(code, ErrorCode::UnsupportedTask);
 }
 
 #[test]

@@ -59,23 +59,33 @@ impl DeviceChoice {
     pub fn resolve(self) -> Result<candle_core::Device> {
         match self {
             Self::Auto | Self::Cpu => Ok(candle_core::Device::Cpu),
-            Self::Cuda(n) => Err(gpu_refusal(&format!("cuda:{n}"), cuda_present(n))),
-            Self::Metal => Err(gpu_refusal("metal", metal_present())),
+            gpu => Err(WickError::DeviceUnavailable {
+                device: gpu.name(),
+                reason: format!("{}; use cpu", gpu_unusable(gpu)),
+            }),
         }
     }
 }
 
-fn gpu_refusal(name: &str, present: bool) -> WickError {
-    let why = if present {
-        "Wick's models run on the CPU only so far (GPU kernels are not written yet)"
-    } else if cfg!(any(feature = "cuda", feature = "metal")) {
-        "this machine has no such device"
-    } else {
-        "this build of Wick has no GPU support (build with `--features cuda` or `--features metal`)"
+/// Why a GPU choice cannot run Wick's models: not in this build, not in this machine, or (present
+/// and built) not yet supported by Wick's model code.
+fn gpu_unusable(choice: DeviceChoice) -> &'static str {
+    let (built, present) = match choice {
+        DeviceChoice::Cuda(n) => (cfg!(feature = "cuda"), cuda_present(n)),
+        DeviceChoice::Metal => (cfg!(feature = "metal"), metal_present()),
+        DeviceChoice::Auto | DeviceChoice::Cpu => (true, true),
     };
-    WickError::DeviceUnavailable {
-        device: name.to_string(),
-        reason: format!("{why}; use cpu"),
+    match (built, present) {
+        (false, _) => match choice {
+            DeviceChoice::Metal => {
+                "this build of Wick has no Metal support (build with `--features metal`)"
+            }
+            _ => "this build of Wick has no CUDA support (build with `--features cuda`)",
+        },
+        (true, false) => "this machine has no such device",
+        (true, true) => {
+            "Wick's models run on the CPU only so far (GPU kernels are not written yet)"
+        }
     }
 }
 
@@ -93,7 +103,10 @@ pub struct DeviceInfo {
     pub note: Option<String>,
 }
 
-/// Every device this build can see, the CPU first.
+/// What the device picker offers: the CPU first, then the GPUs this kind of machine can have
+/// (NVIDIA through CUDA; Apple's through Metal on macOS), each found one by ordinal. A GPU Wick
+/// cannot use (this build lacks its back end, the machine lacks it, or the model code does not run
+/// on it yet) is listed all the same, unusable, with the reason.
 pub fn available_devices() -> Vec<DeviceInfo> {
     let mut devices = vec![DeviceInfo {
         id: "cpu".into(),
@@ -101,24 +114,22 @@ pub fn available_devices() -> Vec<DeviceInfo> {
         usable: true,
         note: None,
     }];
-    let gpu_note = "Wick's models run on the CPU only so far".to_string();
-    devices.extend(
-        (0..16)
-            .take_while(|&n| cuda_present(n))
-            .map(|n| DeviceInfo {
-                id: format!("cuda:{n}"),
-                name: format!("NVIDIA GPU {n}"),
-                usable: false,
-                note: Some(gpu_note.clone()),
-            }),
-    );
-    if metal_present() {
-        devices.push(DeviceInfo {
-            id: "metal".into(),
-            name: "Apple GPU (Metal)".into(),
-            usable: false,
-            note: Some(gpu_note),
-        });
+    let gpu = |choice: DeviceChoice, name: String| DeviceInfo {
+        id: choice.name(),
+        name,
+        usable: choice.resolve().is_ok(),
+        note: choice
+            .resolve()
+            .err()
+            .map(|_| gpu_unusable(choice).to_string()),
+    };
+    let found = (0..16).take_while(|&n| cuda_present(n)).count();
+    if found == 0 && !cfg!(target_os = "macos") {
+        devices.push(gpu(DeviceChoice::Cuda(0), "NVIDIA GPU (CUDA)".into()));
+    }
+    devices.extend((0..found).map(|n| gpu(DeviceChoice::Cuda(n), format!("NVIDIA GPU {n}"))));
+    if cfg!(target_os = "macos") || metal_present() {
+        devices.push(gpu(DeviceChoice::Metal, "Apple GPU (Metal)".into()));
     }
     devices
 }
@@ -154,11 +165,19 @@ mod tests {
         assert!(DeviceChoice::parse("tpu").is_err());
         assert!(DeviceChoice::Auto.resolve().is_ok_and(|d| d.is_cpu()));
         let err = DeviceChoice::Cuda(0).resolve().unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::DeviceUnavailable);
         assert!(
             err.to_string()
                 .starts_with("device cuda:0 is not available"),
             "{err}"
         );
+        // The picker lists the GPU all the same, unusable, with the same reason.
+        let devices = available_devices();
+        assert_eq!((devices[0].id.as_str(), devices[0].usable), ("cpu", true));
+        let gpu = &devices[1];
+        assert!(!gpu.usable);
+        let note = gpu.note.clone().unwrap_or_default();
+        assert!(err.to_string().contains(&note), "{note} / {err}");
         assert_eq!(
             serde_json::to_string(&DeviceChoice::Cuda(1))
                 .ok()

@@ -13,9 +13,10 @@ import type { SystemReport } from "./bindings/SystemReport";
 import type { Comparison } from "./bindings/Comparison";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ErrorPayload } from "./bindings/ErrorPayload";
-import type { GenerationEvent } from "./bindings/GenerationEvent";
 import type { PipelineResponse } from "./bindings/PipelineResponse";
 import type { Quantization } from "./bindings/Quantization";
+import type { RunEvent } from "./bindings/RunEvent";
+import type { RunTarget } from "./bindings/RunTarget";
 import type { Task } from "./bindings/Task";
 import type { TokenizeOptions } from "./bindings/TokenizeOptions";
 import type { TokenizeResponse } from "./bindings/TokenizeResponse";
@@ -23,34 +24,34 @@ import type { TokenizeResponse } from "./bindings/TokenizeResponse";
 export interface Backend {
   appInfo(): Promise<AppInfo>;
   tokenize(model: string, text: string, options: TokenizeOptions): Promise<TokenizeResponse>;
-  /** Runs `pipeline(task, model)(inputs, **kwargs)` in the engine. */
+  /** Runs `pipeline(task, model)(inputs, **kwargs)` in the engine, as `target` says (the run's
+   * id, model, device and weights). `onEvent` follows it: queued behind another run, loading. */
   runPipeline(
+    target: RunTarget,
     task: Task,
-    model: string,
     inputs: unknown,
     kwargs: Record<string, unknown>,
+    batchSize: number | null,
+    onEvent: (event: RunEvent) => void,
   ): Promise<PipelineResponse>;
-  /** Runs a generation task, calling `onEvent` for each token as it is generated. `run` names
-   * the run for `stopGeneration`. */
+  /** Runs a generation task; `onEvent` also gets each token as it is generated. */
   generate(
+    target: RunTarget,
     task: Task,
-    model: string,
     inputs: unknown,
     kwargs: Record<string, unknown>,
-    run: string,
-    onEvent: (event: GenerationEvent) => void,
-    quantization?: Quantization,
+    onEvent: (event: RunEvent) => void,
   ): Promise<PipelineResponse>;
-  /** One prompt through two variants of a model (e.g. as stored vs 4-bit). */
+  /** One prompt through two variants of a model: `target`'s weights and `b`. */
   compareVariants(
-    model: string,
-    a: Quantization,
+    target: RunTarget,
     b: Quantization,
     inputs: unknown,
     maxNewTokens: number,
+    onEvent: (event: RunEvent) => void,
   ): Promise<Comparison>;
-  /** Stops a generation after the token in progress. */
-  stopGeneration(run: string): Promise<void>;
+  /** Cancels a run wherever it is (waiting, loading, computing); a generation keeps its tokens. */
+  cancelRun(run: string): Promise<void>;
   /** Opens the system picker; resolves to null when the user cancels. */
   pickModel(kind: "folder" | "file"): Promise<string | null>;
   /** The machine, the Hub settings and the loaded models. */
@@ -75,8 +76,8 @@ export interface Backend {
   cancelDownload(id: string): Promise<void>;
   cachedModels(): Promise<CachedRepo[]>;
   removeCachedModel(repo: string, revision?: string | null): Promise<number>;
-  /** Unloads one loaded model by key, or all with null. */
-  unloadModel(key: string | null): Promise<void>;
+  /** Unloads one loaded model by id, or all with null. */
+  unloadModel(id: number | null): Promise<void>;
   /** Lets a model that failed the fit check load anyway. */
   loadAnyway(model: string): Promise<void>;
 }
@@ -106,6 +107,13 @@ export function toBackendError(err: unknown): BackendError {
   return new BackendError({ code: "internal", message: String(err) });
 }
 
+/** A channel the command sends its events on, delivered to `onEvent`. */
+function channel<E>(onEvent: (event: E) => void): Channel<E> {
+  const events = new Channel<E>();
+  events.onmessage = onEvent;
+  return events;
+}
+
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(command, args);
@@ -117,24 +125,20 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
   tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
-  runPipeline: (task, model, inputs, kwargs) =>
-    call<PipelineResponse>("run_pipeline", { task, model, inputs, kwargs }),
-  generate(task, model, inputs, kwargs, run, onEvent, quantization) {
-    const events = new Channel<GenerationEvent>();
-    events.onmessage = onEvent;
-    return call<PipelineResponse>("generate", {
+  runPipeline: (target, task, inputs, kwargs, batchSize, onEvent) =>
+    call<PipelineResponse>("run_pipeline", {
+      target,
       task,
-      model,
       inputs,
       kwargs,
-      run,
-      quantization: quantization ?? "as_stored",
-      events,
-    });
-  },
-  stopGeneration: (run) => call<void>("stop_generation", { run }),
-  compareVariants: (model, a, b, inputs, maxNewTokens) =>
-    call<Comparison>("compare_variants", { model, a, b, inputs, maxNewTokens }),
+      batchSize,
+      events: channel(onEvent),
+    }),
+  generate: (target, task, inputs, kwargs, onEvent) =>
+    call<PipelineResponse>("generate", { target, task, inputs, kwargs, events: channel(onEvent) }),
+  compareVariants: (target, b, inputs, maxNewTokens, onEvent) =>
+    call<Comparison>("compare_variants", { target, b, inputs, maxNewTokens, events: channel(onEvent) }),
+  cancelRun: (run) => call<void>("cancel_run", { run }),
   systemReport: () => call<SystemReport>("system_report"),
   searchModels: (query) => call<ModelSummary[]>("search_models", { query }),
   modelFacts: (model, gguf, quantization, context) =>
@@ -144,16 +148,13 @@ export const tauriBackend: Backend = {
       quantization: quantization ?? null,
       context: context ?? null,
     }),
-  downloadModel(id, model, gguf, onEvent) {
-    const events = new Channel<DownloadEvent>();
-    events.onmessage = onEvent;
-    return call<DownloadResult>("download_model", { id, model, gguf, events });
-  },
+  downloadModel: (id, model, gguf, onEvent) =>
+    call<DownloadResult>("download_model", { id, model, gguf, events: channel(onEvent) }),
   cancelDownload: (id) => call<void>("cancel_download", { id }),
   cachedModels: () => call<CachedRepo[]>("cached_models"),
   removeCachedModel: (repo, revision) =>
     call<number>("remove_cached_model", { repo, revision: revision ?? null }),
-  unloadModel: (key) => call<void>("unload_model", { key }),
+  unloadModel: (id) => call<void>("unload_model", { id }),
   loadAnyway: (model) => call<void>("load_anyway", { model }),
   async pickModel(kind) {
     const picked = await open(

@@ -7,6 +7,8 @@ export interface ViewProps {
   task: TaskInfo;
   /** The model in the header's picker. */
   model: string;
+  /** The device picked in the header (`cpu`, `cuda:0`), where runs go. */
+  device: string;
   /** The task's input text, shared with the tokenizer inspector. */
   text: string;
 }

@@ -133,7 +133,8 @@ pub const FAMILIES: &[Row] = &[
     causal(CausalFamily::Phi3, &["phi3"], &["phi3"]),
     seq2seq(Seq2SeqFamily::T5, &["t5", "mt5"], TEXT2TEXT),
     seq2seq(Seq2SeqFamily::Bart, &["bart"], TEXT2TEXT),
-    seq2seq(Seq2SeqFamily::Marian, &["marian"], &[Task::Translation]),
+    // transformers' summarization pipeline takes any encoder-decoder, Marian's too.
+    seq2seq(Seq2SeqFamily::Marian, &["marian"], TEXT2TEXT),
 ];
 
 /// The row of a config.json `model_type`.

@@ -101,13 +101,15 @@ impl RowSplit {
         })
     }
 
-    /// Reads GGUF tensor `name` (`[n, k]` as candle sees it) in slices of about 8 MiB.
+    /// Reads GGUF tensor `name` (`[n, k]` as candle sees it) in slices of about 8 MiB, telling
+    /// `read` the bytes of each (which may stop the read with an error: a cancelled load).
     pub fn read_gguf<R: Read + Seek>(
         content: &gguf_file::Content,
         reader: &mut R,
         name: &str,
+        read: &mut dyn FnMut(u64) -> candle_core::Result<()>,
     ) -> candle_core::Result<Self> {
-        Self::read_gguf_in(content, reader, name, READ_SLICE_BYTES)
+        Self::read_gguf_in(content, reader, name, READ_SLICE_BYTES, read)
     }
 
     fn read_gguf_in<R: Read + Seek>(
@@ -115,6 +117,7 @@ impl RowSplit {
         reader: &mut R,
         name: &str,
         slice_bytes: usize,
+        read: &mut dyn FnMut(u64) -> candle_core::Result<()>,
     ) -> candle_core::Result<Self> {
         let info = content
             .tensor_infos
@@ -144,6 +147,7 @@ impl RowSplit {
             let bytes = &mut buffer[..rows * row_bytes];
             reader.read_exact(bytes)?;
             slices.push(slice(dtype, bytes, rows, k)?);
+            read(bytes.len() as u64)?;
         }
         Ok(Self {
             slices,
@@ -313,7 +317,9 @@ mod tests {
         drop(file);
         let mut reader = std::fs::File::open(&path).unwrap();
         let content = gguf_file::Content::read(&mut reader).unwrap();
-        let table = RowSplit::read_gguf_in(&content, &mut reader, "table", 1 << 20).unwrap();
+        let table =
+            RowSplit::read_gguf_in(&content, &mut reader, "table", 1 << 20, &mut |_| Ok(()))
+                .unwrap();
         assert_eq!(table.slices.len(), 7, "1 MiB slices of 2176-byte rows");
         assert_eq!(table.bytes(), q.storage_size_in_bytes());
         let values = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
@@ -342,7 +348,7 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
         let mut reader = std::fs::File::open(&path).unwrap();
         let content = gguf_file::Content::read(&mut reader).unwrap();
-        let err = RowSplit::read_gguf(&content, &mut reader, "table").unwrap_err();
+        let err = RowSplit::read_gguf(&content, &mut reader, "table", &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 

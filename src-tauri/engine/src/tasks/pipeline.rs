@@ -113,31 +113,48 @@ impl Pipeline {
                 (json, Some(Detail::Generation { results }))
             }
             Self::FeatureExtraction(p) => {
+                // Wick's `sentence_embedding=True`: one vector per text, as sentence-transformers'
+                // `encode(texts)` gives them (the pictures need only those). Without it, the
+                // pipeline's per-token features.
+                let sentence = args.bool("sentence_embedding")?.unwrap_or(false);
                 args.finish("feature-extraction")?;
                 let (texts, single) = texts(inputs)?;
-                let mut out = Vec::new();
-                for (i, t) in texts.iter().enumerate() {
-                    let features = p.token_features(t, cancel)?;
-                    notes.truncated(i, features.truncated_tokens);
-                    // The pipeline's shape: [batch = 1][tokens][hidden].
-                    out.push(json!([features.vectors]));
-                }
-                // Sentence embeddings are a second run of the model: only when pictures need them.
-                let detail = if with_detail {
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    let vectors: Vec<Vec<f32>> = p
-                        .sentence_embeddings(&refs, batch_size, cancel)?
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let sentence_vectors = |notes: &mut Notes| -> Result<Vec<Vec<f32>>> {
+                    let features = p.sentence_embeddings(&refs, batch_size, cancel)?;
+                    Ok(features
                         .into_iter()
-                        .map(|f| f.vectors.into_iter().next().unwrap_or_default())
-                        .collect();
+                        .enumerate()
+                        .map(|(i, f)| {
+                            notes.truncated(i, f.truncated_tokens);
+                            f.vectors.into_iter().next().unwrap_or_default()
+                        })
+                        .collect())
+                };
+                let (out, vectors) = if sentence {
+                    let vectors = sentence_vectors(&mut notes)?;
+                    (vectors.iter().map(|v| json!(v)).collect(), Some(vectors))
+                } else {
+                    let mut out = Vec::new();
+                    for (i, t) in texts.iter().enumerate() {
+                        let features = p.token_features(t, cancel)?;
+                        notes.truncated(i, features.truncated_tokens);
+                        // The pipeline's shape: [batch = 1][tokens][hidden].
+                        out.push(json!([features.vectors]));
+                    }
+                    // Sentence embeddings are a second run: only when pictures need them.
+                    let vectors = with_detail
+                        .then(|| sentence_vectors(&mut Notes::default()))
+                        .transpose()?;
+                    (out, vectors)
+                };
+                let detail = vectors.filter(|_| with_detail).map(|vectors| {
                     let similarity = cosine_matrix(&vectors);
-                    Some(Detail::Embeddings {
+                    Detail::Embeddings {
                         vectors,
                         similarity,
-                    })
-                } else {
-                    None
-                };
+                    }
+                });
                 (unwrap_single(out, single), detail)
             }
             Self::TextClassification(p) => {

@@ -18,7 +18,8 @@ notes: Array<string>,
  */
 architecture: string, 
 /**
- * Where and in what precision it ran (no silent fallbacks: this is what happened).
+ * Where it ran, as the runtime reports it (no silent fallbacks: this is what happened),
+ * and in what precision.
  */
 device: string, dtype: string, 
 /**
@@ -26,6 +27,6 @@ device: string, dtype: string,
  */
 commit: string | null, 
 /**
- * Milliseconds spent running (not loading).
+ * Milliseconds spent running (not waiting for the device, not loading).
  */
 elapsedMs: number, };

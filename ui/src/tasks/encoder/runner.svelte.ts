@@ -1,18 +1,32 @@
-// Running a pipeline from a tab: the latest request wins, its answer or error is kept, and the
-// call is also written out as the Python a `transformers` user would type.
+// Running a pipeline from a tab: the latest request wins, its answer or error is kept, the run is
+// followed (queued, loading) and can be cancelled, and the call is also written out as the Python
+// a `transformers` user would type.
 import type { Backend } from "../../lib/backend";
 import { BackendError, toBackendError } from "../../lib/backend";
 import type { PipelineResponse } from "../../lib/bindings/PipelineResponse";
 import type { Task } from "../../lib/bindings/Task";
+import { pythonCall } from "../../lib/python";
+import { RunState, target } from "../../lib/run.svelte";
+
+export interface RunOptions {
+  /** Inputs per forward pass (the engine's default when absent). */
+  batchSize?: number;
+  /** The Python shown for the call, when it is not `pipeline(...)(...)`. */
+  call?: string;
+}
 
 export class Runner {
   response = $state<PipelineResponse | null>(null);
   error = $state<BackendError | null>(null);
-  busy = $state(false);
+  /** The last run was cancelled (no result, no error). */
+  cancelled = $state(false);
+  readonly run = new RunState();
   /** The equivalent `pipeline(...)(...)` call. */
   call = $state("");
   /** The inputs the current response answers, as a list (one entry unless in batch mode). */
   ran = $state<unknown[]>([]);
+  /** From pressing Run to the answer, in the window (engine time is `response.elapsedMs`). */
+  roundTripMs = $state(0);
   /** Finished runs so far, successful or not (tests wait for it to move). */
   runs = $state(0);
   readonly #backend: Backend;
@@ -24,54 +38,62 @@ export class Runner {
     this.#task = task;
   }
 
-  async run(model: string, inputs: unknown, kwargs: Record<string, unknown>): Promise<void> {
-    const id = ++this.#latest;
-    this.busy = true;
+  get busy(): boolean {
+    return this.run.busy;
+  }
+
+  async start(
+    model: string,
+    device: string,
+    inputs: unknown,
+    kwargs: Record<string, unknown>,
+    options: RunOptions = {},
+  ): Promise<void> {
+    if (this.run.id) await this.cancel();
+    const latest = ++this.#latest;
+    const id = this.run.begin(this.#task);
+    const started = performance.now();
     this.error = null;
-    this.call = pythonCall(this.#task, model, inputs, kwargs);
+    this.cancelled = false;
+    this.call = options.call ?? pythonCall(this.#task, model, inputs, kwargs);
     try {
-      const r = await this.#backend.runPipeline(this.#task, model.trim(), inputs, kwargs);
-      if (id === this.#latest) {
+      const r = await this.#backend.runPipeline(
+        target(id, model, device),
+        this.#task,
+        inputs,
+        kwargs,
+        options.batchSize ?? null,
+        (event) => {
+          if (latest === this.#latest) this.run.onEvent(event);
+        },
+      );
+      if (latest === this.#latest) {
+        this.roundTripMs = performance.now() - started;
         this.response = r;
         this.ran = Array.isArray(inputs) ? inputs : [inputs];
       }
     } catch (err) {
-      if (id === this.#latest) {
-        this.error = toBackendError(err);
+      if (latest === this.#latest) {
+        const e = toBackendError(err);
+        if (e.code === "cancelled") this.cancelled = true;
+        else this.error = e;
         this.response = null;
       }
     } finally {
-      if (id === this.#latest) {
-        this.busy = false;
+      if (latest === this.#latest) {
+        this.run.end();
         this.runs += 1;
       }
     }
   }
-}
 
-/** A value as Python source: `None`, `True`, lists, dicts, quoted strings. */
-export function py(value: unknown): string {
-  if (value === null || value === undefined) return "None";
-  if (value === true) return "True";
-  if (value === false) return "False";
-  if (Array.isArray(value)) return `[${value.map(py).join(", ")}]`;
-  if (typeof value === "object") {
-    const items = Object.entries(value as Record<string, unknown>).map(
-      ([k, v]) => `${JSON.stringify(k)}: ${py(v)}`,
-    );
-    return `{${items.join(", ")}}`;
+  /** Cancels the run in progress, wherever it is. */
+  async cancel(): Promise<void> {
+    const id = this.run.id;
+    if (!id) return;
+    this.run.cancelling = true;
+    await this.#backend.cancelRun(id).catch(() => undefined);
   }
-  return JSON.stringify(value);
-}
-
-export function pythonCall(
-  task: Task,
-  model: string,
-  inputs: unknown,
-  kwargs: Record<string, unknown>,
-): string {
-  const args = [py(inputs), ...Object.entries(kwargs).map(([k, v]) => `${k}=${py(v)}`)];
-  return `pipeline("${task}", model=${JSON.stringify(model.trim())})(${args.join(", ")})`;
 }
 
 /** One pipeline input as a person reads it: the text, a text pair, or the question. */

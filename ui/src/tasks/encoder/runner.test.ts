@@ -1,16 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { colourOf, describe as describeInput, lines, py, pythonCall } from "./runner.svelte";
+import { colourOf, describe as describeInput, lines } from "./runner.svelte";
 
-describe("pythonCall", () => {
-  it("writes the call a transformers user would type", () => {
-    expect(pythonCall("fill-mask", " /m ", "Paris is the [MASK].", { top_k: 3, targets: null })).toBe(
-      'pipeline("fill-mask", model="/m")("Paris is the [MASK].", top_k=3, targets=None)',
-    );
-    expect(py({ question: "Q?", context: "C", multi: true })).toBe(
-      '{"question": "Q?", "context": "C", "multi": True}',
-    );
-  });
-
+describe("batch input", () => {
   it("splits batch input into non-empty lines and keeps label colours stable", () => {
     expect(lines(" a \n\n b\n")).toEqual(["a", "b"]);
     expect(colourOf("PER")).toBe(colourOf("PER"));

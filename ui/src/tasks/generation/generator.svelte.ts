@@ -1,6 +1,7 @@
-// A generation from a tab: tokens arrive one by one over the event channel and are shown as
-// they come; the final answer (the pipeline's JSON and every sequence's details) replaces them
-// at the end. One run at a time per tab; Stop asks the engine to end it after the current token.
+// A generation from a tab: tokens arrive one by one over the run's event channel and are shown as
+// they come; the final answer (the pipeline's JSON and every sequence's details) replaces them at
+// the end. One run at a time per tab; Stop cancels it wherever it is (waiting for the device,
+// loading, prefilling), and during decoding keeps the tokens so far.
 import type { Backend } from "../../lib/backend";
 import { BackendError, toBackendError } from "../../lib/backend";
 import type { GeneratedToken } from "../../lib/bindings/GeneratedToken";
@@ -8,29 +9,48 @@ import type { GenerationResult } from "../../lib/bindings/GenerationResult";
 import type { PipelineResponse } from "../../lib/bindings/PipelineResponse";
 import type { Quantization } from "../../lib/bindings/Quantization";
 import type { Task } from "../../lib/bindings/Task";
-import { pythonCall } from "../encoder/runner.svelte";
+import { pythonCall } from "../../lib/python";
+import { RunState, target } from "../../lib/run.svelte";
 
-let counter = 0;
+/** What the window saw of a run's speed: times from pressing Send, as a person sees them. */
+export interface WindowTiming {
+  /** Send to the first token on screen, ms. */
+  firstTokenMs: number | null;
+  /** Tokens per second between the first and the last token to arrive. */
+  decodeTokensPerS: number | null;
+}
 
 export class Generator {
   /** Tokens streamed so far, per returned sequence. */
   streamed = $state<GeneratedToken[][]>([]);
   response = $state<PipelineResponse | null>(null);
   error = $state<BackendError | null>(null);
-  busy = $state(false);
-  /** True until the first token (model loading and prefill). */
-  waiting = $state(false);
-  stopping = $state(false);
+  /** The last run was cancelled before its first token (nothing to show). */
+  cancelled = $state(false);
+  readonly run = new RunState();
   call = $state("");
+  timing = $state<WindowTiming>({ firstTokenMs: null, decodeTokensPerS: null });
   /** Finished runs (tests wait for it to move). */
   runs = $state(0);
   readonly #backend: Backend;
   readonly #task: Task;
-  #run: string | null = null;
 
   constructor(backend: Backend, task: Task) {
     this.#backend = backend;
     this.#task = task;
+  }
+
+  get busy(): boolean {
+    return this.run.busy;
+  }
+
+  /** True until the first token (waiting, loading, prefill). */
+  get waiting(): boolean {
+    return this.busy && this.streamed.length === 0;
+  }
+
+  get stopping(): boolean {
+    return this.run.cancelling;
   }
 
   /** The finished result of the first prompt, if the last run succeeded. */
@@ -39,67 +59,83 @@ export class Generator {
     return d?.kind === "generation" ? (d.results[0] ?? null) : null;
   }
 
-  async run(
+  async start(
     model: string,
+    device: string,
     inputs: unknown,
     kwargs: Record<string, unknown>,
     quantization: Quantization = "as_stored",
   ): Promise<void> {
-    if (this.#run) await this.stop();
-    const run = `run-${Date.now()}-${++counter}`;
-    this.#run = run;
-    this.busy = true;
-    this.waiting = true;
-    this.stopping = false;
+    if (this.run.id) await this.stop();
+    const id = this.run.begin(this.#task);
+    const pressed = performance.now();
+    let first: number | null = null;
+    let last = pressed;
+    let arrived = 0;
     this.error = null;
+    this.cancelled = false;
     this.response = null;
     this.streamed = [];
-    this.call = pythonCall(this.#task, model, inputs, pythonKwargs(kwargs));
+    this.timing = { firstTokenMs: null, decodeTokensPerS: null };
+    this.call = pythonCall(this.#task, model, inputs, kwargs);
     if (typeof kwargs.seed === "number") this.call = `set_seed(${kwargs.seed}); ${this.call}`;
     try {
       const response = await this.#backend.generate(
+        target(id, model, device, quantization),
         this.#task,
-        model.trim(),
         inputs,
         kwargs,
-        run,
         (event) => {
-          if (this.#run !== run || event.kind !== "token" || event.prompt !== 0) return;
-          this.waiting = false;
+          if (this.run.id !== id) return;
+          if (event.kind !== "token") {
+            this.run.onEvent(event);
+            return;
+          }
+          if (event.prompt !== 0) return;
+          const now = performance.now();
+          if (first === null) {
+            first = now;
+            this.timing = { firstTokenMs: now - pressed, decodeTokensPerS: null };
+          }
+          last = now;
+          arrived += 1;
           const rows = this.streamed;
           while (rows.length <= event.sequence) rows.push([]);
           rows[event.sequence].push(event.token);
         },
-        quantization,
       );
-      if (this.#run === run) this.response = response;
+      if (this.run.id === id) {
+        this.response = response;
+        if (first !== null && arrived > 1) {
+          this.timing = {
+            firstTokenMs: this.timing.firstTokenMs,
+            decodeTokensPerS: (arrived - 1) / ((last - first) / 1000),
+          };
+        }
+      }
     } catch (err) {
-      if (this.#run === run) this.error = toBackendError(err);
+      if (this.run.id === id) {
+        const e = toBackendError(err);
+        if (e.code === "cancelled") this.cancelled = true;
+        else this.error = e;
+      }
     } finally {
-      if (this.#run === run) {
-        this.#run = null;
-        this.busy = false;
-        this.waiting = false;
-        this.stopping = false;
+      if (this.run.id === id) {
+        this.run.end();
         this.runs += 1;
       }
     }
   }
 
   async stop(): Promise<void> {
-    if (!this.#run) return;
-    this.stopping = true;
-    await this.#backend.stopGeneration(this.#run).catch(() => undefined);
+    const id = this.run.id;
+    if (!id) return;
+    this.run.cancelling = true;
+    await this.#backend.cancelRun(id).catch(() => undefined);
   }
 
   /** What to draw: the final tokens when done, the streamed ones meanwhile. */
   tokens(sequence = 0): GeneratedToken[] {
     return this.result?.sequences[sequence]?.tokens ?? this.streamed[sequence] ?? [];
   }
-}
-
-/** The keyword arguments transformers takes: Wick's own (`logprobs`, `seed`) are left out. */
-export function pythonKwargs(kwargs: Record<string, unknown>): Record<string, unknown> {
-  const { logprobs: _logprobs, seed: _seed, ...rest } = kwargs;
-  return rest;
 }

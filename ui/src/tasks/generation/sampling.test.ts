@@ -29,10 +29,3 @@ describe("display helpers", () => {
     expect(visible(" a\nb")).toBe("␣a↵b");
   });
 });
-
-describe("pythonKwargs", async () => {
-  const { pythonKwargs } = await import("./generator.svelte");
-  it("leaves out Wick's own options", () => {
-    expect(pythonKwargs({ max_new_tokens: 5, logprobs: 8, seed: 3 })).toEqual({ max_new_tokens: 5 });
-  });
-});

@@ -10,7 +10,7 @@ use wick_engine::quant::Quantization;
 use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime};
 use wick_engine::source::ModelSource;
 use wick_engine::tasks::Task;
-use wick_engine::Result;
+use wick_engine::{Result, WickError};
 
 /// What the global flags ask of every run.
 #[derive(Debug, Clone, Copy)]
@@ -68,4 +68,16 @@ pub fn pipeline(
         run.insist(&path.display().to_string());
     }
     run.pipeline_from(task, source, quantization)
+        .map_err(|err| match err {
+            WickError::DoesNotFit {
+                what,
+                needed,
+                available,
+            } => WickError::DoesNotFit {
+                what: format!("{what} (use --load-anyway to try)"),
+                needed,
+                available,
+            },
+            other => other,
+        })
 }

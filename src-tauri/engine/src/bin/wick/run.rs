@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 use wick_engine::quant::Quantization;
-use wick_engine::tasks::pipeline::Pipeline;
 use wick_engine::tasks::scores::TopK;
 use wick_engine::{Result, WickError};
 
@@ -247,9 +246,11 @@ pub fn run(args: &Args) -> Result<()> {
         }
         Task::FeatureExtraction {
             common,
-            sentence_embedding: true,
-        } => return sentence_embeddings(common),
-        Task::FeatureExtraction { common, .. } => {
+            sentence_embedding,
+        } => {
+            if *sentence_embedding {
+                put("sentence_embedding", Some(true.into()));
+            }
             let inputs = text_values(common)?;
             (
                 "feature-extraction",
@@ -274,42 +275,6 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("note: {note}");
     }
     println!("{}", output.json);
-    Ok(())
-}
-
-fn sentence_embeddings(common: &Common) -> Result<()> {
-    let dir: PathBuf = crate::hub::model_path(&common.model, None)?;
-    let texts = read_inputs(&common.inputs)?;
-    let run = crate::engine::begin()?;
-    let pipeline = crate::engine::pipeline(
-        &run,
-        wick_engine::tasks::Task::FeatureExtraction,
-        &dir,
-        Quantization::AsStored,
-    )?;
-    let Pipeline::FeatureExtraction(extractor) = &pipeline.pipeline else {
-        return Err(WickError::InvalidInput(
-            "not a feature-extraction pipeline".into(),
-        ));
-    };
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let features = extractor.sentence_embeddings(&refs, common.batch_size, run.cancel_token())?;
-    let mut out: Vec<Value> = Vec::with_capacity(features.len());
-    for (i, f) in features.into_iter().enumerate() {
-        if f.truncated_tokens > 0 {
-            eprintln!(
-                "note: input {}: {} tokens beyond the model's limit were cut off",
-                i + 1,
-                f.truncated_tokens
-            );
-        }
-        out.push(json!(f.vectors.into_iter().next().unwrap_or_default()));
-    }
-    let value = match <[Value; 1]>::try_from(out) {
-        Ok([one]) => one,
-        Err(many) => Value::Array(many),
-    };
-    println!("{value}");
     Ok(())
 }
 

@@ -338,9 +338,9 @@ impl Source for GgufSource<'_> {
             // In slices, so the copy candle makes while reading stays small.
             self.loading.check_candle()?;
             let mut reader = BufReader::new(File::open(&self.path)?);
-            let table = RowSplit::read_gguf(self.content, &mut reader, &name)?;
-            self.loading.read(super::gguf::tensor_bytes(info))?;
-            table
+            RowSplit::read_gguf(self.content, &mut reader, &name, &mut |bytes| {
+                self.loading.read(bytes)
+            })?
         } else {
             let q = self
                 .qtensor(&name)?
