@@ -9,7 +9,7 @@ use tauri::State;
 use ts_rs::TS;
 use wick_engine::device::{DeviceChoice, DeviceInfo};
 use wick_engine::quant::Quantization;
-use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime};
+use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime, TokenEvents};
 use wick_engine::tasks::compare::{compare, Comparison};
 use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
@@ -184,22 +184,20 @@ pub async fn generate(
     in_run(&state.runtime, target, events, move |run, target| {
         let loaded = run.pipeline(task, &target.model, target.quantization)?;
         let started = std::time::Instant::now();
+        let mut tokens = TokenEvents::new(run);
         let (json, results, notes) = loaded.stream(
             &inputs,
             &kwargs,
             &mut |prompt, piece| {
                 // A provisional beam (`usize::MAX`) is not shown.
                 if piece.sequence != usize::MAX {
-                    run.send(RunEvent::Token {
-                        prompt,
-                        sequence: piece.sequence,
-                        token: piece.token.clone(),
-                    });
+                    tokens.push(prompt, piece.sequence, piece.token.clone());
                 }
                 true
             },
             &run.control(),
         )?;
+        tokens.flush();
         Ok(PipelineResponse::new(
             run,
             &loaded,

@@ -6,7 +6,7 @@
 //! token is timed from the click on Generate to the token on screen, its decode rate both as the
 //! engine measured it and as tokens arrived in the window. For MiniLM: the 256 sentences of
 //! `tests/fixtures/bench/sentences.json` in the embeddings tab at batch size 32. Each figure is
-//! the median of `ROUNDS` runs after an untimed one (which loads the model). The table goes to
+//! the median of [`rounds`] runs after an untimed one (which loads the model). The table goes to
 //! stdout and `tests/e2e-output/bench.json`.
 
 use std::path::Path;
@@ -20,9 +20,40 @@ use crate::encoder_tabs::{open_tab, run, set};
 use crate::webdriver::{Result, Session};
 use crate::UI_TIMEOUT;
 
-const ROUNDS: usize = 5;
+/// Runs per figure (`WICK_BENCH_ROUNDS` overrides).
+fn rounds() -> usize {
+    std::env::var("WICK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
 const PROMPT: &str = "The history of the city of Paris";
 const NEW_TOKENS: usize = 64;
+
+/// Lets the window finish drawing a result before the next run starts: a person reads the
+/// answer before asking again, and a run must not be measured against the drawing of the last.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(600));
+}
+
+/// CPU seconds used so far by the processes named `comm` (Linux), to see who computed during a
+/// window run: the app, or the web view's renderer beside it.
+fn cpu_seconds(comm: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    let ticks: u64 = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains(&format!("({comm}")))
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    ticks as f64 / 100.0
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -32,7 +63,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// One greedy completion in the window: (first token ms from the click, engine decode tok/s,
 /// decode tok/s as tokens arrived in the window).
 fn window_generation(s: &Session) -> Result<(f64, f64, f64)> {
+    settle();
+    let (app, web, wall) = (cpu_seconds("wick-app"), cpu_seconds("WebKitWebProces"), Instant::now());
     run(s)?;
+    eprintln!(
+        "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
+        wall.elapsed().as_secs_f64(),
+        cpu_seconds("wick-app") - app,
+        cpu_seconds("WebKitWebProces") - web
+    );
     let v = s.script(
         "const f = document.querySelector('[data-testid=first-token]'); \
          const d = document.querySelector('[data-testid=decode-rate]'); \
@@ -103,7 +142,7 @@ fn generation(s: &Session, name: &str) -> Result<Value> {
     window_generation(s)?; // loads the model
     let (mut first, mut engine, mut arrived, mut cli_first, mut cli_decode) =
         (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let (f, e, a) = window_generation(s)?;
         first.push(f);
         engine.push(e);
@@ -137,8 +176,24 @@ fn embeddings(s: &Session) -> Result<Value> {
     set(s, "#batch-size", &json!("32"))?;
     run(s)?; // loads the model
     let (mut engine, mut window) = (vec![], vec![]);
-    for _ in 0..ROUNDS {
-        run(s)?;
+    for _ in 0..rounds() {
+        settle();
+        let (app, web, wall) = (cpu_seconds("wick-app"), cpu_seconds("WebKitWebProces"), Instant::now());
+        if std::env::var_os("WICK_BENCH_QUIET").is_some() {
+            // An experiment: no WebDriver call while the run computes.
+            let before = s.script(crate::encoder_tabs::RUNS, json!([]))?;
+            s.scroll_and_click(&s.find("#run", UI_TIMEOUT)?)?;
+            std::thread::sleep(std::time::Duration::from_secs(4));
+            s.wait_for("the run", crate::encoder_tabs::RUNS, UI_TIMEOUT, |v| *v != before)?;
+        } else {
+            run(s)?;
+        }
+        eprintln!(
+            "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
+            wall.elapsed().as_secs_f64(),
+            cpu_seconds("wick-app") - app,
+            cpu_seconds("WebKitWebProces") - web
+        );
         let v = s.script(
             "const t = document.querySelector('[data-testid=throughput]'); \
              return [Number(t.dataset.engineRate), Number(t.dataset.windowRate)];",
@@ -150,7 +205,7 @@ fn embeddings(s: &Session) -> Result<Value> {
     // The command line, a whole process per round (loading included, as a user runs it).
     let lines = corpus.join("\n");
     let mut cli = vec![];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let started = Instant::now();
         let mut child = Command::new(release_binary("wick"))
             .args([
@@ -206,6 +261,22 @@ fn embeddings(s: &Session) -> Result<Value> {
 
 /// Runs the benchmark in the open window; prints the table and writes it as JSON to `out`.
 pub fn run_all(s: &Session, out: &Path) -> Result<()> {
+    if std::env::var_os("WICK_BENCH_STILL").is_some() {
+        // An experiment: the same runs with every animation and transition in the window off.
+        s.script(
+            "const st = document.createElement('style'); \
+             st.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }'; \
+             document.head.append(st); return true;",
+            json!([]),
+        )?;
+    }
+    let (app, web) = (cpu_seconds("wick-app"), cpu_seconds("WebKitWebProces"));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    eprintln!(
+        "  idle 3 s: app {:.2} CPU s, web view {:.2} CPU s",
+        cpu_seconds("wick-app") - app,
+        cpu_seconds("WebKitWebProces") - web
+    );
     let cpu = wick_engine::system::SystemInfo::read().cpu;
     let threads = rayon_threads();
     let results = json!({
@@ -219,7 +290,7 @@ pub fn run_all(s: &Session, out: &Path) -> Result<()> {
         serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    println!("window benchmark on {cpu}, {threads} threads, medians of {ROUNDS}:");
+    println!("window benchmark on {cpu}, {threads} threads, medians of {}:", rounds());
     println!("| model | window first token | window decode (engine / as arrived) | CLI process first token / decode | `wick bench generate` decode | window / CLI |");
     println!("|---|---|---|---|---|---|");
     for g in results["generation"].as_array().into_iter().flatten() {

@@ -40,7 +40,7 @@ fn recorder() -> (
 ) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
-    (events, move |e| sink.lock().unwrap().push(e))
+    (events, move |e| sink.lock().expect("events").push(e))
 }
 
 #[test]

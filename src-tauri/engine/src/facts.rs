@@ -52,7 +52,7 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
     }
     let files = local_files(path);
     let gguf_file = crate::families::registry::gguf_file(path);
-    let (described, stored, shape, tokenizer_bytes) = match &gguf_file {
+    let (described, inputs) = match &gguf_file {
         Some(file) => {
             // One read of the header serves the description and the sizes.
             let reader = std::io::BufReader::new(
@@ -61,33 +61,21 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
             let content = gguf::read_header(reader, file)?;
             let described =
                 registry::describe_gguf(gguf::architecture_in(&content).unwrap_or_default());
-            let (stored, shape, vocab_bytes) = gguf_facts(&content);
-            // A tokenizer.json beside the GGUF file is the one used.
-            let json = file_size(&files, "tokenizer.json");
-            (
-                described,
-                stored,
-                shape,
-                if json > 0 { json } else { vocab_bytes },
-            )
+            (described, gguf_fit_inputs(&content, &files))
         }
         None => {
             let config = read_json(&path.join("config.json"));
-            let shape = config.as_ref().and_then(ModelShape::from_config);
-            let bytes = safetensors_bytes_per_param(path)
-                .or_else(|| config.as_ref().and_then(config_bytes_per_param))
-                .unwrap_or(4);
-            let tokenizer = file_size(&files, "tokenizer.json");
             (
                 registry::describe(path),
-                Stored::Dense {
-                    bytes_per_param: bytes,
-                },
-                shape,
-                tokenizer,
+                folder_fit_inputs(path, config.as_ref(), &files),
             )
         }
     };
+    let FitInputs {
+        stored,
+        shape,
+        tokenizer_bytes,
+    } = inputs;
     let (described, unsupported) = split(described)?;
     let weight_bytes = weight_bytes(
         &files,
@@ -112,6 +100,65 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
         to_fetch: Vec::new(),
         download_bytes: 0,
         fit,
+    })
+}
+
+/// What the fit estimate needs besides the weights' size and the request.
+struct FitInputs {
+    stored: Stored,
+    shape: Option<ModelShape>,
+    tokenizer_bytes: u64,
+}
+
+fn gguf_fit_inputs(content: &candle_core::quantized::gguf_file::Content, files: &[RepoFile]) -> FitInputs {
+    let (stored, shape, vocab_bytes) = gguf_facts(content);
+    // A tokenizer.json beside the GGUF file is the one used.
+    let json = file_size(files, "tokenizer.json");
+    FitInputs {
+        stored,
+        shape,
+        tokenizer_bytes: if json > 0 { json } else { vocab_bytes },
+    }
+}
+
+fn folder_fit_inputs(dir: &Path, config: Option<&serde_json::Value>, files: &[RepoFile]) -> FitInputs {
+    let bytes = safetensors_bytes_per_param(dir)
+        .or_else(|| config.and_then(config_bytes_per_param))
+        .unwrap_or(4);
+    FitInputs {
+        stored: Stored::Dense {
+            bytes_per_param: bytes,
+        },
+        shape: config.and_then(ModelShape::from_config),
+        tokenizer_bytes: file_size(files, "tokenizer.json"),
+    }
+}
+
+/// The fit estimate of a model already read by [`registry::detect`] (its config or GGUF header
+/// is not read again): what a load checks before it starts.
+pub fn fit_of(
+    detected: &registry::Detected,
+    quantization: Quantization,
+    context: u64,
+) -> FitEstimate {
+    let files = local_files(&detected.path);
+    let (inputs, gguf_name) = match &detected.stored {
+        registry::Stored::Gguf { file, header } => (
+            gguf_fit_inputs(header, &files),
+            file.file_name().and_then(|n| n.to_str()),
+        ),
+        _ => (
+            folder_fit_inputs(&detected.dir, Some(&detected.config), &files),
+            None,
+        ),
+    };
+    fit_now(FitRequest {
+        weight_bytes: weight_bytes(&files, gguf_name),
+        stored: inputs.stored,
+        tokenizer_bytes: inputs.tokenizer_bytes,
+        shape: inputs.shape,
+        quantization,
+        context,
     })
 }
 

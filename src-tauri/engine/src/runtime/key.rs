@@ -23,13 +23,18 @@ pub struct ModelKey {
 }
 
 impl ModelKey {
-    /// The model as a person reads it: `org/name@rev` or the folder's name.
+    /// The model as a person reads it: `org/name@rev` or the path.
     pub fn model_name(&self) -> String {
-        match &self.source {
-            ModelSource::Hub { repo, revision } if revision == "main" => repo.clone(),
-            ModelSource::Hub { repo, revision } => format!("{repo}@{revision}"),
-            ModelSource::Local(path) => path.display().to_string(),
-        }
+        source_name(&self.source)
+    }
+}
+
+/// A model source as a person reads it (and as the runtime remembers a "load anyway" for it).
+pub fn source_name(source: &ModelSource) -> String {
+    match source {
+        ModelSource::Hub { repo, revision } if revision == "main" => repo.clone(),
+        ModelSource::Hub { repo, revision } => format!("{repo}@{revision}"),
+        ModelSource::Local(path) => path.display().to_string(),
     }
 }
 

@@ -87,21 +87,25 @@ export class Generator {
         kwargs,
         (event) => {
           if (this.run.id !== id) return;
-          if (event.kind !== "token") {
+          if (event.kind !== "tokens") {
             this.run.onEvent(event);
             return;
           }
-          if (event.prompt !== 0) return;
+          // The engine sends tokens a few at a time (the first at once), so each event is drawn.
+          const mine = event.tokens.filter((t) => t.prompt === 0);
+          if (mine.length === 0) return;
           const now = performance.now();
           if (first === null) {
             first = now;
             this.timing = { firstTokenMs: now - pressed, decodeTokensPerS: null };
           }
           last = now;
-          arrived += 1;
+          arrived += mine.length;
           const rows = this.streamed;
-          while (rows.length <= event.sequence) rows.push([]);
-          rows[event.sequence].push(event.token);
+          for (const t of mine) {
+            while (rows.length <= t.sequence) rows.push([]);
+            rows[t.sequence].push(t.token);
+          }
         },
       );
       if (this.run.id === id) {
@@ -126,6 +130,7 @@ export class Generator {
       }
     }
   }
+
 
   async stop(): Promise<void> {
     const id = this.run.id;

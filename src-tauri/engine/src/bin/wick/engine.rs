@@ -38,7 +38,8 @@ pub fn begin() -> Result<Run> {
     let progress = std::io::stderr().is_terminal();
     Runtime::from_env().begin("wick", settings().device, move |event| {
         if let (true, RunEvent::Loading { model, progress }) = (progress, &event) {
-            let share = |done: u64, all: u64| if all > 0 { done * 100 / all } else { 0 };
+            let share =
+                |done: u64, all: u64| done.saturating_mul(100).checked_div(all).unwrap_or(0);
             let (bytes, layers) = if progress.layers_total > 0 {
                 (
                     100,
@@ -65,7 +66,7 @@ pub fn pipeline(
 ) -> Result<Arc<LoadedPipeline>> {
     let source = ModelSource::Local(path.to_path_buf());
     if settings().load_anyway {
-        run.insist(&path.display().to_string());
+        run.insist(&wick_engine::runtime::key::source_name(&source));
     }
     run.pipeline_from(task, source, quantization)
         .map_err(|err| match err {
