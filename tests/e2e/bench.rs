@@ -30,14 +30,34 @@ fn rounds() -> usize {
 const PROMPT: &str = "The history of the city of Paris";
 const NEW_TOKENS: usize = 64;
 
+/// Clicks Run and waits for the run to end inside the page (one WebDriver request, not a poll:
+/// polling ran JavaScript in the window every 150 ms, which on two cores took 15-20% from the
+/// engine the measurement is about).
+fn run_quietly(s: &Session) -> Result<()> {
+    let outcome = s.script_async(
+        "const done = arguments[arguments.length - 1]; \
+         const card = document.querySelector('.run-card'); const before = card.dataset.runs; \
+         new MutationObserver((_, o) => { if (card.dataset.runs !== before) { o.disconnect(); \
+           done(document.querySelector('.run-card .error-banner')?.textContent ?? 'ok'); } }) \
+           .observe(card, { attributes: true }); \
+         document.querySelector('#run').click();",
+        json!([]),
+    )?;
+    if outcome == "ok" {
+        Ok(())
+    } else {
+        Err(format!("the run failed: {outcome}"))
+    }
+}
+
 /// Lets the window finish drawing a result before the next run starts: a person reads the
 /// answer before asking again, and a run must not be measured against the drawing of the last.
 fn settle() {
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(std::time::Duration::from_millis(2000));
 }
 
 /// CPU seconds used so far by the processes named `comm` (Linux), to see who computed during a
-/// window run: the app, or the web view's renderer beside it.
+/// window run: the app, or the web view's renderer beside it (printed for every run).
 fn cpu_seconds(comm: &str) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return f64::NAN;
@@ -64,8 +84,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// decode tok/s as tokens arrived in the window).
 fn window_generation(s: &Session) -> Result<(f64, f64, f64)> {
     settle();
-    let (app, web, wall) = (cpu_seconds("wick-app"), cpu_seconds("WebKitWebProces"), Instant::now());
-    run(s)?;
+    let (app, web, wall) = (
+        cpu_seconds("wick-app"),
+        cpu_seconds("WebKitWebProces"),
+        Instant::now(),
+    );
+    run_quietly(s)?;
     eprintln!(
         "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
         wall.elapsed().as_secs_f64(),
@@ -178,16 +202,12 @@ fn embeddings(s: &Session) -> Result<Value> {
     let (mut engine, mut window) = (vec![], vec![]);
     for _ in 0..rounds() {
         settle();
-        let (app, web, wall) = (cpu_seconds("wick-app"), cpu_seconds("WebKitWebProces"), Instant::now());
-        if std::env::var_os("WICK_BENCH_QUIET").is_some() {
-            // An experiment: no WebDriver call while the run computes.
-            let before = s.script(crate::encoder_tabs::RUNS, json!([]))?;
-            s.scroll_and_click(&s.find("#run", UI_TIMEOUT)?)?;
-            std::thread::sleep(std::time::Duration::from_secs(4));
-            s.wait_for("the run", crate::encoder_tabs::RUNS, UI_TIMEOUT, |v| *v != before)?;
-        } else {
-            run(s)?;
-        }
+        let (app, web, wall) = (
+            cpu_seconds("wick-app"),
+            cpu_seconds("WebKitWebProces"),
+            Instant::now(),
+        );
+        run_quietly(s)?;
         eprintln!(
             "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
             wall.elapsed().as_secs_f64(),
@@ -261,22 +281,6 @@ fn embeddings(s: &Session) -> Result<Value> {
 
 /// Runs the benchmark in the open window; prints the table and writes it as JSON to `out`.
 pub fn run_all(s: &Session, out: &Path) -> Result<()> {
-    if std::env::var_os("WICK_BENCH_STILL").is_some() {
-        // An experiment: the same runs with every animation and transition in the window off.
-        s.script(
-            "const st = document.createElement('style'); \
-             st.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }'; \
-             document.head.append(st); return true;",
-            json!([]),
-        )?;
-    }
-    let (app, web) = (cpu_seconds("wick-app"), cpu_seconds("WebKitWebProces"));
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    eprintln!(
-        "  idle 3 s: app {:.2} CPU s, web view {:.2} CPU s",
-        cpu_seconds("wick-app") - app,
-        cpu_seconds("WebKitWebProces") - web
-    );
     let cpu = wick_engine::system::SystemInfo::read().cpu;
     let threads = rayon_threads();
     let results = json!({
@@ -290,7 +294,10 @@ pub fn run_all(s: &Session, out: &Path) -> Result<()> {
         serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
-    println!("window benchmark on {cpu}, {threads} threads, medians of {}:", rounds());
+    println!(
+        "window benchmark on {cpu}, {threads} threads, medians of {}:",
+        rounds()
+    );
     println!("| model | window first token | window decode (engine / as arrived) | CLI process first token / decode | `wick bench generate` decode | window / CLI |");
     println!("|---|---|---|---|---|---|");
     for g in results["generation"].as_array().into_iter().flatten() {

@@ -149,6 +149,16 @@ impl Session<'_> {
         )
     }
 
+    /// Runs JavaScript that finishes by calling its last argument (WebDriver's asynchronous
+    /// script), and returns what it was called with: one request that waits in the page, where
+    /// polling would send a request every few hundred milliseconds.
+    pub fn script_async(&self, script: &str, args: Value) -> Result<Value> {
+        self.driver.post(
+            &self.path("/execute/async"),
+            json!({ "script": script, "args": args }),
+        )
+    }
+
     /// Finds an element by CSS selector, waiting up to `timeout` for it to appear.
     pub fn find(&self, css: &str, timeout: Duration) -> Result<String> {
         let started = Instant::now();

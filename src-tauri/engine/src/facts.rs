@@ -110,7 +110,10 @@ struct FitInputs {
     tokenizer_bytes: u64,
 }
 
-fn gguf_fit_inputs(content: &candle_core::quantized::gguf_file::Content, files: &[RepoFile]) -> FitInputs {
+fn gguf_fit_inputs(
+    content: &candle_core::quantized::gguf_file::Content,
+    files: &[RepoFile],
+) -> FitInputs {
     let (stored, shape, vocab_bytes) = gguf_facts(content);
     // A tokenizer.json beside the GGUF file is the one used.
     let json = file_size(files, "tokenizer.json");
@@ -121,7 +124,11 @@ fn gguf_fit_inputs(content: &candle_core::quantized::gguf_file::Content, files: 
     }
 }
 
-fn folder_fit_inputs(dir: &Path, config: Option<&serde_json::Value>, files: &[RepoFile]) -> FitInputs {
+fn folder_fit_inputs(
+    dir: &Path,
+    config: Option<&serde_json::Value>,
+    files: &[RepoFile],
+) -> FitInputs {
     let bytes = safetensors_bytes_per_param(dir)
         .or_else(|| config.and_then(config_bytes_per_param))
         .unwrap_or(4);

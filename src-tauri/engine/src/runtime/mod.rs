@@ -86,7 +86,7 @@ pub struct StreamedToken {
 /// is 50-100 messages a second, each parsed and drawn by the window's web view: on a two-core
 /// machine that took most of a core from the engine (SmolLM2 decoded at 60 tok/s in the window
 /// against 108 on the command line); at most about 16 events a second still read as a stream.
-const TOKEN_EVENTS_EVERY: std::time::Duration = std::time::Duration::from_millis(60);
+const TOKEN_EVENTS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Sends a run's generated tokens as [`RunEvent::Tokens`], the first at once and the rest
 /// gathered over [`TOKEN_EVENTS_EVERY`]. Whatever is left is sent when it is dropped.
@@ -290,9 +290,8 @@ impl Runtime {
 
     /// Lets `model` (as the user named it) load although the fit check refuses it.
     pub fn insist(&self, model: &str) {
-        let name = ModelSource::parse(model).map_or_else(|_| model.trim().to_string(), |s| {
-            key::source_name(&s)
-        });
+        let name = ModelSource::parse(model)
+            .map_or_else(|_| model.trim().to_string(), |s| key::source_name(&s));
         lock(&self.inner.insisted).insert(name);
     }
 
