@@ -50,6 +50,25 @@ fn run_quietly(s: &Session) -> Result<()> {
     }
 }
 
+/// A run in the window after the window has settled, with the CPU the app and the web view used
+/// during it (stderr).
+fn measured_run(s: &Session) -> Result<()> {
+    settle();
+    let (app, web, wall) = (
+        cpu_seconds("wick-app"),
+        cpu_seconds("WebKitWebProces"),
+        Instant::now(),
+    );
+    run_quietly(s)?;
+    eprintln!(
+        "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
+        wall.elapsed().as_secs_f64(),
+        cpu_seconds("wick-app") - app,
+        cpu_seconds("WebKitWebProces") - web
+    );
+    Ok(())
+}
+
 /// Lets the window finish drawing a result before the next run starts: a person reads the
 /// answer before asking again, and a run must not be measured against the drawing of the last.
 fn settle() {
@@ -83,19 +102,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// One greedy completion in the window: (first token ms from the click, engine decode tok/s,
 /// decode tok/s as tokens arrived in the window).
 fn window_generation(s: &Session) -> Result<(f64, f64, f64)> {
-    settle();
-    let (app, web, wall) = (
-        cpu_seconds("wick-app"),
-        cpu_seconds("WebKitWebProces"),
-        Instant::now(),
-    );
-    run_quietly(s)?;
-    eprintln!(
-        "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
-        wall.elapsed().as_secs_f64(),
-        cpu_seconds("wick-app") - app,
-        cpu_seconds("WebKitWebProces") - web
-    );
+    measured_run(s)?;
     let v = s.script(
         "const f = document.querySelector('[data-testid=first-token]'); \
          const d = document.querySelector('[data-testid=decode-rate]'); \
@@ -201,19 +208,7 @@ fn embeddings(s: &Session) -> Result<Value> {
     run(s)?; // loads the model
     let (mut engine, mut window) = (vec![], vec![]);
     for _ in 0..rounds() {
-        settle();
-        let (app, web, wall) = (
-            cpu_seconds("wick-app"),
-            cpu_seconds("WebKitWebProces"),
-            Instant::now(),
-        );
-        run_quietly(s)?;
-        eprintln!(
-            "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
-            wall.elapsed().as_secs_f64(),
-            cpu_seconds("wick-app") - app,
-            cpu_seconds("WebKitWebProces") - web
-        );
+        measured_run(s)?;
         let v = s.script(
             "const t = document.querySelector('[data-testid=throughput]'); \
              return [Number(t.dataset.engineRate), Number(t.dataset.windowRate)];",

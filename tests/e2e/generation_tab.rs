@@ -115,8 +115,9 @@ pub fn branch(s: &Session, out: &Path) -> Result<()> {
     s.screenshot(&out.join("tab-text-generation-branch.png"))
 }
 
-/// Stop ends a long sampled run after the token in progress.
-pub fn stop(s: &Session, out: &Path) -> Result<()> {
+/// Starts a long sampled completion (400 tokens) in the open text-generation tab and waits for
+/// its first few tokens; returns the tab's finished-run count from before it.
+pub(crate) fn start_long_completion(s: &Session) -> Result<Value> {
     s.scroll_and_click(&s.find("#mode-completion", UI_TIMEOUT)?)?;
     s.scroll_and_click(&s.find(".presets button:nth-child(2)", UI_TIMEOUT)?)?;
     set(s, ".params input[type=number]", &json!("400"))?;
@@ -129,6 +130,12 @@ pub fn stop(s: &Session, out: &Path) -> Result<()> {
         UI_TIMEOUT,
         |v| v.as_u64().unwrap_or(0) >= 3,
     )?;
+    Ok(before)
+}
+
+/// Stop ends a long sampled run after the token in progress.
+pub fn stop(s: &Session, out: &Path) -> Result<()> {
+    let before = start_long_completion(s)?;
     s.scroll_and_click(&s.find("[data-testid=run-cancel]", UI_TIMEOUT)?)?;
     s.wait_for("the run to stop", RUNS, UI_TIMEOUT, |v| *v != before)?;
     let reason = s.script(

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use wick_tests::model_dir;
 
 use crate::encoder_tabs::{open_tab, run, set, RUNS};
+use crate::generation_tab::start_long_completion;
 use crate::webdriver::{Result, Session};
 use crate::{ensure, UI_TIMEOUT};
 
@@ -55,20 +56,8 @@ pub fn device_picker(s: &Session, out: &Path) -> Result<()> {
 /// A comparison started while a generation runs waits for it (the window says so, with a
 /// Cancel), and cancelling it leaves the generation running.
 pub fn second_run_waits(s: &Session, out: &Path) -> Result<()> {
-    let model = model_dir("smollm2-135m-instruct");
-    open_tab(s, "text-generation", &model)?;
-    s.scroll_and_click(&s.find("#mode-completion", UI_TIMEOUT)?)?;
-    s.scroll_and_click(&s.find(".presets button:nth-child(2)", UI_TIMEOUT)?)?;
-    set(s, ".params input[type=number]", &json!("400"))?;
-    set(s, "#task-input", &json!("Once upon a time"))?;
-    let before = s.script(RUNS, json!([]))?;
-    s.scroll_and_click(&s.find("#run", UI_TIMEOUT)?)?;
-    s.wait_for(
-        "the generation to stream",
-        "return Number(document.querySelector('[data-testid=completion] [data-testid=token-stream]')?.dataset.count ?? 0);",
-        UI_TIMEOUT,
-        |v| v.as_u64().unwrap_or(0) >= 2,
-    )?;
+    open_tab(s, "text-generation", &model_dir("smollm2-135m-instruct"))?;
+    let before = start_long_completion(s)?;
     s.script(
         "document.querySelector('[data-testid=compare]').open = true; return true;",
         json!([]),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use wick_engine::device::DeviceChoice;
 use wick_engine::quant::Quantization;
-use wick_engine::runtime::{RunEvent, Runtime};
+use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime};
 use wick_engine::tasks::Task;
 use wick_engine::ErrorCode;
 use wick_tests::model_dir;
@@ -27,6 +27,16 @@ fn serial() -> MutexGuard<'static, ()> {
 
 fn model(name: &str) -> String {
     model_dir(name).display().to_string()
+}
+
+/// SmolLM2 (GGUF Q4_1) as `run` loads it.
+fn smollm2(run: &Run) -> Arc<LoadedPipeline> {
+    run.pipeline(
+        Task::TextGeneration,
+        &model("smollm2-135m-instruct"),
+        Quantization::AsStored,
+    )
+    .unwrap()
 }
 
 fn kwargs(v: Value) -> Map<String, Value> {
@@ -125,13 +135,7 @@ fn a_long_prompt_stops_within_200_ms_of_a_cancel() {
     let _serial = serial();
     let runtime = Runtime::new(u64::MAX);
     let run = runtime.begin("prefill", DeviceChoice::Cpu, |_| ()).unwrap();
-    let loaded = run
-        .pipeline(
-            Task::TextGeneration,
-            &model("smollm2-135m-instruct"),
-            Quantization::AsStored,
-        )
-        .unwrap();
+    let loaded = smollm2(&run);
     // About 900 tokens: its prefill takes seconds, the cancel comes 300 ms in.
     let prompt = "The quick brown fox jumps over the lazy dog. ".repeat(90);
     let canceller = runtime.clone();
@@ -173,13 +177,7 @@ fn a_cancel_during_decoding_keeps_the_tokens_so_far() {
     let _serial = serial();
     let runtime = Runtime::new(u64::MAX);
     let run = runtime.begin("decode", DeviceChoice::Cpu, |_| ()).unwrap();
-    let loaded = run
-        .pipeline(
-            Task::TextGeneration,
-            &model("smollm2-135m-instruct"),
-            Quantization::AsStored,
-        )
-        .unwrap();
+    let loaded = smollm2(&run);
     let mut tokens = 0;
     let (_, results, _) = loaded
         .stream(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::bert::{Bert, BertConfig, Positions};
 use super::deberta_v2::{DebertaV2, DebertaV2Config};
 use super::distilbert::{DistilBert, DistilBertConfig};
-use super::registry::{EncoderFamily, Family};
+use super::registry::EncoderFamily;
 use crate::blocks::heads::{Head, HeadKind, HeadSettings, HeadSpec, Layout, MlmNames};
 use crate::blocks::Activation;
 use crate::cancel::CancelToken;
@@ -196,10 +196,7 @@ impl EncoderModel {
     pub fn load(spec: &LoadSpec, want: HeadKind) -> Result<Self> {
         let detected = &spec.model;
         let dir = detected.dir.as_path();
-        let Family::Encoder(family) = detected.family() else {
-            return Err(detected
-                .invalid_config(format!("`{}` is not an encoder model", detected.model_type)));
-        };
+        let family = detected.encoder_family()?;
         let architecture = detected
             .architecture
             .clone()

@@ -206,6 +206,34 @@ impl Detected {
         self.row.family
     }
 
+    /// The encoder family, or an error saying this model is not an encoder.
+    pub fn encoder_family(&self) -> Result<EncoderFamily> {
+        match self.family() {
+            Family::Encoder(f) => Ok(f),
+            _ => Err(self.not_a("an encoder")),
+        }
+    }
+
+    /// The causal family, or an error saying this model is not decoder-only.
+    pub fn causal_family(&self) -> Result<CausalFamily> {
+        match self.family() {
+            Family::Causal(f) => Ok(f),
+            _ => Err(self.not_a("a decoder-only")),
+        }
+    }
+
+    /// The encoder-decoder family, or an error saying this model is not one.
+    pub fn seq2seq_family(&self) -> Result<Seq2SeqFamily> {
+        match self.family() {
+            Family::Seq2Seq(f) => Ok(f),
+            _ => Err(self.not_a("an encoder-decoder")),
+        }
+    }
+
+    fn not_a(&self, kind: &str) -> WickError {
+        self.invalid_config(format!("`{}` is not {kind} model", self.model_type))
+    }
+
     /// The folder's config.json (for messages).
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.json")

@@ -19,7 +19,7 @@ use candle_core::DType;
 pub use config::{CausalConfig, CausalFamily};
 pub use model::{CausalLm, KvCache};
 
-use super::registry::{Family, Stored};
+use super::registry::Stored;
 use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
 use crate::loading::LoadSpec;
@@ -49,12 +49,7 @@ pub struct LoadedCausal {
 /// another format (GGUF files keep their own types, or are dequantized to f32).
 pub fn load(spec: &LoadSpec) -> Result<LoadedCausal> {
     let detected = &spec.model;
-    let Family::Causal(family) = detected.family() else {
-        return Err(detected.invalid_config(format!(
-            "`{}` is not a decoder-only model",
-            detected.model_type
-        )));
-    };
+    let family = detected.causal_family()?;
     let quantization = spec.quantization;
     if let Stored::Gguf { file, header } = &detected.stored {
         if quantization.ggml().is_some() || quantization.float_dtype().is_some() {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::registry::{Family, Seq2SeqFamily};
+use super::registry::Seq2SeqFamily;
 use crate::blocks::Dense;
 use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
@@ -72,12 +72,7 @@ impl Seq2Seq {
     /// Loads a transformers folder (config.json + weights) as `spec` says.
     pub fn load(spec: &LoadSpec) -> Result<Self> {
         let detected = &spec.model;
-        let Family::Seq2Seq(family) = detected.family() else {
-            return Err(detected.invalid_config(format!(
-                "`{}` is not an encoder-decoder model",
-                detected.model_type
-            )));
-        };
+        let family = detected.seq2seq_family()?;
         let weights = Weights::load(&detected.dir, &spec.device, &spec.loading)?;
         let invalid = |e: candle_core::Error| {
             crate::cancel::from_candle(e, |e| WickError::InvalidModel {
