@@ -36,7 +36,7 @@ fn smollm2(run: &Run) -> Arc<LoadedPipeline> {
         &model("smollm2-135m-instruct"),
         Quantization::AsStored,
     )
-    .unwrap()
+    .expect("SmolLM2 loads")
 }
 
 fn kwargs(v: Value) -> Map<String, Value> {

@@ -73,9 +73,7 @@ impl Quantization {
             _ => None,
         }
     }
-}
 
-impl Quantization {
     /// The name the UI and the CLI use (`as_stored`, `q4_k`).
     pub fn name(self) -> &'static str {
         match self {

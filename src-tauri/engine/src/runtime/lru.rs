@@ -82,7 +82,8 @@ impl<K: Clone + Eq + Hash, V> Lru<K, V> {
         slot
     }
 
-    /// Drops the least recently used idle entry other than `keep`; `false` when there is none.
+    /// Drops the least recently used idle entry other than `keep` and returns its key; `None`
+    /// when every other entry is in use or loading.
     pub fn evict_one(&mut self, keep: Option<&K>) -> Option<K> {
         let oldest = self
             .entries
@@ -133,7 +134,7 @@ impl<K: Clone + Eq + Hash, V> Lru<K, V> {
         out.into_iter().map(|(_, id, k, v)| (id, k, v)).collect()
     }
 
-    /// Whether an idle entry other than `keep` exists.
+    /// The idle values other than `keep`'s (what unloading could free).
     pub fn idle(&self, keep: &K) -> Vec<Arc<V>> {
         self.entries
             .iter()

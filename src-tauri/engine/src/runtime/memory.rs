@@ -43,6 +43,11 @@ impl Ledger {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Weights of loaded models held now.
+    pub fn models(&self) -> u64 {
+        self.models.load(Ordering::Relaxed)
+    }
+
     /// Everything held.
     pub fn total(&self) -> u64 {
         self.models.load(Ordering::Relaxed) + self.caches().values().sum::<u64>()

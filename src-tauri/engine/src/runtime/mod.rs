@@ -347,8 +347,8 @@ impl Runtime {
         if idle < needed {
             return false;
         }
-        let start = self.inner.ledger.usage(0).models;
-        while start.saturating_sub(self.inner.ledger.usage(0).models) < needed {
+        let start = self.inner.ledger.models();
+        while start.saturating_sub(self.inner.ledger.models()) < needed {
             match pipelines.evict_one(Some(keep)) {
                 Some(key) => tracing::info!(%key, "unloading to make room"),
                 None => break,
