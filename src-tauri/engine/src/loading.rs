@@ -31,6 +31,9 @@ pub struct LoadProgress {
 
 type Sink = dyn Fn(LoadProgress) + Send + Sync;
 
+/// How much of a weight file is read between progress reports and cancel checks.
+const READ_CHUNK: usize = 16 << 20;
+
 /// The watcher of one load: counts progress, tells the sink, and holds the cancel flag the loader
 /// checks. Cheap to clone (the counts are shared).
 #[derive(Clone, Default)]
@@ -132,6 +135,20 @@ impl Loading {
         self.counts.layers_built.fetch_add(1, Ordering::Relaxed);
         self.report();
         self.check_candle()
+    }
+
+    /// Fills `buf` from `reader` a chunk at a time, counting each chunk as read and stopping at
+    /// a cancel between chunks (a model's largest tensor can be gigabytes).
+    pub fn read_exact(
+        &self,
+        reader: &mut impl std::io::Read,
+        buf: &mut [u8],
+    ) -> candle_core::Result<()> {
+        for chunk in buf.chunks_mut(READ_CHUNK) {
+            reader.read_exact(chunk)?;
+            self.read(chunk.len() as u64)?;
+        }
+        Ok(())
     }
 
     /// Builds layers `0..n` with `build`, counting each one built and stopping at a cancel. The

@@ -74,41 +74,27 @@ impl Weights {
     }
 }
 
-/// How much of a file is read between progress reports and cancel checks.
-const READ_CHUNK: usize = 16 << 20;
-
-/// Reads a whole file in chunks, reporting each to `loading` (which may cancel the read).
+/// Reads a whole file, reporting it to `loading` chunk by chunk (which may cancel the read).
 fn read_watched(file: &Path, size: u64, loading: &Loading) -> Result<Vec<u8>> {
-    use std::io::Read;
     let io = |e: std::io::Error| WickError::io(file, e);
     let mut reader = std::fs::File::open(file).map_err(io)?;
-    // The size comes from the file system, not from the file's content; a file that grows while
-    // it is read is read to its end all the same. A file larger than memory is an error, not an
-    // abort.
+    // The size comes from the file system; a file larger than memory is an error, not an abort.
     let mut bytes = Vec::new();
-    if bytes
-        .try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX))
-        .is_err()
-    {
+    let len = usize::try_from(size).unwrap_or(usize::MAX);
+    if bytes.try_reserve_exact(len).is_err() {
         return Err(WickError::DoesNotFit {
             what: file.display().to_string(),
             needed: size,
             available: crate::system::available_memory(),
         });
     }
-    loop {
-        let start = bytes.len();
-        let n = (&mut reader)
-            .take(READ_CHUNK as u64)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if n == 0 {
-            return Ok(bytes);
-        }
-        loading.read((bytes.len() - start) as u64).map_err(|e| {
-            crate::cancel::from_candle(e, |e| WickError::ModelFailed(e.to_string()))
-        })?;
-    }
+    bytes.resize(len, 0);
+    loading.read_exact(&mut reader, &mut bytes).map_err(|e| {
+        crate::cancel::from_candle(e, |e| {
+            WickError::io(file, std::io::Error::other(e.to_string()))
+        })
+    })?;
+    Ok(bytes)
 }
 
 fn renamed(name: String) -> String {

@@ -267,16 +267,39 @@ impl GgufSource<'_> {
         }
     }
 
+    /// Tensor `name`, read a chunk at a time (progress, and a cancel between chunks).
     fn qtensor(&self, name: &str) -> candle_core::Result<Option<candle_core::quantized::QTensor>> {
+        use std::io::{Seek, SeekFrom};
         let Some(info) = self.content.tensor_infos.get(name) else {
             return Ok(None);
         };
         self.loading.check_candle()?;
-        let file = File::open(&self.path)?;
-        let mut reader = BufReader::new(file);
-        let tensor = self.content.tensor(&mut reader, name, &self.device)?;
-        self.loading.read(super::gguf::tensor_bytes(info))?;
-        Ok(Some(tensor))
+        let dtype = info.ggml_dtype;
+        if info.shape.elem_count() % dtype.block_size() != 0 {
+            candle_core::bail!("{name}: its elements are not whole {dtype:?} blocks");
+        }
+        let size = super::gguf::tensor_bytes(info);
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        let mut file = File::open(&self.path)?;
+        let file_size = file.seek(SeekFrom::End(0))?;
+        // Checked against the file before anything is allocated: the header may lie.
+        if start.saturating_add(size) > file_size {
+            candle_core::bail!(
+                "{name} needs {size} bytes at offset {start}; the file ends at {file_size} \
+                 (truncated?)"
+            );
+        }
+        file.seek(SeekFrom::Start(start))?;
+        let mut raw = vec![0u8; usize::try_from(size).map_err(candle_core::Error::wrap)?];
+        self.loading
+            .read_exact(&mut BufReader::new(file), &mut raw)?;
+        candle_core::quantized::ggml_file::qtensor_from_ggml(
+            dtype,
+            &raw,
+            info.shape.dims().to_vec(),
+            &self.device,
+        )
+        .map(Some)
     }
 }
 
