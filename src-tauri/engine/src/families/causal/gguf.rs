@@ -65,7 +65,13 @@ pub fn load(
     } else {
         quantization_of(header)
     };
-    loading.expect_bytes(header.tensor_infos.values().map(tensor_bytes).sum());
+    // Saturating: a header is read from the file, and the file may lie.
+    let total = header
+        .tensor_infos
+        .values()
+        .map(tensor_bytes)
+        .fold(0u64, u64::saturating_add);
+    loading.expect_bytes(total);
     let arch = architecture_in(header).unwrap_or_default();
     let src = GgufSource {
         path: file.to_path_buf(),
@@ -90,7 +96,7 @@ pub fn load(
 pub(crate) fn tensor_bytes(info: &candle_core::quantized::gguf_file::TensorInfo) -> u64 {
     let elems = info.shape.elem_count() as u64;
     let dtype = info.ggml_dtype;
-    elems / dtype.block_size().max(1) as u64 * dtype.type_size() as u64
+    (elems / dtype.block_size().max(1) as u64).saturating_mul(dtype.type_size() as u64)
 }
 
 /// llama.cpp's `general.file_type` values: the quantization recipe a file was made with.
