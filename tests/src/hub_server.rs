@@ -141,6 +141,26 @@ pub struct Faults {
     pub fail_status: Option<(u16, u32)>,
     /// Send file bytes at about this rate.
     pub bytes_per_second: Option<u64>,
+    /// Answer like a hostile mirror: the protocol's shape, with paths where hashes belong.
+    pub hostile: Option<Hostile>,
+}
+
+/// What a hostile mirror puts where the Hub puts names, hashes and sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hostile {
+    /// This instead of every `ETag` and `X-Linked-Etag` (a path such as `../../../x`).
+    Etag(String),
+    /// This instead of the commit, in `X-Repo-Commit` and the model info's `sha`.
+    Commit(String),
+    /// One more sibling in the model info with this name, served with config.json's bytes.
+    FileName(String),
+    /// This instead of every file's size, in `X-Linked-Size` and the `Content-Length` of a
+    /// HEAD.
+    Size(u64),
+    /// A resolve answers 302 to this URL.
+    RedirectTo(String),
+    /// Files kept in git (not LFS) are sent with their first byte changed.
+    CorruptGitFiles,
 }
 
 #[derive(Debug)]
@@ -236,6 +256,7 @@ impl Drop for HubServer {
     }
 }
 
+#[derive(Clone)]
 struct Request {
     method: String,
     /// Percent-decoded.
@@ -301,6 +322,8 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Body,
+    /// A `Content-Length` other than the body's (a lying HEAD).
+    announced_len: Option<u64>,
 }
 
 enum Body {
@@ -314,6 +337,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Body::Bytes(Vec::new()),
+            announced_len: None,
         }
     }
 
@@ -363,6 +387,103 @@ fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 }
 
 fn route(request: &Request, shared: &Shared) -> Reply {
+    let hostile = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .hostile
+        .clone();
+    match hostile {
+        Some(hostile) => make_hostile(request, shared, &hostile),
+        None => honest_route(request, shared),
+    }
+}
+
+/// The honest answer, then changed as `hostile` asks.
+fn make_hostile(request: &Request, shared: &Shared, hostile: &Hostile) -> Reply {
+    let raw = request.raw_path.trim_start_matches('/');
+    let resolve = raw.contains("/resolve/");
+    match hostile {
+        Hostile::FileName(name) if resolve && percent_decode(raw).ends_with(name.as_str()) => {
+            // The extra file: config.json's bytes under the hostile name.
+            let (repo, _) = raw.split_once("/resolve/").unwrap_or((raw, ""));
+            let mut honest = request.clone();
+            honest.raw_path = format!("/{repo}/resolve/main/config.json");
+            return honest_route(&honest, shared);
+        }
+        Hostile::RedirectTo(url) if resolve => {
+            return Reply::new(302)
+                .header("Location", url)
+                .header("X-Repo-Commit", &shared.repos[0].commit);
+        }
+        _ => {}
+    }
+    let mut reply = honest_route(request, shared);
+    match hostile {
+        Hostile::Etag(etag) => {
+            for (name, value) in &mut reply.headers {
+                if name.eq_ignore_ascii_case("etag") || name.eq_ignore_ascii_case("x-linked-etag") {
+                    *value = etag.clone();
+                }
+            }
+        }
+        Hostile::Commit(commit) => {
+            for (name, value) in &mut reply.headers {
+                if name.eq_ignore_ascii_case("x-repo-commit") {
+                    *value = commit.clone();
+                }
+            }
+            if let Body::Bytes(bytes) = &mut reply.body {
+                if let Ok(mut info) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                    if info.get("sha").is_some() {
+                        info["sha"] = serde_json::json!(commit);
+                        *bytes = info.to_string().into_bytes();
+                    }
+                }
+            }
+        }
+        Hostile::FileName(extra) => {
+            if let Body::Bytes(bytes) = &mut reply.body {
+                if let Ok(mut info) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                    if let Some(siblings) = info.get_mut("siblings").and_then(|s| s.as_array_mut())
+                    {
+                        siblings.push(serde_json::json!({ "rfilename": extra, "size": 2 }));
+                        *bytes = info.to_string().into_bytes();
+                    }
+                }
+            }
+        }
+        Hostile::Size(size) => {
+            for (name, value) in &mut reply.headers {
+                if name.eq_ignore_ascii_case("x-linked-size") {
+                    *value = size.to_string();
+                }
+            }
+            if request.method == "HEAD" {
+                reply.announced_len = Some(*size);
+            }
+        }
+        Hostile::CorruptGitFiles => {
+            if let Body::File { path, start, len } = &reply.body {
+                let is_git_file = reply.headers.iter().all(|(n, _)| n != "X-Linked-Etag")
+                    && !request.path.contains("/cdn/");
+                if is_git_file && *start == 0 {
+                    if let Ok(mut data) = std::fs::read(path) {
+                        data.truncate(*len as usize);
+                        if let Some(first) = data.first_mut() {
+                            *first ^= 0x20;
+                        }
+                        reply.body = Body::Bytes(data);
+                    }
+                }
+            }
+        }
+        Hostile::RedirectTo(_) => {}
+    }
+    reply
+}
+
+fn honest_route(request: &Request, shared: &Shared) -> Reply {
     let path = request.path.trim_start_matches('/');
     if path == "api/models" {
         return search(request, shared);
@@ -581,6 +702,7 @@ fn send(
         Body::Bytes(b) => b.len() as u64,
         Body::File { len, .. } => *len,
     };
+    let len = reply.announced_len.unwrap_or(len);
     let mut head = format!(
         "HTTP/1.1 {} {reason}\r\nContent-Length: {len}\r\nConnection: close\r\n",
         reply.status

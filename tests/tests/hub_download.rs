@@ -557,7 +557,7 @@ fn cli_search_info_run_and_cache() {
     let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(answer[0]["token_str"], "city");
     assert!(
-        err.contains("model.safetensors: downloaded, sha256 ok"),
+        err.contains("model.safetensors: downloaded, hash ok"),
         "{err}"
     );
 

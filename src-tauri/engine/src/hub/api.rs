@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::http::{encode_query, HubClient};
+use super::names::{check_file_name, check_repo_id, check_revision, is_commit};
 use crate::error::Result;
 
 /// How long an API answer is reused.
@@ -83,6 +84,8 @@ pub struct SearchQuery {
 impl HubClient {
     /// `/api/models/{repo}/revision/{revision}?blobs=true`: files with sizes.
     pub fn model_info(&self, repo: &str, revision: &str) -> Result<ModelInfo> {
+        check_repo_id(repo)?;
+        check_revision(revision)?;
         let url = format!(
             "{}/api/models/{repo}/revision/{}?blobs=true",
             self.endpoint,
@@ -156,8 +159,14 @@ fn parse_info(value: &serde_json::Value) -> ModelInfo {
                 .iter()
                 .filter_map(|s| {
                     let lfs = s.get("lfs");
+                    let name = string(s, "rfilename")?;
+                    // A name that would climb out of the snapshot is never offered or fetched.
+                    if let Err(err) = check_file_name(&name) {
+                        tracing::warn!("{err}; it is left out");
+                        return None;
+                    }
                     Some(RepoFile {
-                        name: string(s, "rfilename")?,
+                        name,
                         size: s
                             .get("size")
                             .and_then(|v| v.as_u64())
@@ -170,7 +179,8 @@ fn parse_info(value: &serde_json::Value) -> ModelInfo {
         .unwrap_or_default();
     ModelInfo {
         id: string(value, "id").unwrap_or_default(),
-        sha: string(value, "sha"),
+        // The commit names a snapshot folder: a full hash or nothing.
+        sha: string(value, "sha").filter(|sha| is_commit(sha)),
         pipeline_tag: string(value, "pipeline_tag"),
         library_name: string(value, "library_name"),
         tags: strings(value, "tags"),
@@ -208,14 +218,17 @@ mod tests {
     #[test]
     fn reads_the_hubs_model_info() {
         let info = parse_info(&serde_json::json!({
-            "id": "org/m", "sha": "abc", "gated": "auto", "pipeline_tag": "fill-mask",
+            "id": "org/m", "sha": "../../x", "gated": "auto", "pipeline_tag": "fill-mask",
             "siblings": [
                 {"rfilename": "config.json", "size": 600, "blobId": "123"},
+                {"rfilename": "../../../../../x/evil.gguf", "size": 1},
+                {"rfilename": "/etc/evil.gguf", "size": 1},
                 {"rfilename": "model.safetensors", "size": 9000,
                  "lfs": {"sha256": "ff", "size": 9000, "pointerSize": 134}}
             ]
         }));
         assert!(info.gated);
+        assert_eq!(info.sha, None);
         assert_eq!(info.files.len(), 2);
         assert_eq!(info.files[1].lfs_sha256.as_deref(), Some("ff"));
         assert_eq!(info.files[0].size, Some(600));

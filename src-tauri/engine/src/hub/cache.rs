@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use ts_rs::TS;
 
+use super::names::{blob_name, check_file_name, check_repo_id, check_revision};
 use crate::error::{Result, WickError};
 
 /// The Hugging Face hub cache folder, as `huggingface_hub` computes it.
@@ -48,19 +49,13 @@ pub(crate) fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Whether `text` is a full commit hash (which names a snapshot directly).
-pub fn is_commit(text: &str) -> bool {
-    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Whether a blob name is an LFS sha256, which the download can be checked against.
-pub fn is_sha256(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
+pub use super::names::{is_commit, is_sha256};
 
 /// Finds `repo` at `revision` in a hub cache: a branch or tag goes through `refs/`, a full
 /// commit hash names the snapshot directly.
 pub fn resolve_cached(cache: &Path, repo: &str, revision: &str) -> Result<PathBuf> {
+    check_repo_id(repo)?;
+    check_revision(revision)?;
     let cache = HubCache::new(cache);
     let not_cached = || WickError::NotCached {
         repo: format!("{repo}@{revision}"),
@@ -127,6 +122,8 @@ impl HubCache {
         if is_commit(revision) {
             return Some(revision.to_string());
         }
+        // A revision names a file under refs/: nothing that climbs out of it is looked up.
+        check_revision(revision).ok()?;
         let text = std::fs::read_to_string(self.repo_dir(repo).join("refs").join(revision)).ok()?;
         let commit = text.trim();
         is_commit(commit).then(|| commit.to_string())
@@ -136,6 +133,12 @@ impl HubCache {
     pub fn write_ref(&self, repo: &str, revision: &str, commit: &str) -> Result<()> {
         if revision == commit {
             return Ok(());
+        }
+        check_revision(revision)?;
+        if !is_commit(commit) {
+            return Err(WickError::InvalidInput(format!(
+                "`{commit}` is not a commit hash; `{revision}` was not recorded"
+            )));
         }
         let path = self.repo_dir(repo).join("refs").join(revision);
         if std::fs::read_to_string(&path).is_ok_and(|t| t.trim() == commit) {
@@ -155,6 +158,13 @@ impl HubCache {
     /// Points `snapshots/<commit>/<filename>` at `blobs/<etag>` with a relative link, as
     /// `huggingface_hub` does (a copy where links are not allowed).
     pub fn link(&self, repo: &str, commit: &str, filename: &str, etag: &str) -> Result<PathBuf> {
+        // The download checked all three already; a link is where a bad one would escape.
+        check_file_name(filename)?;
+        if !is_commit(commit) || blob_name(etag).as_deref() != Some(etag) {
+            return Err(WickError::InvalidInput(format!(
+                "refusing to link `{filename}`: `{commit}` / `{etag}` are not the hashes the Hub sends"
+            )));
+        }
         let pointer = self.snapshot(repo, commit).join(filename);
         create_parent(&pointer)?;
         let blob = self.blob(repo, etag);
@@ -252,7 +262,14 @@ impl HubCache {
 
     /// Deletes a repo, or one of its revisions (a commit, branch or tag) together with the blobs
     /// no other revision uses. Returns the bytes freed.
+    ///
+    /// Only files under the repo's own `blobs/` are deleted: a snapshot link pointing anywhere
+    /// else (a hand-made cache, an older tool's bug) is removed as a link, its target left alone.
     pub fn remove(&self, repo: &str, revision: Option<&str>) -> Result<u64> {
+        check_repo_id(repo)?;
+        if let Some(revision) = revision {
+            check_revision(revision)?;
+        }
         let dir = self.repo_dir(repo);
         if !dir.is_dir() {
             return Err(WickError::NotCached {
@@ -272,6 +289,8 @@ impl HubCache {
                 cache: self.root.clone(),
             })?;
         let doomed = self.snapshot(repo, &commit);
+        // Canonical, so that the prefix check below compares like with like.
+        let blobs_dir = std::fs::canonicalize(dir.join("blobs")).ok();
         let kept_blobs: HashSet<PathBuf> = read_dir_paths(&dir.join("snapshots"))
             .into_iter()
             .filter(|s| *s != doomed)
@@ -279,6 +298,16 @@ impl HubCache {
             .collect();
         let mut freed = 0;
         for blob in linked_blobs(&doomed) {
+            let ours = blobs_dir
+                .as_deref()
+                .is_some_and(|blobs| blob.parent() == Some(blobs));
+            if !ours {
+                tracing::warn!(
+                    "{} points outside the cache's blobs; only the link is removed",
+                    blob.display()
+                );
+                continue;
+            }
             if !kept_blobs.contains(&blob) {
                 freed += blob.metadata().map_or(0, |m| m.len());
                 std::fs::remove_file(&blob).map_err(|e| WickError::io(&blob, e))?;
@@ -355,7 +384,10 @@ pub(crate) fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
             else {
                 continue;
             };
-            if path.is_dir() {
+            // A real folder only: a link to a folder is listed, not followed, so a link out of
+            // the cache or a loop of links cannot lead the walk (or a removal) anywhere.
+            let is_real_dir = path.symlink_metadata().is_ok_and(|m| m.is_dir());
+            if is_real_dir {
                 walk(&path, &format!("{name}/"), out);
             } else {
                 out.push((name, path));
@@ -381,6 +413,10 @@ mod tests {
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
     const OTHER: &str = "fedcba9876543210fedcba9876543210fedcba98";
+    // Blob names are the Hub's hashes: git sha1s here.
+    const AAA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const BBB: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const CCC: &str = "cccccccccccccccccccccccccccccccccccccccc";
 
     fn put_blob(cache: &HubCache, repo: &str, etag: &str, data: &[u8]) {
         let blob = cache.blob(repo, etag);
@@ -393,20 +429,20 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cache = HubCache::new(tmp.path());
         let repo = "org/name";
-        put_blob(&cache, repo, "aaa", b"config");
-        put_blob(&cache, repo, "bbb", b"weights v1");
-        put_blob(&cache, repo, "ccc", b"weights v2");
-        cache.link(repo, COMMIT, "config.json", "aaa").unwrap();
-        cache.link(repo, COMMIT, "onnx/model.bin", "bbb").unwrap();
-        cache.link(repo, OTHER, "config.json", "aaa").unwrap();
-        cache.link(repo, OTHER, "onnx/model.bin", "ccc").unwrap();
+        put_blob(&cache, repo, AAA, b"config");
+        put_blob(&cache, repo, BBB, b"weights v1");
+        put_blob(&cache, repo, CCC, b"weights v2");
+        cache.link(repo, COMMIT, "config.json", AAA).unwrap();
+        cache.link(repo, COMMIT, "onnx/model.bin", BBB).unwrap();
+        cache.link(repo, OTHER, "config.json", AAA).unwrap();
+        cache.link(repo, OTHER, "onnx/model.bin", CCC).unwrap();
         cache.write_ref(repo, "main", OTHER).unwrap();
         cache.write_ref(repo, "v1", COMMIT).unwrap();
 
         let nested = cache.snapshot(repo, COMMIT).join("onnx/model.bin");
         assert_eq!(
             std::fs::read_link(&nested).unwrap(),
-            Path::new("../../../blobs/bbb")
+            Path::new("../../../blobs").join(BBB)
         );
         assert_eq!(std::fs::read(&nested).unwrap(), b"weights v1");
         assert_eq!(
@@ -433,8 +469,8 @@ mod tests {
 
         // Removing v1 frees only the blob that main does not share, and its ref.
         assert_eq!(cache.remove(repo, Some("v1")).unwrap(), 10);
-        assert!(!cache.blob(repo, "bbb").exists());
-        assert!(cache.blob(repo, "aaa").exists());
+        assert!(!cache.blob(repo, BBB).exists());
+        assert!(cache.blob(repo, AAA).exists());
         assert!(cache.commit_for(repo, "v1").is_none());
         assert_eq!(cache.remove(repo, None).unwrap(), 16);
         assert!(cache.list().is_empty());
@@ -448,10 +484,67 @@ mod tests {
     fn a_dangling_link_is_not_a_cached_file() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = HubCache::new(tmp.path());
-        put_blob(&cache, "m", "aaa", b"x");
-        cache.link("m", COMMIT, "config.json", "aaa").unwrap();
+        put_blob(&cache, "m", AAA, b"x");
+        cache.link("m", COMMIT, "config.json", AAA).unwrap();
         assert!(cache.cached_file("m", COMMIT, "config.json").is_some());
-        std::fs::remove_file(cache.blob("m", "aaa")).unwrap();
+        std::fs::remove_file(cache.blob("m", AAA)).unwrap();
         assert!(cache.cached_file("m", COMMIT, "config.json").is_none());
+    }
+
+    #[test]
+    fn nothing_from_outside_becomes_a_path_out_of_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(tmp.path().join("hub"));
+        put_blob(&cache, "m", AAA, b"x");
+        for (commit, name, etag) in [
+            (COMMIT, "../../../../../x/evil.gguf", AAA),
+            (COMMIT, "/tmp/evil.gguf", AAA),
+            (COMMIT, "C:\\evil.gguf", AAA),
+            (COMMIT, "config.json", "../../../../evil"),
+            ("../../../evil", "config.json", AAA),
+        ] {
+            assert!(cache.link("m", commit, name, etag).is_err(), "{name} {etag}");
+        }
+        assert!(cache.write_ref("m", "../../../evil", COMMIT).is_err());
+        assert!(cache.write_ref("m", "main", "../../x").is_err());
+        assert!(cache.commit_for("m", "../../../etc/passwd").is_none());
+        assert!(cache.remove("../x", None).is_err());
+        assert!(cache.remove("m", Some("../../..")).is_err());
+        let outside: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(outside, vec![tmp.path().join("hub")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn removal_deletes_only_blobs_and_survives_link_loops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(tmp.path().join("hub"));
+        let precious = tmp.path().join("precious.txt");
+        let precious_dir = tmp.path().join("precious-dir");
+        std::fs::write(&precious, b"keep me").unwrap();
+        std::fs::create_dir(&precious_dir).unwrap();
+        std::fs::write(precious_dir.join("inner.txt"), b"keep me too").unwrap();
+        put_blob(&cache, "m", AAA, b"config");
+        cache.link("m", COMMIT, "config.json", AAA).unwrap();
+        let snapshot = cache.snapshot("m", COMMIT);
+        // What a hostile or hand-edited cache may hold: links out of it, to a folder, a loop.
+        std::os::unix::fs::symlink(&precious, snapshot.join("evil.gguf")).unwrap();
+        std::os::unix::fs::symlink(&precious_dir, snapshot.join("evil-dir")).unwrap();
+        std::os::unix::fs::symlink(&snapshot, snapshot.join("loop")).unwrap();
+        std::os::unix::fs::symlink("self", snapshot.join("self")).unwrap();
+        cache.write_ref("m", "main", COMMIT).unwrap();
+
+        assert!(!cache.describe("m").revisions.is_empty());
+        assert_eq!(cache.remove("m", Some("main")).unwrap(), 6);
+        assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+        assert_eq!(
+            std::fs::read(precious_dir.join("inner.txt")).unwrap(),
+            b"keep me too"
+        );
+        assert!(!snapshot.exists());
+        assert!(!cache.blob("m", AAA).exists());
     }
 }

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use ureq::http::StatusCode;
 
-use super::cache::{is_commit, is_sha256};
-use super::http::{header, normalize_etag, HubClient};
+use super::http::{header, HubClient};
+use super::names::{blob_name, check_file_name, check_repo_id, check_revision, is_commit, is_sha256};
 use super::progress::{DownloadEvent, PlannedFile, Tracker};
 use crate::error::{Result, WickError};
 
@@ -23,6 +23,10 @@ const CHUNK: usize = 1 << 20;
 
 /// Extra free space kept beyond the download itself.
 const DISK_MARGIN: u64 = 64 << 20;
+
+/// No file of a model repo is this big (1 PiB); a server that says so is lying or broken, and
+/// sums of such sizes could overflow.
+const MAX_FILE_SIZE: u64 = 1 << 50;
 
 /// What the Hub says about one file before it is fetched (a HEAD of its resolve URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,15 +95,29 @@ impl HubClient {
         let what = format!("`{file}` in `{repo}@{revision}`");
         let response = self.call("HEAD", &url, 0, repo, &what)?;
         let commit = header(&response, "x-repo-commit").filter(|c| is_commit(c));
-        let etag = header(&response, "x-linked-etag")
-            .or_else(|| header(&response, "etag"))
-            .map(|e| normalize_etag(&e));
-        let size = header(&response, "x-linked-size")
+        let raw_etag = header(&response, "x-linked-etag").or_else(|| header(&response, "etag"));
+        let size: Option<u64> = header(&response, "x-linked-size")
             .or_else(|| header(&response, "content-length"))
-            .and_then(|s| s.parse().ok());
+            .and_then(|s| s.trim().parse().ok());
         let location = header(&response, "location").unwrap_or(url);
-        match (commit, etag, size) {
-            (Some(commit), Some(etag), Some(size)) if !etag.is_empty() => Ok(FileMeta {
+        // The etag names the blob file: only the hashes the Hub sends are taken.
+        if let Some(raw) = raw_etag.as_deref().filter(|e| blob_name(e).is_none()) {
+            return Err(WickError::InvalidInput(format!(
+                "{} answered an ETag for {what} that is not a git or sha256 hash ({:?}); \
+                 refusing it as a file name (check HF_ENDPOINT)",
+                self.endpoint,
+                raw.chars().take(100).collect::<String>()
+            )));
+        }
+        if let Some(size) = size.filter(|s| *s > MAX_FILE_SIZE) {
+            return Err(WickError::InvalidInput(format!(
+                "{} says {what} is {size} bytes long, more than any model file (1 PiB); \
+                 check HF_ENDPOINT",
+                self.endpoint
+            )));
+        }
+        match (commit, raw_etag.as_deref().and_then(blob_name), size) {
+            (Some(commit), Some(etag), Some(size)) => Ok(FileMeta {
                 commit,
                 etag,
                 size,
@@ -126,6 +144,11 @@ impl HubClient {
         sink: &(dyn Fn(DownloadEvent) + Sync),
         cancel: &AtomicBool,
     ) -> Result<Downloaded> {
+        check_repo_id(repo)?;
+        check_revision(revision)?;
+        for file in files {
+            check_file_name(file)?;
+        }
         let metas = if self.offline {
             return self.cached_snapshot(repo, revision, files, sink);
         } else {
@@ -140,10 +163,15 @@ impl HubClient {
                 Err(err) => return Err(err),
             }
         };
-        let commit = metas
-            .first()
-            .map(|(_, m)| m.commit.clone())
-            .unwrap_or_else(|| revision.to_string());
+        let commit = match metas.first() {
+            Some((_, meta)) => meta.commit.clone(),
+            None if is_commit(revision) => revision.to_string(),
+            None => {
+                return Err(WickError::InvalidInput(format!(
+                    "nothing to fetch from `{repo}@{revision}`"
+                )))
+            }
+        };
 
         let planned: Vec<PlannedFile> = metas
             .iter()
@@ -162,11 +190,17 @@ impl HubClient {
                 }
             })
             .collect();
-        let to_fetch: u64 = planned
+        // Each size is at most MAX_FILE_SIZE, but a lying server may list many files: checked.
+        let to_fetch = planned
             .iter()
             .filter(|p| !p.cached)
-            .map(|p| p.size - p.partial)
-            .sum();
+            .try_fold(0u64, |sum, p| sum.checked_add(p.size - p.partial))
+            .ok_or_else(|| {
+                WickError::InvalidInput(format!(
+                    "{} announces more bytes for `{repo}` than a disk can hold",
+                    self.endpoint
+                ))
+            })?;
         self.check_disk(repo, to_fetch)?;
         sink(DownloadEvent::Started {
             repo: repo.to_string(),
@@ -311,10 +345,11 @@ impl HubClient {
         }
         let dir = self.cache.repo_dir(repo);
         if let Some(available) = crate::system::free_disk(&dir) {
-            if available < needed + DISK_MARGIN {
+            let needed = needed.saturating_add(DISK_MARGIN);
+            if available < needed {
                 return Err(WickError::DiskFull {
                     path: self.cache.root.clone(),
-                    needed: needed + DISK_MARGIN,
+                    needed,
                     available,
                 });
             }
@@ -337,7 +372,9 @@ impl HubClient {
             self.cache.link(repo, &meta.commit, name, &meta.etag)?;
             tracker.emit(DownloadEvent::FileDone {
                 file: name.to_string(),
-                verified: is_sha256(&meta.etag),
+                // A blob's name is the hash it was checked against when it arrived (sha256 or
+                // git sha1); one already in the cache was checked then.
+                verified: !from_cache,
                 from_cache,
                 resumed_from,
             });
@@ -397,16 +434,19 @@ impl HubClient {
             have = 0; // not this file: start again
         }
         // The hash covers what is already on disk, then every byte as it arrives.
-        let mut hasher = Sha256::new();
+        let fresh = Checksum::for_blob(&meta.etag, meta.size);
+        let mut hasher = fresh.clone();
         hash_prefix(&mut file, have, &mut hasher).map_err(|e| WickError::io(partial, e))?;
         file.set_len(have).map_err(|e| WickError::io(partial, e))?;
         file.seek(SeekFrom::Start(have))
             .map_err(|e| WickError::io(partial, e))?;
 
         let what = format!("`{name}`");
-        let hashing = BackgroundHasher::start(hasher);
+        let hashing = BackgroundHasher::start(hasher, fresh);
         let mut progress_seen = have;
-        self.with_retries_until(stop, || {
+        // Bytes received in this call, for the retry budget.
+        let received = std::cell::Cell::new(0u64);
+        self.with_retries_until(stop, &|| received.get(), || {
             if have >= meta.size {
                 return Ok(());
             }
@@ -473,6 +513,7 @@ impl HubClient {
                 file.write_all(&buffer)
                     .map_err(|e| WickError::io(partial, e))?;
                 have += buffer.len() as u64;
+                received.set(received.get() + buffer.len() as u64);
                 hashing.feed(buffer);
                 tracker.advance(name, have - progress_seen, have, meta.size);
                 progress_seen = have;
@@ -489,19 +530,66 @@ impl HubClient {
             Ok(())
         })?;
         file.flush().map_err(|e| WickError::io(partial, e))?;
-        let hasher = hashing.finish()?;
-        if is_sha256(&meta.etag) {
-            let actual = hex(&hasher.finalize());
-            if !actual.eq_ignore_ascii_case(&meta.etag) {
-                // Resuming a corrupt file would keep it corrupt: start over next time.
-                let _ = std::fs::remove_file(partial);
-                return Err(WickError::Corrupt {
-                    file: name.to_string(),
-                    expected: meta.etag.clone(),
-                    actual,
-                });
-            }
+        // On disk before it is renamed into place: a power cut must not leave a complete-looking
+        // blob with missing bytes (huggingface_hub does the same).
+        file.sync_all().map_err(|e| WickError::io(partial, e))?;
+        let actual = hashing.finish()?.hex();
+        if !actual.eq_ignore_ascii_case(&meta.etag) {
+            // Resuming a corrupt file would keep it corrupt: start over next time.
+            let _ = std::fs::remove_file(partial);
+            return Err(WickError::Corrupt {
+                file: name.to_string(),
+                expected: meta.etag.clone(),
+                actual,
+            });
         }
+        Ok(())
+    }
+}
+
+/// What a downloaded file is checked against. A blob's name is its hash: the sha256 of the bytes
+/// for LFS files, and for files kept in git the git blob id, the sha1 of `blob <size>\0` and
+/// the bytes.
+#[derive(Clone)]
+enum Checksum {
+    Sha256(Sha256),
+    GitBlob(sha1_smol::Sha1),
+}
+
+impl Checksum {
+    /// The check for a blob named `etag` (already a 40- or 64-hex hash) of `size` bytes.
+    fn for_blob(etag: &str, size: u64) -> Self {
+        if is_sha256(etag) {
+            Self::Sha256(Sha256::new())
+        } else {
+            let mut git = sha1_smol::Sha1::new();
+            git.update(format!("blob {size}\0").as_bytes());
+            Self::GitBlob(git)
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(bytes),
+            Self::GitBlob(h) => h.update(bytes),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Self::Sha256(h) => hex(&h.finalize()),
+            Self::GitBlob(h) => h.digest().to_string(),
+        }
+    }
+}
+
+impl Write for Checksum {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -512,7 +600,7 @@ struct BackgroundHasher {
     pieces: Option<std::sync::mpsc::SyncSender<Piece>>,
     /// Buffers the hasher is done with, for reuse.
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
-    worker: std::thread::JoinHandle<Sha256>,
+    worker: std::thread::JoinHandle<Checksum>,
 }
 
 enum Piece {
@@ -522,7 +610,7 @@ enum Piece {
 }
 
 impl BackgroundHasher {
-    fn start(initial: Sha256) -> Self {
+    fn start(initial: Checksum, fresh: Checksum) -> Self {
         let (pieces, incoming) = std::sync::mpsc::sync_channel::<Piece>(4);
         let (give_back, spare) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
@@ -533,7 +621,7 @@ impl BackgroundHasher {
                         hasher.update(&bytes);
                         let _ = give_back.send(bytes);
                     }
-                    Piece::Reset => hasher = Sha256::new(),
+                    Piece::Reset => hasher = fresh.clone(),
                 }
             }
             hasher
@@ -564,7 +652,7 @@ impl BackgroundHasher {
         }
     }
 
-    fn finish(mut self) -> Result<Sha256> {
+    fn finish(mut self) -> Result<Checksum> {
         self.pieces = None; // closes the channel: the worker drains it and returns
         self.worker
             .join()
@@ -593,7 +681,7 @@ pub fn verify_blobs(client: &HubClient, repo: &str) -> Result<Vec<PathBuf>> {
     Ok(corrupt)
 }
 
-fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut Checksum) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let copied = std::io::copy(&mut file.take(len), hasher)?;
     debug_assert_eq!(copied, len);

@@ -47,6 +47,14 @@ impl HubClient {
     }
 
     pub fn new(endpoint: &str, token: Option<String>, cache: HubCache) -> Self {
+        let token = token.filter(|t| !t.trim().is_empty());
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        if token.is_some() && !may_carry_token(&endpoint) {
+            tracing::warn!(
+                "HF_ENDPOINT {endpoint} is plain http on another machine: the token (HF_TOKEN) \
+                 is not sent to it, since anyone on the way could read it; use https"
+            );
+        }
         let agent = ureq::Agent::config_builder()
             // Status codes and redirects are handled here, where they become useful errors and
             // where the token is kept away from other hosts (LFS files redirect to a CDN).
@@ -63,8 +71,8 @@ impl HubClient {
             .new_agent();
         Self {
             agent,
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            token: token.filter(|t| !t.trim().is_empty()),
+            endpoint,
+            token,
             offline: false,
             cache,
             retry_delay: Duration::from_millis(500),
@@ -107,7 +115,7 @@ impl HubClient {
             if let Some(token) = self
                 .token
                 .as_deref()
-                .filter(|_| same_host(&url, &self.endpoint))
+                .filter(|_| same_host(&url, &self.endpoint) && may_carry_token(&url))
             {
                 request = request.header("authorization", format!("Bearer {token}"));
             }
@@ -131,11 +139,19 @@ impl HubClient {
             if method == "HEAD" && !relative {
                 return Ok(response);
             }
-            url = if relative {
+            let next = if relative {
                 format!("{}{location}", origin(&url))
             } else {
                 location
             };
+            // huggingface_hub keeps to https once there: a downgrade would expose the bytes
+            // (and, on the same host, the token) to anyone on the path.
+            if is_https(&url) && !is_https(&next) {
+                return Err(WickError::InvalidInput(format!(
+                    "{url} redirected to {next}, from https to plain http; refusing to follow"
+                )));
+            }
+            url = next;
         }
         Err(self.unavailable(format!("too many redirects for {url}")))
     }
@@ -158,21 +174,31 @@ impl HubClient {
 
     /// Runs `attempt` until it succeeds, fails for good, or runs out of tries.
     pub(crate) fn with_retries<T>(&self, attempt: impl FnMut() -> Result<T>) -> Result<T> {
-        self.with_retries_until(&|| false, attempt)
+        self.with_retries_until(&|| false, &|| 0, attempt)
     }
 
     /// [`Self::with_retries`], giving up (as cancelled) as soon as `stop` says so, also while
-    /// it waits between tries.
+    /// it waits between tries. `progress` counts bytes received: an attempt that moved it
+    /// earns a fresh budget of tries, so a long download over a flaky line is not given up
+    /// after five drops spread over hours, while a server that never sends a byte still is.
     pub(crate) fn with_retries_until<T>(
         &self,
         stop: &dyn Fn() -> bool,
+        progress: &dyn Fn() -> u64,
         mut attempt: impl FnMut() -> Result<T>,
     ) -> Result<T> {
         let mut delay = self.retry_delay;
         let mut tries = 1;
         loop {
+            let before = progress();
             match attempt() {
-                Err(err @ WickError::HubUnavailable { .. }) if tries < ATTEMPTS => {
+                Err(err @ WickError::HubUnavailable { .. }) => {
+                    if progress() > before {
+                        delay = self.retry_delay;
+                        tries = 1;
+                    } else if tries >= ATTEMPTS {
+                        return Err(err);
+                    }
                     tracing::warn!("{err}; retrying in {delay:?} (try {tries} of {ATTEMPTS})");
                     let until = std::time::Instant::now() + delay;
                     while std::time::Instant::now() < until {
@@ -274,14 +300,6 @@ pub(crate) fn header(response: &Answer, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// An etag as the cache names blobs: without quotes or the weak `W/` prefix.
-pub(crate) fn normalize_etag(etag: &str) -> String {
-    etag.trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .to_string()
-}
-
 fn network_detail(err: &ureq::Error) -> String {
     match err {
         ureq::Error::HostNotFound => "host not found".into(),
@@ -298,6 +316,35 @@ fn origin(url: &str) -> &str {
         Some(i) => &url[..after_scheme + i],
         None => url,
     }
+}
+
+fn is_https(url: &str) -> bool {
+    url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// The host of a URL, without port or user info (`[::1]` keeps its brackets).
+fn host(url: &str) -> &str {
+    let origin = origin(url);
+    let authority = origin.find("://").map_or(origin, |i| &origin[i + 3..]);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if authority.starts_with('[') {
+        return authority.find(']').map_or(authority, |i| &authority[..=i]);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// A token goes over https, or over plain http only to this machine (a local mirror or the
+/// tests' Hub), where nobody else can read it on the way.
+fn may_carry_token(url: &str) -> bool {
+    if is_https(url) {
+        return true;
+    }
+    let host = host(url).to_ascii_lowercase();
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn same_host(url: &str, endpoint: &str) -> bool {
@@ -339,7 +386,14 @@ mod tests {
             "http://hub.local:8080"
         ));
         assert!(!same_host("https://cdn.example/x", "http://hub.local:8080"));
-        assert_eq!(normalize_etag("W/\"abc\""), "abc");
+        assert!(may_carry_token("https://huggingface.co/x"));
+        assert!(may_carry_token("http://127.0.0.1:8080/x"));
+        assert!(may_carry_token("http://localhost:8080/x"));
+        assert!(may_carry_token("http://[::1]:8080/x"));
+        assert!(!may_carry_token("http://mirror.example/x"));
+        assert!(!may_carry_token("http://127.0.0.1.evil.example/x"));
+        assert!(!may_carry_token("http://localhost@evil.example/x"));
+        assert_eq!(host("http://user@hub.local:8080/a"), "hub.local");
         assert_eq!(encode_query("text generation/x"), "text%20generation%2Fx");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`cache`]: the cache layout (blobs, refs, snapshots), listing and removal.
 //! - [`http`]: endpoint, token, redirects, retries, status codes as errors.
+//! - [`names`]: the checks every repo id, revision, file name and hash passes before it becomes
+//!   a path.
 //! - [`download`]: resumable, verified, cancellable, parallel file downloads.
 //! - [`api`]: model info and search.
 //! - [`plan`]: which files of a repo a model needs.
@@ -12,6 +14,7 @@ pub mod api;
 pub mod cache;
 pub mod download;
 pub mod http;
+pub mod names;
 pub mod plan;
 pub mod progress;
 
@@ -39,6 +42,8 @@ pub fn fetch_model(
     sink: &(dyn Fn(DownloadEvent) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Downloaded> {
+    names::check_repo_id(repo)?;
+    names::check_revision(revision)?;
     let cached = || -> Result<Downloaded> {
         let snapshot = cache::resolve_cached(&client.cache.root, repo, revision)?;
         let commit = client

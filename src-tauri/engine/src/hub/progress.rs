@@ -62,7 +62,8 @@ pub enum DownloadEvent {
     #[serde(rename_all = "camelCase")]
     FileDone {
         file: String,
-        /// The sha256 was checked against the Hub's (LFS files).
+        /// The bytes were checked against the Hub's hash (sha256 for LFS files, the git blob id
+        /// for the others).
         verified: bool,
         /// Nothing was fetched: the cache had it.
         from_cache: bool,

@@ -20,7 +20,8 @@ file: string, fileBytes: number, fileSize: number,
  */
 fetched: number, toFetch: number, bytesPerSecond: number, etaSeconds: number | null, } } | { "event": "fileDone", "data": { file: string, 
 /**
- * The sha256 was checked against the Hub's (LFS files).
+ * The bytes were checked against the Hub's hash (sha256 for LFS files, the git blob id
+ * for the others).
  */
 verified: boolean, 
 /**

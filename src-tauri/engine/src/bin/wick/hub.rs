@@ -415,7 +415,7 @@ impl Printer {
                     (false, true) => format!("resumed from {}", human_bytes(*resumed_from)),
                     (false, false) => "downloaded".to_string(),
                 };
-                let check = if *verified { ", sha256 ok" } else { "" };
+                let check = if *verified { ", hash ok" } else { "" };
                 let clear = if self.tty { "\r\x1b[2K" } else { "" };
                 let _ = writeln!(err, "{clear}  {file}: {how}{check}");
             }
