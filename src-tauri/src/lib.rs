@@ -22,6 +22,10 @@ pub(crate) struct AppState {
 
 /// Starts the desktop app.
 pub fn run() {
+    // The chat-template helper is this executable started again: it serves and exits here,
+    // before any window exists.
+    wick_engine::tokenize::sandbox::serve_if_helper();
+    wick_engine::tokenize::sandbox::isolate_templates();
     wick_engine::system::fix_thread_count();
     composite_in_software_only_with_a_gpu();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

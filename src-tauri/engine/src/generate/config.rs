@@ -62,6 +62,16 @@ fn strings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, 
     }
 }
 
+/// The most beams (and returned sequences) one call may ask for: each holds a whole cache.
+pub const MAX_BEAMS: usize = 64;
+/// top_k is cut to the vocabulary anyway (as transformers does); more than this is a mistake.
+pub const MAX_TOP_K: usize = 1 << 20;
+/// The longest generation in tokens: longer than any model's context, small enough that lengths
+/// plus a prompt never overflow.
+pub const MAX_LENGTH: usize = 1 << 20;
+/// The most end-of-sequence ids a model may list.
+const MAX_TOKEN_LIST: usize = 4096;
+
 /// The settings of one `generate()` call, with transformers' defaults.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -272,9 +282,37 @@ impl GenerationConfig {
         }
     }
 
-    /// The checks transformers makes, as errors a person can act on.
+    /// The checks transformers makes, as errors a person can act on, and Wick's limits on what
+    /// sizes work (settings come from a model's generation_config.json too: untrusted).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(WickError::InvalidInput(m));
+        for (name, value, limit) in [
+            ("num_beams", self.num_beams, MAX_BEAMS),
+            ("num_return_sequences", self.num_return_sequences, MAX_BEAMS),
+            ("top_k", self.top_k.unwrap_or(0), MAX_TOP_K),
+            ("max_new_tokens", self.max_new_tokens.unwrap_or(0), MAX_LENGTH),
+            ("max_length", self.max_length, MAX_LENGTH),
+            ("min_length", self.min_length, MAX_LENGTH),
+            ("min_new_tokens", self.min_new_tokens.unwrap_or(0), MAX_LENGTH),
+            ("no_repeat_ngram_size", self.no_repeat_ngram_size.unwrap_or(0), MAX_LENGTH),
+        ] {
+            if value > limit {
+                return bad(format!(
+                    "{name} is {value}, over Wick's limit of {limit}{}",
+                    if self.num_beams > MAX_BEAMS || self.num_return_sequences > MAX_BEAMS {
+                        " (each beam or sequence holds its own cache of the whole text)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        if self.eos_token_id.len() > MAX_TOKEN_LIST || self.forced_eos_token_id.len() > MAX_TOKEN_LIST
+        {
+            return bad(format!(
+                "eos_token_id lists more than {MAX_TOKEN_LIST} tokens"
+            ));
+        }
         if self.num_beams == 0 {
             return bad("num_beams must be at least 1".into());
         }

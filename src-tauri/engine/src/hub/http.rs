@@ -139,18 +139,7 @@ impl HubClient {
             if method == "HEAD" && !relative {
                 return Ok(response);
             }
-            let next = if relative {
-                format!("{}{location}", origin(&url))
-            } else {
-                location
-            };
-            // huggingface_hub keeps to https once there: a downgrade would expose the bytes
-            // (and, on the same host, the token) to anyone on the path.
-            if is_https(&url) && !is_https(&next) {
-                return Err(WickError::InvalidInput(format!(
-                    "{url} redirected to {next}, from https to plain http; refusing to follow"
-                )));
-            }
+            let next = redirect_target(&url, &location)?;
             url = next;
         }
         Err(self.unavailable(format!("too many redirects for {url}")))
@@ -318,6 +307,23 @@ fn origin(url: &str) -> &str {
     }
 }
 
+/// Where a redirect from `url` to `location` leads: a relative location stays on the same
+/// origin. Like huggingface_hub, Wick stays on https once there: a downgrade would expose the
+/// bytes (and, on the same host, the token) to anyone on the path.
+fn redirect_target(url: &str, location: &str) -> Result<String> {
+    let next = if location.starts_with('/') {
+        format!("{}{location}", origin(url))
+    } else {
+        location.to_string()
+    };
+    if is_https(url) && !is_https(&next) {
+        return Err(WickError::InvalidInput(format!(
+            "{url} redirected to {next}, from https to plain http; refusing to follow"
+        )));
+    }
+    Ok(next)
+}
+
 fn is_https(url: &str) -> bool {
     url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
@@ -394,6 +400,17 @@ mod tests {
         assert!(!may_carry_token("http://127.0.0.1.evil.example/x"));
         assert!(!may_carry_token("http://localhost@evil.example/x"));
         assert_eq!(host("http://user@hub.local:8080/a"), "hub.local");
+        assert_eq!(
+            redirect_target("https://hub.example/a/b", "/c/d").unwrap(),
+            "https://hub.example/c/d"
+        );
+        assert_eq!(
+            redirect_target("https://hub.example/a", "https://cdn.example/x").unwrap(),
+            "https://cdn.example/x"
+        );
+        assert!(redirect_target("https://hub.example/a", "http://cdn.example/x").is_err());
+        assert!(redirect_target("https://hub.example/a", "HTTP://hub.example/x").is_err());
+        assert!(redirect_target("http://127.0.0.1:1/a", "http://127.0.0.1:2/x").is_ok());
         assert_eq!(encode_query("text generation/x"), "text%20generation%2Fx");
     }
 }

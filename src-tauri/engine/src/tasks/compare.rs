@@ -101,7 +101,7 @@ pub fn compare(
     control: &RunControl,
 ) -> Result<Comparison> {
     control.cancel.check()?;
-    let (_, ids) = a.encode_prompt(prompt, options)?;
+    let (_, ids) = a.encode_prompt(prompt, options, &control.cancel)?;
     let vocab = a.model().model.config.vocab_size;
     if b.model().model.config.vocab_size != vocab {
         return Err(WickError::InvalidInput(

@@ -172,6 +172,8 @@ pub fn run(
                 .any(|(i, m)| i + m.len() > before)
         })
     };
+    // Before anything is sized by the settings (they may come from a model's files).
+    config.validate()?;
     let rows = config.num_return_sequences.max(1);
     let mut streams: Vec<TextStream> = (0..rows).map(|_| TextStream::new(prompt)).collect();
     let beams = config.num_beams > 1;

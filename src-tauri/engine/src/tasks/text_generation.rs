@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
 use crate::families::causal::{self, Format, LoadedCausal, Session};
 use crate::generate::config::{model_generation_json, GENERATE_KWARGS};
@@ -219,8 +220,13 @@ impl TextGenerator {
         })
     }
 
-    /// The text and ids the model starts from.
-    pub fn encode_prompt(&self, prompt: &Prompt, options: &Options) -> Result<(String, Vec<u32>)> {
+    /// The text and ids the model starts from. `cancel` stops a chat template's render.
+    pub fn encode_prompt(
+        &self,
+        prompt: &Prompt,
+        options: &Options,
+        cancel: &CancelToken,
+    ) -> Result<(String, Vec<u32>)> {
         match prompt {
             Prompt::Text(text) => {
                 crate::tasks::require_text(text, "prompt")?;
@@ -251,7 +257,7 @@ impl TextGenerator {
                 let continue_final = options
                     .continue_final_message
                     .unwrap_or_else(|| messages.last().is_some_and(|m| m.role == "assistant"));
-                let text = template.render(messages, true, continue_final)?;
+                let text = template.render(messages, true, continue_final, cancel)?;
                 let ids = self.tokenizer.encode_ids(
                     &text,
                     &TokenizeOptions {
@@ -275,7 +281,7 @@ impl TextGenerator {
     ) -> Result<GenerationResult> {
         let started = Instant::now();
         control.cancel.check()?;
-        let (prompt_text, prompt_ids) = self.encode_prompt(prompt, options)?;
+        let (prompt_text, prompt_ids) = self.encode_prompt(prompt, options, &control.cancel)?;
         control.cancel.check()?;
         if prompt_ids.is_empty() {
             return Err(WickError::InvalidInput(

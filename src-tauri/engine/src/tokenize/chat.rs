@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use minijinja::{Environment, ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
+use super::template::RenderRequest;
+use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
 
 /// One message of a conversation.
@@ -86,45 +87,27 @@ impl ChatTemplate {
         }))
     }
 
-    fn environment(&self) -> Environment<'_> {
-        let mut env = Environment::new();
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |message: String| -> std::result::Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
-            },
-        );
-        env.add_function("strftime_now", |format: String| -> String {
-            // Templates use this for "today's date" in system prompts; render it in UTC.
-            strftime_utc(&format)
-        });
-        env
-    }
-
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's
     /// reply begins. With `continue_final_message` the last message is left open instead.
+    ///
+    /// The template is the model publisher's code: it runs with limits (see
+    /// [`super::template`]), in a helper process when the binary isolates templates, and stops
+    /// when `cancel` is raised.
     pub fn render(
         &self,
         messages: &[Message],
         add_generation_prompt: bool,
         continue_final_message: bool,
+        cancel: &CancelToken,
     ) -> Result<String> {
-        let env = self.environment();
-        let failed = |e: minijinja::Error| {
-            WickError::InvalidInput(format!("the model's chat template failed: {e}"))
+        let request = RenderRequest {
+            source: self.source.clone(),
+            bos_token: self.bos_token.clone(),
+            eos_token: self.eos_token.clone(),
+            messages: messages.to_vec(),
+            add_generation_prompt: add_generation_prompt && !continue_final_message,
         };
-        let template = env.template_from_str(&self.source).map_err(failed)?;
-        let rendered = template
-            .render(minijinja::context! {
-                messages => messages,
-                add_generation_prompt => add_generation_prompt && !continue_final_message,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
-            })
-            .map_err(failed)?;
+        let rendered = super::sandbox::render(&request, cancel)?;
         if !continue_final_message {
             return Ok(rendered);
         }
@@ -148,7 +131,7 @@ impl ChatTemplate {
 }
 
 /// A small strftime for the formats chat templates use (%d %m %Y %B %b %H %M %S %j %A %a).
-fn strftime_utc(format: &str) -> String {
+pub(super) fn strftime_utc(format: &str) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -278,7 +261,7 @@ mod tests {
     #[test]
     fn chatml_renders_with_a_generation_prompt() {
         let t = ChatTemplate::new(CHATML.into(), String::new(), String::new());
-        let out = t.render(&msgs(&[("user", "Hi")]), true, false).unwrap();
+        let out = t.render(&msgs(&[("user", "Hi")]), true, false, &CancelToken::new()).unwrap();
         assert_eq!(
             out,
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -293,6 +276,7 @@ mod tests {
                 &msgs(&[("user", "Hi"), ("assistant", "Hello,")]),
                 true,
                 true,
+                &CancelToken::new(),
             )
             .unwrap();
         assert!(out.ends_with("<|im_start|>assistant\nHello,"), "{out:?}");
@@ -306,11 +290,11 @@ mod tests {
             String::new(),
         );
         assert_eq!(
-            t.render(&msgs(&[("user", "  hi ")]), false, false).unwrap(),
+            t.render(&msgs(&[("user", "  hi ")]), false, false, &CancelToken::new()).unwrap(),
             "HI"
         );
         let err = t
-            .render(&msgs(&[("system", "x")]), false, false)
+            .render(&msgs(&[("system", "x")]), false, false, &CancelToken::new())
             .unwrap_err();
         assert!(err.to_string().contains("first must be user"), "{err}");
     }

@@ -10,6 +10,8 @@
 
 pub mod chat;
 mod config;
+pub mod sandbox;
+pub mod template;
 mod gguf;
 mod inspect;
 mod load;

@@ -70,6 +70,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The chat-template helper is this executable started again: it serves and exits here.
+    wick_engine::tokenize::sandbox::serve_if_helper();
+    wick_engine::tokenize::sandbox::isolate_templates();
     wick_engine::system::fix_thread_count();
     let cli = Cli::parse();
     init_logging(cli.verbose);
