@@ -312,7 +312,7 @@ fn gguf_facts(
         .tensor_infos
         .values()
         .map(|t| t.shape.elem_count() as u64)
-        .sum();
+        .fold(0u64, u64::saturating_add);
     let vocab_bytes: u64 = content
         .metadata
         .get("tokenizer.ggml.tokens")

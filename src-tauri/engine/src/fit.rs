@@ -43,7 +43,10 @@ pub struct ModelShape {
 
 impl ModelShape {
     /// From a transformers `config.json`, whatever the family calls its fields.
+    /// None when a size is missing or implausible ([`crate::families::plausible`]): the
+    /// estimate's products are only safe from overflow for plausible sizes.
     pub fn from_config(config: &serde_json::Value) -> Option<Self> {
+        crate::families::plausible::check_config(config).ok()?;
         let get = |keys: &[&str]| keys.iter().find_map(|k| config.get(*k)?.as_u64());
         let hidden = get(&["hidden_size", "n_embd", "d_model", "dim"])?;
         let layers = get(&["num_hidden_layers", "n_layer", "num_layers", "n_layers"])?
@@ -104,14 +107,26 @@ impl ModelShape {
             .get("tokenizer.ggml.tokens")
             .and_then(|t| t.to_vec().ok())
             .map_or(0, |t| t.len() as u64);
+        let layers = get("block_count")?;
+        let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
+        let max_context = get("context_length");
+        crate::families::plausible::check_gguf(&[
+            ("block_count", layers),
+            ("embedding_length", hidden),
+            ("attention.head_count", heads),
+            ("attention.head_count_kv", kv_heads),
+            ("context_length", max_context.unwrap_or(0)),
+            ("vocab_size", vocab),
+        ])
+        .ok()?;
         Some(Self {
-            layers: get("block_count")?,
+            layers,
             hidden,
             heads,
-            kv_heads: get("attention.head_count_kv").unwrap_or(heads),
+            kv_heads,
             head_dim: get("attention.key_length").unwrap_or(hidden / heads.max(1)),
             vocab,
-            max_context: get("context_length"),
+            max_context,
             generates: true,
         })
     }

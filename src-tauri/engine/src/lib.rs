@@ -11,6 +11,7 @@ pub mod facts;
 pub mod families;
 pub mod fit;
 pub mod generate;
+pub mod gguf_header;
 pub mod hub;
 pub mod kernels;
 pub mod loading;

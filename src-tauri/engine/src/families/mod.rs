@@ -12,6 +12,7 @@ pub mod causal;
 pub mod deberta_v2;
 pub mod distilbert;
 pub mod encoder;
+pub mod plausible;
 pub mod registry;
 pub mod seq2seq;
 

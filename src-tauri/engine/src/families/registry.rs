@@ -307,6 +307,10 @@ pub fn detect(path: &Path) -> Result<Detected> {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
+    super::plausible::check_config(&config).map_err(|e| WickError::InvalidModel {
+        path: config_path.clone(),
+        reason: e.0,
+    })?;
     let model_type = config
         .get("model_type")
         .and_then(Value::as_str)
@@ -352,6 +356,31 @@ fn detect_gguf(path: &Path, file: PathBuf) -> Result<Detected> {
             path: file.clone(),
             reason: "no general.architecture".into(),
         })?;
+    let sizes: Vec<(&str, u64)> = [
+        "block_count",
+        "embedding_length",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "attention.key_length",
+        "attention.value_length",
+        "context_length",
+        "attention.sliding_window",
+        "feed_forward_length",
+    ]
+    .into_iter()
+    .filter_map(|key| {
+        let value = header.metadata.get(&format!("{arch}.{key}"))?;
+        let number = value
+            .to_u64()
+            .ok()
+            .or_else(|| value.to_u32().ok().map(u64::from))?;
+        Some((key, number))
+    })
+    .collect();
+    super::plausible::check_gguf(&sizes).map_err(|e| WickError::InvalidGguf {
+        path: file.clone(),
+        reason: e.0,
+    })?;
     let row = gguf_row(&arch)?;
     let dir = if path.is_dir() {
         path.to_path_buf()

@@ -204,14 +204,9 @@ pub(super) fn strftime_utc(format: &str) -> String {
 impl ChatTemplate {
     /// The template a GGUF file carries (`tokenizer.chat_template`), with its BOS/EOS texts.
     pub fn from_gguf(path: &Path) -> Result<Option<Self>> {
-        use candle_core::quantized::gguf_file::Content;
-        let invalid = |reason: String| WickError::InvalidGguf {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let mut reader =
+        let reader =
             std::io::BufReader::new(std::fs::File::open(path).map_err(|e| WickError::io(path, e))?);
-        let content = Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
+        let content = crate::gguf_header::read(reader, path)?;
         let meta = &content.metadata;
         let Some(source) = meta
             .get("tokenizer.chat_template")

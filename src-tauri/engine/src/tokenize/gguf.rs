@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Value;
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::decoders::fuse::Fuse;
@@ -90,16 +90,9 @@ struct Meta {
 impl Meta {
     fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| WickError::io(path, e))?;
-        let invalid = |reason: String| WickError::InvalidGguf {
-            path: path.to_path_buf(),
-            reason,
-        };
-        // candle's reader validates most fields but can still panic on some corrupt values
-        // (an alignment of 0, for one); a bad file must be an error, never a crash.
-        let content = std::panic::catch_unwind(move || Content::read(&mut BufReader::new(file)))
-            .map_err(|_| invalid("its header is corrupt".into()))?
-            .map_err(|e| invalid(e.to_string()))?;
-        check_tensor_data(path, &content)?;
+        let file_len = file.metadata().map_err(|e| WickError::io(path, e))?.len();
+        let content = crate::gguf_header::read(BufReader::new(file), path)?;
+        crate::gguf_header::check_tensors_within(&content, file_len, path)?;
         Ok(Self {
             path: path.to_path_buf(),
             kv: content.metadata,
@@ -479,40 +472,6 @@ fn byte_level_pre_tokenizer(split: PreSplit) -> Result<PreTokenizerWrapper> {
 
 /// A GGUF whose tensor data ends before its tensors do was cut short (an interrupted copy or
 /// download). Its metadata may still parse, so check the length explicitly.
-fn check_tensor_data(path: &Path, content: &Content) -> Result<()> {
-    let file_len = std::fs::metadata(path)
-        .map_err(|e| WickError::io(path, e))?
-        .len();
-    // Every size comes from the file, so do the arithmetic checked: overflow means corrupt.
-    let mut needed: u64 = 0;
-    for (name, t) in &content.tensor_infos {
-        let dtype = t.ggml_dtype;
-        let end = t
-            .shape
-            .dims()
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-            .map(|elems| elems / dtype.block_size() as u64)
-            .and_then(|blocks| blocks.checked_mul(dtype.type_size() as u64))
-            .and_then(|bytes| bytes.checked_add(t.offset))
-            .and_then(|end| end.checked_add(content.tensor_data_offset))
-            .ok_or_else(|| WickError::InvalidGguf {
-                path: path.to_path_buf(),
-                reason: format!("tensor `{name}` has an impossible size or offset"),
-            })?;
-        needed = needed.max(end);
-    }
-    if needed > file_len {
-        return Err(WickError::InvalidGguf {
-            path: path.to_path_buf(),
-            reason: format!(
-                "the file is truncated: {file_len} bytes, but its tensors need {needed}"
-            ),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use super::source::GgufSource;
 use super::{CausalLm, Format, LoadedCausal};
 use crate::blocks::Activation;
 use crate::error::{ConfigError, Result, WickError};
+use crate::gguf_header;
 use crate::loading::Loading;
 
 /// How a GGUF file of `family` rotates: llama.cpp permutes Llama's query and key weights for
@@ -23,17 +24,9 @@ fn rope_style(family: CausalFamily) -> RopeStyle {
     }
 }
 
-/// Reads a GGUF header (metadata and tensor infos, not the tensors), never panicking on a
-/// corrupt one.
+/// Reads a GGUF header (metadata and tensor infos, not the tensors); see [`gguf_header`].
 pub fn read_header(reader: impl std::io::Read + std::io::Seek, path: &Path) -> Result<Content> {
-    let mut reader = reader;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)))
-        .map_err(|_| "its header is corrupt".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|reason| WickError::InvalidGguf {
-            path: path.to_path_buf(),
-            reason,
-        })
+    gguf_header::read(reader, path)
 }
 
 /// `general.architecture` of a GGUF header.
@@ -94,9 +87,8 @@ pub fn load(
 
 /// The bytes a tensor takes in the file (its blocks).
 pub(crate) fn tensor_bytes(info: &candle_core::quantized::gguf_file::TensorInfo) -> u64 {
-    let elems = info.shape.elem_count() as u64;
-    let dtype = info.ggml_dtype;
-    (elems / dtype.block_size().max(1) as u64).saturating_mul(dtype.type_size() as u64)
+    // `read_header` refused a header where this overflows.
+    gguf_header::tensor_bytes(info).unwrap_or(u64::MAX)
 }
 
 /// llama.cpp's `general.file_type` values: the quantization recipe a file was made with.
