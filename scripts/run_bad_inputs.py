@@ -159,10 +159,11 @@ def judge(case, rc, stderr, elapsed, timeout):
     """None when the case passed, else a short reason."""
     if rc == "hung":
         return "timeout (the runner had to kill it)"
+    # `timeout -s KILL` kills the whole process group, itself included: -9 (or 137).
+    if rc == 124 or (rc in (-9, 137) and elapsed >= timeout - 0.5):
+        return "timeout (%ds)" % timeout
     if rc < 0:
         return "signal %s" % signal_name(-rc)
-    if rc == 124 or (rc == 137 and elapsed >= timeout - 0.5):
-        return "timeout (%ds)" % timeout
     if rc > 128:
         return "signal %s" % signal_name(rc - 128)
     if "panicked" in stderr or "RUST_BACKTRACE" in stderr:

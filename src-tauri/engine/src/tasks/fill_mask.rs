@@ -139,6 +139,15 @@ impl MaskFiller {
         single: bool,
     ) -> Result<Vec<Candidate>> {
         let probs = softmax(logits);
+        // A target the tokenizer knows may lie beyond the model's outputs when the two do not
+        // belong together.
+        if let Some(&id) = targets.and_then(|t| t.iter().find(|&&id| id as usize >= probs.len())) {
+            return Err(WickError::InvalidInput(format!(
+                "target token id {id} is beyond the model's {} outputs: the tokenizer does not \
+                 match the model",
+                probs.len()
+            )));
+        }
         let (ids, scores): (Vec<u32>, Vec<f32>) = match targets {
             Some(t) => (t.to_vec(), t.iter().map(|&id| probs[id as usize]).collect()),
             None => ((0..probs.len() as u32).collect(), probs),

@@ -99,6 +99,18 @@ impl WickTokenizer {
                 )))
             }
             Some(max) if total > max - added => {
+                // tokenizers asserts (panics) unless the stride is below the room the second
+                // sequence gets; a long question or a large doc_stride must be an error.
+                let room = (max - added).saturating_sub(a.len());
+                if stride > 0 && stride >= room {
+                    return Err(WickError::InvalidInput(format!(
+                        "the stride ({stride} tokens) must be less than the room left for the \
+                         second text: {room} of {max} tokens after the first text's {} and \
+                         {added} special tokens; lower doc_stride, raise max_seq_len or shorten \
+                         the question",
+                        a.len()
+                    )));
+                }
                 let params = TruncationParams {
                     direction: match self.truncation_side {
                         super::config::Side::Left => TruncationDirection::Left,
