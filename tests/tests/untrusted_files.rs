@@ -230,3 +230,28 @@ fn a_question_longer_than_the_window_is_an_error() {
         "lower doc_stride",
     );
 }
+
+/// The limits leave real templates room: a conversation longer than either model's context
+/// renders with the starter models' own templates (their GGUF and tokenizer_config.json).
+#[test]
+fn real_templates_render_long_chats_within_the_limits() {
+    use wick_engine::cancel::CancelToken;
+    use wick_engine::tokenize::chat::{ChatTemplate, Message};
+    let messages: Vec<Message> = (0..2000)
+        .map(|i| Message {
+            role: if i % 2 == 0 { "user" } else { "assistant" }.into(),
+            content: format!("message {i}: the quick brown fox jumps over the lazy dog"),
+        })
+        .collect();
+    let smollm = wick_tests::model_dir("smollm2-135m-instruct").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let gemma = wick_tests::model_dir("gemma3-270m");
+    for template in [
+        ChatTemplate::from_gguf(&smollm).unwrap().unwrap(),
+        ChatTemplate::from_folder(&gemma).unwrap().unwrap(),
+    ] {
+        let text = template
+            .render(&messages, true, false, &CancelToken::new())
+            .unwrap();
+        assert!(text.contains("message 1999: the quick brown fox"), "{}", &text[..200]);
+    }
+}

@@ -10,9 +10,9 @@ use super::chat::Message;
 use crate::cancel::CancelToken;
 use crate::error::{Result, WickError};
 
-/// Instructions a render may execute. Real templates use tens to hundreds per message (measured
-/// in the tests below for the starter models' templates), so this is room for conversations far
-/// longer than any context window, while a runaway loop stops within seconds.
+/// Instructions a render may execute: a 2,000-message chat renders within it with the starter
+/// models' templates (`tests/tests/untrusted_files.rs`), while three nested loops of 100,000
+/// stop after well under a second.
 pub const FUEL: u64 = 20_000_000;
 
 /// What a template may write beyond the conversation it is given: the conversation's text
@@ -195,6 +195,24 @@ mod tests {
         cancel.cancel();
         let err = render_here(&request("{{ messages[0].content }}"), Some(&cancel)).unwrap_err();
         assert!(matches!(err, WickError::Cancelled), "{err}");
+    }
+
+    #[test]
+    fn a_cancel_from_another_thread_stops_a_long_render() {
+        let cancel = CancelToken::new();
+        let raiser = cancel.clone();
+        let started = std::time::Instant::now();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            raiser.cancel();
+        });
+        // Would run out of fuel much later than the cancel; prints as it goes.
+        let mut long = request("{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}");
+        long.messages[0].content = "x".repeat(1 << 24);
+        let err = render_here(&long, Some(&cancel)).unwrap_err();
+        assert!(matches!(err, WickError::Cancelled), "{err}");
+        stopper.join().unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
 
     #[test]
