@@ -191,7 +191,7 @@ pub fn hub_facts(
         (!dense && variants.len() > 1).then(|| variants[0].file.clone())
     });
     let to_fetch = hub::files_to_fetch(repo, &info.files, pick.as_deref())?;
-    let download_bytes = to_fetch.iter().map(|f| file_size(&info.files, f)).sum();
+    let download_bytes = to_fetch.iter().map(|f| file_size(&info.files, f)).fold(0u64, u64::saturating_add);
     let gguf_name = to_fetch
         .iter()
         .find(|f| f.to_ascii_lowercase().ends_with(".gguf"));
@@ -349,9 +349,11 @@ fn safetensors_bytes_per_param(dir: &Path) -> Option<u64> {
     let mut f = std::fs::File::open(file).ok()?;
     let mut len = [0u8; 8];
     f.read_exact(&mut len).ok()?;
+    // Read what is there, up to the length the file states (at most 100 MiB), rather than
+    // allocating the stated length first.
     let len = u64::from_le_bytes(len).min(100 << 20);
-    let mut header = vec![0u8; len as usize];
-    f.read_exact(&mut header).ok()?;
+    let mut header = Vec::new();
+    f.take(len).read_to_end(&mut header).ok()?;
     let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
     let dtype = header
         .as_object()?
@@ -424,7 +426,7 @@ fn weight_bytes(files: &[RepoFile], gguf_name: Option<&str>) -> u64 {
         .filter(top_level)
         .filter(|f| f.name.ends_with(".safetensors"))
         .filter_map(|f| f.size)
-        .sum();
+        .fold(0u64, u64::saturating_add);
     if safetensors > 0 {
         safetensors
     } else {

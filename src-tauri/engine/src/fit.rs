@@ -208,9 +208,30 @@ impl FitEstimate {
     }
 }
 
+/// No model's weights reach this (1 PiB).
+const MAX_WEIGHT_BYTES: u64 = 1 << 50;
+/// The longest context an estimate considers (the plausible positions' limit).
+const MAX_CONTEXT: u64 = 1 << 24;
+
 /// Estimates the peak memory of running the request; `available` is the free memory to judge
 /// it against (see [`crate::system::available_memory`]).
 pub fn estimate(request: &FitRequest, available: u64) -> FitEstimate {
+    // Every input below may come from a file or a mirror's listing. Clamped to what no real
+    // model exceeds (the shape is already plausible, see `families::plausible`), the products
+    // and sums that follow stay far inside u64: a lie can make the estimate large, never wrap
+    // it to "fits".
+    let request = &FitRequest {
+        weight_bytes: request.weight_bytes.min(MAX_WEIGHT_BYTES),
+        context: request.context.min(MAX_CONTEXT),
+        tokenizer_bytes: request.tokenizer_bytes.min(MAX_WEIGHT_BYTES),
+        stored: match request.stored {
+            Stored::Gguf { parameters } => Stored::Gguf {
+                parameters: parameters.map(|p| p.min(MAX_WEIGHT_BYTES)),
+            },
+            dense => dense,
+        },
+        ..request.clone()
+    };
     let shape = request.shape.clone().unwrap_or_default();
     let context = match shape.max_context {
         Some(max) if max > 0 => request.context.min(max),

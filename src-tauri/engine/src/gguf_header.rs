@@ -11,8 +11,8 @@ use candle_core::quantized::gguf_file::{Content, TensorInfo};
 
 use crate::error::{Result, WickError};
 
-/// Metadata values nest (arrays of arrays); no real file goes deeper than this.
-const MAX_DEPTH: u32 = 8;
+/// Metadata values nest (arrays of arrays); candle reads this deep, so the scan does too.
+const MAX_DEPTH: u32 = 64;
 
 /// Reads a GGUF header: metadata and tensor infos, not the tensors. Any value that would make a
 /// later step divide by zero or overflow is an [`WickError::InvalidGguf`] here.
@@ -24,13 +24,18 @@ pub fn read(mut reader: impl Read + Seek, path: &Path) -> Result<Content> {
     let start = reader
         .stream_position()
         .map_err(|e| WickError::io(path, e))?;
+    // The scan walks the metadata the way candle will: a header it cannot walk is refused here,
+    // so that candle never reads one whose alignment was not seen.
     match alignment(&mut reader) {
         Ok(Some(0)) => return Err(invalid("general.alignment is 0".into())),
         Ok(Some(a)) if !a.is_power_of_two() => {
             return Err(invalid(format!("general.alignment is {a}, not a power of two")))
         }
-        // A malformed header is candle's to describe; a good one is read again from the start.
-        _ => {}
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(invalid("its header is truncated".into()))
+        }
+        Err(err) => return Err(invalid(format!("its header is corrupt ({err})"))),
     }
     reader
         .seek(SeekFrom::Start(start))
@@ -92,36 +97,52 @@ pub fn check_tensors_within(content: &Content, file_len: u64, path: &Path) -> Re
 fn alignment(reader: &mut impl Read) -> std::io::Result<Option<u64>> {
     let mut magic = [0u8; 4];
     reader.read_exact(&mut magic)?;
-    if &magic != b"GGUF" {
-        return Err(std::io::Error::other("not GGUF"));
+    // candle takes the magic in either byte order.
+    if &magic != b"GGUF" && &magic != b"FUGG" {
+        return Err(std::io::Error::other("not a GGUF file"));
     }
     let version = read_u32(reader)?;
     // Version 1 counted with 32-bit lengths; 2 and 3 with 64-bit ones.
     let wide = version >= 2;
     let _tensors = read_len(reader, wide)?;
     let kv_count = read_len(reader, wide)?;
+    // A key may repeat; candle keeps the last value, so the scan does too.
+    let mut found = None;
     for _ in 0..kv_count {
-        const KEY: &[u8; 17] = b"general.alignment";
+        const KEY: &[u8] = b"general.alignment";
         let key_len = read_len(reader, wide)?;
-        let is_alignment = if key_len == KEY.len() as u64 {
-            &read_array::<17>(reader)? == KEY
+        // candle drops trailing NULs from a key: "general.alignment\0" is the same key.
+        let is_alignment = if key_len <= 256 {
+            let mut key = Vec::new();
+            reader.take(key_len).read_to_end(&mut key)?;
+            if key.len() as u64 != key_len {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            while key.last() == Some(&0) {
+                key.pop();
+            }
+            key == KEY
         } else {
             skip(reader, key_len)?;
             false
         };
         let value_type = read_u32(reader)?;
         if is_alignment {
-            return Ok(Some(match value_type {
-                0 | 1 => u64::from(read_u8(reader)?),
-                2 | 3 => u64::from(u16::from_le_bytes(read_array(reader)?)),
-                4 | 5 => u64::from(read_u32(reader)?),
+            found = match value_type {
+                0 | 1 => Some(u64::from(read_u8(reader)?)),
+                2 | 3 => Some(u64::from(u16::from_le_bytes(read_array(reader)?))),
+                4 | 5 => Some(u64::from(read_u32(reader)?)),
                 // Any other type: candle falls back to its default alignment.
-                _ => return Ok(None),
-            }));
+                _ => {
+                    skip_value(reader, value_type, wide, 0)?;
+                    None
+                }
+            };
+            continue;
         }
         skip_value(reader, value_type, wide, 0)?;
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// Skips one metadata value of `value_type` (GGUF's numbering).

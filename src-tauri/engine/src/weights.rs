@@ -46,6 +46,7 @@ impl Weights {
                 })
             };
             if file.extension().is_some_and(|e| e == "bin") {
+                check_pickle_sizes(file, size)?;
                 for (name, t) in candle_core::pickle::read_all(file).map_err(invalid)? {
                     tensors.insert(name, t.to_device(device).map_err(invalid)?);
                 }
@@ -147,6 +148,39 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
                  pytorch_model.bin"
             .into(),
     })
+}
+
+/// candle sizes each tensor of a pickle checkpoint from the shape the pickle states, before it
+/// reads a byte: every tensor must fit in the file, counted with checked arithmetic, or a lying
+/// shape asks for terabytes.
+fn check_pickle_sizes(file: &Path, file_size: u64) -> Result<()> {
+    let infos = candle_core::pickle::read_pth_tensor_info(file, false, None).map_err(|e| {
+        WickError::InvalidModel {
+            path: file.to_path_buf(),
+            reason: format!("cannot read the weights: {e}"),
+        }
+    })?;
+    for info in infos {
+        let bytes = info
+            .layout
+            .shape()
+            .dims()
+            .iter()
+            .try_fold(info.dtype.size_in_bytes() as u64, |acc, &d| {
+                acc.checked_mul(d as u64)
+            });
+        if bytes.is_none_or(|b| b > file_size) {
+            return Err(WickError::InvalidModel {
+                path: file.to_path_buf(),
+                reason: format!(
+                    "tensor `{}` has shape {:?}, more than the {file_size}-byte file holds",
+                    info.name,
+                    info.layout.shape().dims()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -157,8 +157,10 @@ impl Bert {
                             if id == pad {
                                 pad
                             } else {
+                                // Wrapping: a pad id near u32::MAX (from config.json) makes an
+                                // index the embedding lookup refuses, not an overflow.
                                 seen += 1;
-                                pad + seen
+                                pad.wrapping_add(seen)
                             }
                         })
                     })

@@ -264,6 +264,16 @@ impl DebertaV2 {
             } else {
                 max_positions
             };
+            // The bucket arithmetic divides by and clamps to the span: it must hold a bucket.
+            if !(1..=1 << 24).contains(&span) {
+                candle_core::bail!(
+                    "relative attention over a span of {span} positions (position_buckets \
+                     {}, max_relative_positions {}, max_position_embeddings {})",
+                    c.position_buckets,
+                    c.max_relative_positions,
+                    c.max_position_embeddings
+                );
+            }
             let enc = vb.pp("encoder");
             let mut table = enc.get((2 * span as usize, h), "rel_embeddings.weight")?;
             let normed = c

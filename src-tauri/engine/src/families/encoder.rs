@@ -289,6 +289,17 @@ impl EncoderModel {
             }
         };
         let labels = Labels::read(&label_fields);
+        if matches!(
+            want,
+            HeadKind::SequenceClassification | HeadKind::TokenClassification
+        ) && labels.names.is_empty()
+        {
+            return Err(WickError::InvalidModel {
+                path: dir.join("config.json"),
+                reason: "a classifier with no labels (id2label is empty, or num_labels is 0)"
+                    .into(),
+            });
+        }
         let head = Head::load(
             &vb,
             &HeadSpec {

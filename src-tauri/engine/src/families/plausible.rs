@@ -60,8 +60,21 @@ const SIZES: &[Size] = &[
     },
     Size {
         what: "vocabulary",
-        keys: &["vocab_size", "type_vocab_size"],
+        keys: &["vocab_size"],
         max: 1 << 23,
+        nonzero: true,
+    },
+    Size {
+        what: "token types",
+        // DeBERTa-v3 says 0: no token-type embeddings.
+        keys: &["type_vocab_size"],
+        max: 1 << 16,
+        nonzero: false,
+    },
+    Size {
+        what: "labels",
+        keys: &["num_labels"],
+        max: 1 << 20,
         nonzero: false,
     },
     Size {
@@ -75,6 +88,7 @@ const SIZES: &[Size] = &[
             "position_buckets",
             "relative_attention_num_buckets",
             "relative_attention_max_distance",
+            "max_relative_positions",
         ],
         max: 1 << 24,
         nonzero: false,
@@ -113,18 +127,25 @@ pub fn check_config(config: &Value) -> Result<(), ConfigError> {
 pub fn check_gguf(sizes: &[(&str, u64)]) -> Result<(), ConfigError> {
     for (key, value) in sizes {
         let size = match *key {
-            "block_count" => &SIZES[0],
-            "embedding_length" => &SIZES[1],
-            "attention.head_count" | "attention.head_count_kv" => &SIZES[2],
-            "attention.key_length" | "attention.value_length" => &SIZES[3],
-            "vocab_size" => &SIZES[4],
-            "context_length" | "attention.sliding_window" => &SIZES[5],
-            "feed_forward_length" => &SIZES[6],
+            "block_count" => size("layers"),
+            "embedding_length" => size("hidden size"),
+            "attention.head_count" | "attention.head_count_kv" => size("attention heads"),
+            "attention.key_length" | "attention.value_length" => size("head size"),
+            "vocab_size" => size("vocabulary"),
+            "context_length" | "attention.sliding_window" => size("positions"),
+            "feed_forward_length" => size("feed-forward size"),
             _ => continue,
         };
         check(key, *value, size)?;
     }
     Ok(())
+}
+
+fn size(what: &str) -> &'static Size {
+    SIZES
+        .iter()
+        .find(|s| s.what == what)
+        .unwrap_or(&SIZES[0])
 }
 
 fn check(key: &str, value: u64, size: &Size) -> Result<(), ConfigError> {

@@ -37,14 +37,17 @@ fn ids<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Erro
         Value::Null => Ok(Vec::new()),
         Value::Number(n) => n
             .as_u64()
-            .map(|n| vec![n as u32])
-            .ok_or_else(|| serde::de::Error::custom("a token id must be a whole number")),
+            .and_then(|n| u32::try_from(n).ok())
+            .map(|n| vec![n])
+            .ok_or_else(|| serde::de::Error::custom("a token id must be a whole number below 2^32")),
         Value::Array(items) => items
             .iter()
             .map(|v| {
                 v.as_u64()
-                    .map(|n| n as u32)
-                    .ok_or_else(|| serde::de::Error::custom("a token id must be a whole number"))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        serde::de::Error::custom("a token id must be a whole number below 2^32")
+                    })
             })
             .collect(),
         other => Err(serde::de::Error::custom(format!(
@@ -307,11 +310,16 @@ impl GenerationConfig {
                 ));
             }
         }
-        if self.eos_token_id.len() > MAX_TOKEN_LIST || self.forced_eos_token_id.len() > MAX_TOKEN_LIST
-        {
-            return bad(format!(
-                "eos_token_id lists more than {MAX_TOKEN_LIST} tokens"
-            ));
+        for (name, len) in [
+            ("eos_token_id", self.eos_token_id.len()),
+            ("forced_eos_token_id", self.forced_eos_token_id.len()),
+            ("suppress_tokens", self.suppress_tokens.as_ref().map_or(0, Vec::len)),
+            ("begin_suppress_tokens", self.begin_suppress_tokens.as_ref().map_or(0, Vec::len)),
+            ("stop_strings", self.stop_strings.len()),
+        ] {
+            if len > MAX_TOKEN_LIST {
+                return bad(format!("{name} lists {len} entries, over Wick's limit of {MAX_TOKEN_LIST}"));
+            }
         }
         if self.num_beams == 0 {
             return bad("num_beams must be at least 1".into());

@@ -167,10 +167,12 @@ fn parse_info(value: &serde_json::Value) -> ModelInfo {
                     }
                     Some(RepoFile {
                         name,
+                        // A size no file has is a lie: unknown, not a number to add up.
                         size: s
                             .get("size")
                             .and_then(|v| v.as_u64())
-                            .or_else(|| lfs.and_then(|l| l.get("size")).and_then(|v| v.as_u64())),
+                            .or_else(|| lfs.and_then(|l| l.get("size")).and_then(|v| v.as_u64()))
+                            .filter(|&size| size <= super::download::MAX_FILE_SIZE),
                         lfs_sha256: lfs.and_then(|l| string(l, "sha256")),
                     })
                 })

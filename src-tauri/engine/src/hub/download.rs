@@ -26,7 +26,7 @@ const DISK_MARGIN: u64 = 64 << 20;
 
 /// No file of a model repo is this big (1 PiB); a server that says so is lying or broken, and
 /// sums of such sizes could overflow.
-const MAX_FILE_SIZE: u64 = 1 << 50;
+pub(crate) const MAX_FILE_SIZE: u64 = 1 << 50;
 
 /// What the Hub says about one file before it is fetched (a HEAD of its resolve URL).
 #[derive(Debug, Clone, PartialEq, Eq)]

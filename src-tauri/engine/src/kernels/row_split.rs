@@ -125,13 +125,17 @@ impl RowSplit {
             .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name} in the file")))?;
         let (n, k) = info.shape.dims2()?;
         let dtype = info.ggml_dtype;
+        // An empty row makes a tensor of any row count take no bytes: the count is unchecked.
+        if n == 0 || k == 0 {
+            candle_core::bail!("{name} is [{n}, {k}]: an empty matrix");
+        }
         if k % dtype.block_size() != 0 {
             candle_core::bail!("{name}: rows of {k} are not whole {dtype:?} blocks");
         }
         let row_bytes = crate::kernels::qmatmul::row_bytes(dtype, k);
         let start = content.tensor_data_offset.saturating_add(info.offset);
         let file_size = reader.seek(SeekFrom::End(0))?;
-        let needed = (n * row_bytes) as u64;
+        let needed = (n as u64).saturating_mul(row_bytes as u64);
         if start.saturating_add(needed) > file_size {
             candle_core::bail!(
                 "{name} needs {needed} bytes at offset {start}; the file ends at {file_size} \

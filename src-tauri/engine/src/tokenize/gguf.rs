@@ -396,6 +396,9 @@ fn vocab_map(tokens: &[String]) -> Vocab {
 /// the longer right half, then lower ids. This is the order `transformers` gives the merges of
 /// a SentencePiece BPE model, and applying BPE merges in it reproduces SentencePiece's "merge
 /// the highest-scoring pair" loop.
+/// The longest piece (in bytes) merges are built for.
+const MAX_MERGED_PIECE: usize = 256;
+
 fn merges_from_scores(tokens: &[String], scores: &[f32], vocab: &Vocab) -> Vec<(String, String)> {
     struct Merge {
         score: f32,
@@ -407,13 +410,19 @@ fn merges_from_scores(tokens: &[String], scores: &[f32], vocab: &Vocab) -> Vec<(
     }
     let mut ranked: Vec<Merge> = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
+        // Every split of a piece is looked up, so the work grows with the square of its length:
+        // a file with megabyte-long tokens would take hours. Real pieces are short.
+        if piece.len() > MAX_MERGED_PIECE {
+            continue;
+        }
+        let chars = piece.chars().count();
         for (at, (split, _)) in piece.char_indices().enumerate().skip(1) {
             let (left, right) = piece.split_at(split);
             if let (Some(&l), Some(&r)) = (vocab.get(left), vocab.get(right)) {
                 ranked.push(Merge {
-                    score: scores[id],
+                    score: scores.get(id).copied().unwrap_or(f32::NEG_INFINITY),
                     left_chars: at,
-                    right_chars: piece[split..].chars().count(),
+                    right_chars: chars - at,
                     piece: id as u32,
                     left: l,
                     right: r,

@@ -111,10 +111,15 @@ pub struct CausalConfig {
 /// `eos_token_id` may be a number or a list.
 pub fn token_ids(value: Option<&Value>) -> Vec<u32> {
     match value {
-        Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
+        // An id that does not fit a u32 is no token: dropped, never truncated into another.
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(|n| vec![n])
+            .unwrap_or_default(),
         Some(Value::Array(items)) => items
             .iter()
-            .filter_map(|v| v.as_u64().map(|n| n as u32))
+            .filter_map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
             .collect(),
         _ => Vec::new(),
     }
@@ -294,12 +299,31 @@ fn rope_scaling(config: &Value) -> Result<(Option<Llama3Scaling>, f64), ConfigEr
         .or_else(|| scaling.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("default");
+    let positive = |name: &str, x: f64| -> Result<f64, ConfigError> {
+        if x > 0.0 && x.is_finite() {
+            Ok(x)
+        } else {
+            Err(format!("rope_scaling's {name} is {x}; it must be a positive number").into())
+        }
+    };
     match kind {
         "default" => Ok((None, 1.0)),
-        "linear" => Ok((None, f64_of(scaling, "factor").unwrap_or(1.0))),
-        "llama3" => serde_json::from_value(scaling.clone())
-            .map(|s| (Some(s), 1.0))
-            .map_err(|e| format!("rope_scaling: {e}").into()),
+        "linear" => Ok((None, positive("factor", f64_of(scaling, "factor").unwrap_or(1.0))?)),
+        "llama3" => {
+            let s: Llama3Scaling = serde_json::from_value(scaling.clone())
+                .map_err(|e| ConfigError(format!("rope_scaling: {e}")))?;
+            positive("factor", s.factor)?;
+            positive("low_freq_factor", s.low_freq_factor)?;
+            positive("high_freq_factor", s.high_freq_factor)?;
+            positive(
+                "original_max_position_embeddings",
+                s.original_max_position_embeddings,
+            )?;
+            if s.high_freq_factor <= s.low_freq_factor {
+                return Err("rope_scaling's high_freq_factor must be above low_freq_factor".into());
+            }
+            Ok((Some(s), 1.0))
+        }
         other => Err(format!(
             "rope_scaling type `{other}` is not supported yet (supported: default, linear, llama3)"
         )
@@ -310,7 +334,8 @@ fn rope_scaling(config: &Value) -> Result<(Option<Llama3Scaling>, f64), ConfigEr
 /// Which layers attend within a sliding window: Gemma 3 names each layer's kind (or gives a
 /// pattern: every n-th layer is global); Mistral and Qwen slide on every layer when enabled.
 fn sliding_windows(config: &Value, family: CausalFamily, layers: usize) -> Vec<Option<usize>> {
-    let window = usize_of(config, &["sliding_window"]);
+    // A window of 0 would mask every key; no model means that.
+    let window = usize_of(config, &["sliding_window"]).filter(|&w| w > 0);
     let Some(window) = window else {
         return vec![None; layers];
     };

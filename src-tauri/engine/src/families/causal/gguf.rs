@@ -170,16 +170,23 @@ fn config_from_metadata(
             _ => None,
         })
         .collect();
-    let vocab_size = content
-        .tensor_infos
-        .get("token_embd.weight")
-        .map(|t| t.shape.dims()[0])
-        .or_else(|| {
-            meta.get("tokenizer.ggml.tokens")
-                .and_then(|v| v.to_vec().ok())
-                .map(Vec::len)
-        })
-        .ok_or("no token embeddings")?;
+    let vocab_size = match content.tensor_infos.get("token_embd.weight") {
+        Some(t) => match t.shape.dims() {
+            &[vocab, width] if width == hidden_size => vocab,
+            dims => {
+                return Err(format!(
+                    "token_embd.weight is {dims:?}, not [vocabulary, {hidden_size}]"
+                )
+                .into())
+            }
+        },
+        None => meta
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.to_vec().ok())
+            .map(Vec::len)
+            .ok_or("no token embeddings")?,
+    };
+    crate::families::plausible::check_gguf(&[("vocab_size", vocab_size as u64)])?;
     let token = |k: &str| meta.get(k).and_then(|v| v.to_u32().ok());
     Ok(CausalConfig {
         family,

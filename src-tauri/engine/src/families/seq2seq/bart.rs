@@ -121,6 +121,20 @@ impl Bart {
         let max_positions = num("max_position_embeddings")?;
         let shared = w.get("model.shared.weight")?;
         let positions = if marian {
+            // The table is computed, not read: its size must be checked here, against the
+            // embeddings actually in the file and a bound (real Marian models: 512 x 512).
+            if shared.dim(1)? != d_model {
+                candle_core::bail!(
+                    "d_model is {d_model}, but the stored embeddings are {} wide",
+                    shared.dim(1)?
+                );
+            }
+            if max_positions.saturating_mul(d_model) > 1 << 28 {
+                candle_core::bail!(
+                    "max_position_embeddings x d_model = {max_positions} x {d_model} is more \
+                     positions than Wick computes a table for"
+                );
+            }
             Positions::Sinusoidal(sinusoids(max_positions, d_model, device)?)
         } else {
             Positions::Learned {

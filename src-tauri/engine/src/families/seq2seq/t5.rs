@@ -49,13 +49,22 @@ impl Config {
             }
         };
         let layers = num("num_layers")?;
+        let buckets = num("relative_attention_num_buckets").unwrap_or(32);
+        let max_distance = num("relative_attention_max_distance").unwrap_or(128);
+        // The bucketing halves the buckets and takes a log ratio against the distance.
+        if buckets < 4 || max_distance < 2 {
+            return Err(candle_core::Error::Msg(format!(
+                "relative_attention_num_buckets {buckets} / relative_attention_max_distance \
+                 {max_distance}: need at least 4 buckets and a distance of 2"
+            )));
+        }
         Ok(Self {
             d_model: num("d_model")?,
             heads: num("num_heads")?,
             layers,
             decoder_layers: num("num_decoder_layers").unwrap_or(layers),
-            buckets: num("relative_attention_num_buckets").unwrap_or(32),
-            max_distance: num("relative_attention_max_distance").unwrap_or(128),
+            buckets,
+            max_distance,
             eps: c
                 .get("layer_norm_epsilon")
                 .and_then(Value::as_f64)
