@@ -152,6 +152,26 @@ fn a_dropped_connection_resumes_with_a_range_request() {
 }
 
 #[test]
+fn a_flaky_line_that_keeps_sending_is_not_given_up_on() {
+    // Twelve drops, more than the five tries a silent server gets: each one came after a
+    // megabyte arrived, so each earns a fresh budget (huggingface_hub's behaviour).
+    let server = server();
+    let cache = tempfile::tempdir().unwrap();
+    let client = client(&server, cache.path(), None);
+    server.faults().cut_after = Some((1 << 20, 12));
+    let (result, _) = fetch(&client, SPLADE);
+    let downloaded = result.unwrap();
+    let served = server.repo(SPLADE).unwrap().file("model.safetensors").unwrap().clone();
+    assert!(same_bytes(&downloaded.snapshot.join("model.safetensors"), &served.path));
+    let ranges = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/cdn/") && r.contains("bytes="))
+        .count();
+    assert_eq!(ranges, 12);
+}
+
+#[test]
 fn cancel_keeps_the_partial_file_and_the_next_run_resumes() {
     let server = server();
     let cache = tempfile::tempdir().unwrap();
