@@ -166,10 +166,6 @@ class Case:
     def has(self, rel):
         return os.path.lexists(self.path(rel))
 
-    def write_case_file(self, name, data):
-        with open(os.path.join(self.dir, name), "wb") as f:
-            f.write(data)
-
     def finish(self):
         meta = {"id": self.id, "what": self.what, "model": self.model_rel, "argv": self.argv}
         if self.fixture:
@@ -1549,8 +1545,8 @@ def gen_text(corpus):
         if k % 3 == 0:
             corpus.case("text", "stdin-nul", "NUL bytes and control characters on stdin", f,
                         argv, stdin={"hex": "00" * 16 + "1b5b306d07080b0c7f" + "0a" + "00"})
-            corpus.case("text", "stdin-many-lines", "10000 short lines on stdin", f, argv,
-                        stdin={"repeat": "hi\n", "bytes": 30000})
+            corpus.case("text", "stdin-many-lines", "2000 short lines on stdin", f, argv,
+                        stdin={"repeat": "hi\n", "bytes": 6000})
     for f in ["bert-sequence-classification", "llama-causal-lm", "deberta-v2-token-classification",
               "t5-seq2seq-lm"]:
         corpus.case("text", "long-word", "one 100 KB word without spaces", f,
@@ -2579,6 +2575,109 @@ def gen_gguf(corpus):
 
 # ---------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------
+# Random field edits of the JSON files: one value somewhere in the tree replaced by a value of
+# another type or size, or its key removed.
+# ---------------------------------------------------------------------------------------------
+
+PALETTE = [0, -1, 1, 2**31, 2**40, U64_MAX, 1.5, -1e308, "", "x", "[MASK]", [], {}, None,
+           True, False, [0], [2**40], {"type": "Nonsense"}, "__DELETE__"]
+BIG_LEAVES = {"vocab", "merges", "precompiled_charsmap"}
+
+
+def json_paths(node, path=(), depth=0):
+    """Every path in a JSON tree, long lists and vocabularies cut to their first entries."""
+    yield path
+    if depth > 12:
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in BIG_LEAVES:
+                yield path + (k,)
+                if isinstance(v, dict):
+                    for kk in list(v)[:3]:
+                        yield path + (k, kk)
+                elif isinstance(v, list):
+                    for i in range(min(3, len(v))):
+                        yield path + (k, i)
+                continue
+            yield from json_paths(v, path + (k,), depth + 1)
+    elif isinstance(node, list):
+        for i, v in enumerate(node[:4]):
+            yield from json_paths(v, path + (i,), depth + 1)
+
+
+def json_get(root, path):
+    for p in path:
+        root = root[p]
+    return root
+
+
+def mutate(rng, value):
+    """Mostly a value of the same type but an odd size; sometimes another type."""
+    if rng.random() < 0.35:
+        return rng.choice(PALETTE)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return rng.choice([0, -1, 1, 2, 2**31, 2**40, value + 1, value * 1000, -value])
+    if isinstance(value, float):
+        return rng.choice([0.0, -1.0, 1e308, -1e308, 5e-324, value * 1e6])
+    if isinstance(value, str):
+        return rng.choice(["", " ", "x", value * 2, value[:1], "\u0000", "\u00ff\u0301",
+                           "[MASK]", "<s>", value + "\n" + value])
+    if isinstance(value, list):
+        return rng.choice([[], value[:1], value * 2, list(reversed(value)), [None]])
+    if isinstance(value, dict):
+        if value and rng.random() < 0.6:
+            v = dict(value)
+            v.pop(rng.choice(list(v)))
+            return v
+        return {}
+    return rng.choice(PALETTE)
+
+
+def json_set(root, path, value):
+    parent = root
+    for p in path[:-1]:
+        parent = parent[p]
+    if value == "__DELETE__":
+        if isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent.pop(path[-1])
+    else:
+        parent[path[-1]] = value
+
+
+def gen_fuzz(corpus):
+    rng = corpus.rng
+    plan = [("tokenizer.json", TOK_FIXTURES + ["bert-token-classification", "bert-nli",
+                                               "roberta-base", "distilbert-masked-lm"], 70),
+            ("config.json", CFG_FIXTURES, 50),
+            ("generation_config.json", GEN_FIXTURES, 20),
+            ("tokenizer_config.json", TOK_FIXTURES, 25)]
+    for name, fixtures, count in plan:
+        for k in range(count):
+            f = rotate(fixtures, k)
+            if name == "generation_config.json":
+                argv = gen_argv(f)
+            elif name == "tokenizer.json" and k % 3 == 2:
+                argv = tokenize_argv()
+            else:
+                argv = task_argv(f)
+            c = corpus.case("fuzz", "%s-%d" % (name.split(".")[0], k), "", f, argv)
+            tree = c.json(name)
+            paths = [p for p in json_paths(tree) if p]
+            path = rng.choice(paths)
+            value = mutate(rng, json_get(tree, path))
+            json_set(tree, path, value)
+            c.what = "%s: %s %s" % (name, "/".join(str(p) for p in path),
+                                    "removed" if value == "__DELETE__" else
+                                    "= " + json.dumps(value))[:200]
+            c.write(name, json.dumps(tree, ensure_ascii=False))
+
+
 def gen_controls(corpus):
     for f in ["bert-sequence-classification", "bert-masked-lm", "bert-question-answering",
               "distilbert-token-classification", "gpt2-causal-lm", "llama-causal-lm",
@@ -2621,6 +2720,7 @@ def main():
     gen_chat(corpus)
     gen_text(corpus)
     gen_gguf(corpus)
+    gen_fuzz(corpus)
     for c in corpus.cases:
         c.finish()
 

@@ -134,7 +134,7 @@ def run_case(case, wick, timeout, as_bytes):
     result = {"id": case["id"], "what": case.get("what", ""), "rc": rc,
               "seconds": round(elapsed, 2), "stderr": stderr[:4000],
               "stdout_bytes": stdout_len,
-              "command": " ".join(shlex.quote(c) for c in cmd[6:]) +
+              "command": " ".join(shlex.quote(c) for c in cmd[7:]) +
               stdin_note(case),
               "full_command": " ".join(shlex.quote(c) for c in cmd)}
     result["failure"] = judge(case, rc, stderr, elapsed, timeout)

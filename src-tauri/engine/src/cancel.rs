@@ -78,7 +78,28 @@ pub fn from_candle(
     if is_cancellation(&err) {
         WickError::Cancelled
     } else {
-        otherwise(err)
+        otherwise(without_backtrace(err))
+    }
+}
+
+/// A candle error as [`WickError::ModelFailed`] (or [`WickError::Cancelled`]).
+pub fn model_failed(err: candle_core::Error) -> WickError {
+    from_candle(err, |e| WickError::ModelFailed(e.to_string()))
+}
+
+/// candle attaches a backtrace to its errors when `RUST_BACKTRACE` is set, and prints it as
+/// part of the message: a user's error stays one line (the backtrace is for `tracing`).
+fn without_backtrace(err: candle_core::Error) -> candle_core::Error {
+    match err {
+        candle_core::Error::WithBacktrace { inner, backtrace } => {
+            tracing::debug!("candle error backtrace:\n{backtrace}");
+            without_backtrace(*inner)
+        }
+        candle_core::Error::Context { inner, context } => candle_core::Error::Context {
+            inner: Box::new(without_backtrace(*inner)),
+            context,
+        },
+        other => other,
     }
 }
 

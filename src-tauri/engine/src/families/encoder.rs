@@ -455,5 +455,5 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, C
 }
 
 fn failed(e: candle_core::Error) -> WickError {
-    crate::cancel::from_candle(e, |e| WickError::ModelFailed(e.to_string()))
+    crate::cancel::model_failed(e)
 }

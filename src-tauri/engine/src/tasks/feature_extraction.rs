@@ -141,7 +141,7 @@ impl FeatureExtractor {
 }
 
 fn failed(e: candle_core::Error) -> WickError {
-    WickError::ModelFailed(e.to_string())
+    crate::cancel::model_failed(e)
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {

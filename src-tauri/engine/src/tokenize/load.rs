@@ -70,6 +70,10 @@ impl WickTokenizer {
 
     fn from_tokenizer_json(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| WickError::io(path, e))?;
+        check_before_tokenizers(&bytes).map_err(|reason| WickError::InvalidTokenizer {
+            path: path.to_path_buf(),
+            reason,
+        })?;
         let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| WickError::InvalidTokenizer {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -204,4 +208,84 @@ fn describe_padding(p: &tokenizers::PaddingParams) -> String {
 
 fn describe_truncation(t: &tokenizers::TruncationParams) -> String {
     format!("truncate to {}", t.max_length)
+}
+
+/// The parts of a tokenizer.json that the `tokenizers` crate trusts: it panics (rather than
+/// failing) on a `Precompiled` normalizer whose character map does not decode, and, while
+/// encoding, on a `TemplateProcessing` template naming a special token it does not define. Both
+/// are checked here first, reading only those two sections.
+fn check_before_tokenizers(bytes: &[u8]) -> std::result::Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Sections {
+        #[serde(default)]
+        normalizer: serde_json::Value,
+        #[serde(default)]
+        post_processor: serde_json::Value,
+    }
+    // Anything that does not parse is left for `tokenizers` to describe.
+    let Ok(sections) = serde_json::from_slice::<Sections>(bytes) else {
+        return Ok(());
+    };
+    check_node(&sections.normalizer)?;
+    check_node(&sections.post_processor)
+}
+
+/// Checks `node` and everything nested in it (normalizer and processor sequences).
+fn check_node(node: &serde_json::Value) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    match node {
+        Value::Array(items) => items.iter().try_for_each(check_node),
+        Value::Object(map) => {
+            match map.get("type").and_then(Value::as_str) {
+                Some("Precompiled") => {
+                    // From text, as `tokenizers` reads it (its byte field takes no JSON value).
+                    serde_json::from_str::<tokenizers::normalizers::Precompiled>(&node.to_string())
+                        .map_err(|e| {
+                            // serde quotes the whole (base64, megabytes) value it choked on.
+                            let e = e.to_string();
+                            let cut: String = e.chars().take(80).collect();
+                            format!("its Precompiled normalizer is corrupt ({cut}…)")
+                        })?;
+                }
+                Some("TemplateProcessing") => check_template(map)?,
+                _ => {}
+            }
+            map.values().try_for_each(check_node)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every special token a template places must be defined, with as many ids as tokens.
+fn check_template(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    let specials = map.get("special_tokens").and_then(Value::as_object);
+    for (name, token) in specials.into_iter().flatten() {
+        let count = |key: &str| token.get(key).and_then(Value::as_array).map(Vec::len);
+        if count("ids") != count("tokens") {
+            return Err(format!(
+                "the post-processor's special token `{name}` has different numbers of ids and tokens"
+            ));
+        }
+    }
+    for side in ["single", "pair"] {
+        let pieces = map.get(side).and_then(Value::as_array).into_iter().flatten();
+        for piece in pieces {
+            let Some(id) = piece.pointer("/SpecialToken/id") else {
+                continue;
+            };
+            let known = id
+                .as_str()
+                .is_some_and(|id| specials.is_some_and(|s| s.contains_key(id)));
+            if !known {
+                return Err(format!(
+                    "the post-processor's template places the special token {id}, which it does \
+                     not define"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

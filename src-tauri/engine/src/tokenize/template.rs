@@ -80,6 +80,8 @@ pub fn render_here(request: &RenderRequest, cancel: Option<&CancelToken>) -> Res
 
 /// The error for a template that broke a rule: it names the template as the cause.
 pub fn template_error(why: String) -> WickError {
+    // One line: a template's own message (raise_exception) may hold line breaks.
+    let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
     WickError::InvalidInput(format!(
         "the model's chat template failed: {why}. The template comes with the model \
          (tokenizer_config.json, chat_template.jinja or the GGUF); use another model or a plain \

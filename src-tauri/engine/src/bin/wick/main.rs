@@ -74,7 +74,21 @@ fn main() -> ExitCode {
     wick_engine::tokenize::sandbox::serve_if_helper();
     wick_engine::tokenize::sandbox::isolate_templates();
     wick_engine::system::fix_thread_count();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Text that is not UTF-8 is bad input, not a usage mistake: one line, exit 1.
+        Err(err) if err.kind() == clap::error::ErrorKind::InvalidUtf8 => {
+            return report(
+                &WickError::InvalidInput(
+                    "an argument is not valid UTF-8 text; pass the text on standard input or \
+                     fix its encoding"
+                        .into(),
+                ),
+                false,
+            );
+        }
+        Err(err) => err.exit(),
+    };
     init_logging(cli.verbose);
     let device = match wick_engine::device::DeviceChoice::parse(&cli.device) {
         Ok(device) => device,

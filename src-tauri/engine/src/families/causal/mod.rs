@@ -133,13 +133,13 @@ impl crate::generate::Decoder for Session<'_> {
                 .forward(tokens, cache, cancel)
                 .and_then(|logits| logits.to_vec2::<f32>())
         })
-        .map_err(|e| crate::cancel::from_candle(e, |e| WickError::ModelFailed(e.to_string())))
+        .map_err(crate::cancel::model_failed)
     }
 
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         self.cache
             .select_rows(rows)
-            .map_err(|e| WickError::ModelFailed(e.to_string()))
+            .map_err(crate::cancel::model_failed)
     }
 
     fn cache_bytes(&self) -> u64 {

@@ -201,6 +201,10 @@ impl Bart {
         self.decoder.len()
     }
 
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
     pub fn max_positions(&self) -> usize {
         self.max_positions
     }

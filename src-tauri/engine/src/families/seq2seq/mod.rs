@@ -106,7 +106,27 @@ impl Seq2Seq {
     }
 
     /// The encoder's output for one source, `[1, tokens, hidden]`.
+    ///
+    /// T5's relative positions set no length limit, but its attention holds a `tokens x tokens`
+    /// table per head: a long enough text would ask for more memory than the machine has, and
+    /// a failed allocation ends the process. Such a source is refused first.
     pub fn encode(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        let heads = match self {
+            Seq2Seq::T5(m) => m.heads(),
+            Seq2Seq::Bart(m) => m.heads(),
+        } as u64;
+        let n = ids.len() as u64;
+        // Scores, their softmax and (T5) the position bias: three tables alive at once.
+        let needed = heads.saturating_mul(n).saturating_mul(n).saturating_mul(4 * 3);
+        let available = crate::system::available_memory();
+        if needed > available / 2 {
+            candle_core::bail!(
+                "the input is {n} tokens: attending over it needs {} of memory, more than half \
+                 of the {} available; shorten the text or truncate it (truncation=True)",
+                crate::error::human_bytes(needed),
+                crate::error::human_bytes(available)
+            );
+        }
         match self {
             Seq2Seq::T5(m) => m.encode(ids),
             Seq2Seq::Bart(m) => m.encode(ids),
@@ -277,7 +297,7 @@ impl<'a> Session<'a> {
         cancel.check()?;
         let encoded = model
             .encode(source)
-            .map_err(|e| WickError::ModelFailed(e.to_string()))?;
+            .map_err(crate::cancel::model_failed)?;
         Ok(Self {
             cache: model.new_cache(),
             model,
@@ -294,13 +314,13 @@ impl crate::generate::Decoder for Session<'_> {
                 .decode(encoded, tokens, cache)
                 .and_then(|l| l.to_vec2::<f32>())
         })
-        .map_err(|e| WickError::ModelFailed(e.to_string()))
+        .map_err(crate::cancel::model_failed)
     }
 
     fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         self.cache
             .select_rows(rows)
-            .map_err(|e| WickError::ModelFailed(e.to_string()))
+            .map_err(crate::cancel::model_failed)
     }
 
     fn cache_bytes(&self) -> u64 {

@@ -207,6 +207,10 @@ impl T5 {
         self.decoder.len()
     }
 
+    pub fn heads(&self) -> usize {
+        self.cfg.heads
+    }
+
     fn norm(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
         candle_nn::ops::rms_norm(&x.contiguous()?, w, self.cfg.eps as f32)
     }
