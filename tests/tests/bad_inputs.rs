@@ -31,15 +31,29 @@ fn every_broken_file_ends_with_a_clean_error() {
         .arg(wick_tests::target_binary("wick"))
         .arg("--corpus")
         .arg(corpus.path())
-        .args(["--jobs", "2", "--timeout", "60", "--as-limit", "8G", "--quiet"])
+        .args([
+            "--jobs",
+            "2",
+            "--timeout",
+            "60",
+            "--as-limit",
+            "8G",
+            "--quiet",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     println!("{stdout}");
-    assert!(run.status.success(), "bad inputs that did not end cleanly:\n{stdout}\n{stderr}");
+    assert!(
+        run.status.success(),
+        "bad inputs that did not end cleanly:\n{stdout}\n{stderr}"
+    );
     // The corpus really is the suite the issue asks for, not an empty folder.
-    let summary = stdout.lines().find(|l| l.contains("cases,")).unwrap_or_default();
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains("cases,"))
+        .unwrap_or_default();
     let cases: usize = summary
         .split_whitespace()
         .next()

@@ -75,7 +75,11 @@ impl Sandbox {
     }
 }
 
-fn fetch(client: &HubClient, repo: &str, gguf: Option<&str>) -> wick_engine::Result<hub::Downloaded> {
+fn fetch(
+    client: &HubClient,
+    repo: &str,
+    gguf: Option<&str>,
+) -> wick_engine::Result<hub::Downloaded> {
     let never = AtomicBool::new(false);
     hub::fetch_model(client, repo, "main", gguf, &|_| {}, &never)
 }
@@ -113,7 +117,10 @@ fn path_commits_are_refused() {
             matches!(err, WickError::HubUnavailable { .. }),
             "{commit}: {err}"
         );
-        assert!(err.to_string().contains("does not answer like the Hub"), "{err}");
+        assert!(
+            err.to_string().contains("does not answer like the Hub"),
+            "{err}"
+        );
         assert_eq!(sandbox.outside_the_cache(), BTreeSet::new(), "{commit}");
     }
 }
@@ -152,7 +159,10 @@ fn lying_sizes_are_errors_not_overflows() {
         let sandbox = Sandbox::new();
         let server = server(Hostile::Size(size));
         let err = fetch(&sandbox.client(&server), SPLADE, None).unwrap_err();
-        assert!(err.to_string().contains("more than any model file"), "{size}: {err}");
+        assert!(
+            err.to_string().contains("more than any model file"),
+            "{size}: {err}"
+        );
         assert_eq!(sandbox.outside_the_cache(), BTreeSet::new());
     }
 }
@@ -165,7 +175,10 @@ fn a_redirect_away_is_not_followed_into_the_cache() {
     ));
     let err = fetch(&sandbox.client(&server), SPLADE, None).unwrap_err();
     // A HEAD does not follow an absolute redirect: the answer lacks the Hub's headers.
-    assert!(err.to_string().contains("does not answer like the Hub"), "{err}");
+    assert!(
+        err.to_string().contains("does not answer like the Hub"),
+        "{err}"
+    );
     assert_eq!(sandbox.outside_the_cache(), BTreeSet::new());
 }
 
@@ -175,17 +188,25 @@ fn git_files_are_checked_against_their_git_hash() {
     let server = server(Hostile::CorruptGitFiles);
     let err = fetch(&sandbox.client(&server), SPLADE, None).unwrap_err();
     match err {
-        WickError::Corrupt { file, .. } => assert!(file.ends_with(".json") || file.ends_with(".txt"), "{file}"),
+        WickError::Corrupt { file, .. } => {
+            assert!(file.ends_with(".json") || file.ends_with(".txt"), "{file}")
+        }
         other => panic!("expected a corrupt file, got {other}"),
     }
     assert_eq!(sandbox.outside_the_cache(), BTreeSet::new());
     // Whatever was linked into the snapshot before the stop is the served file, byte for byte.
     let served = server.repo(SPLADE).unwrap();
-    let snapshots = sandbox.cache().join("models--prithivida--splade-tiny/snapshots");
+    let snapshots = sandbox
+        .cache()
+        .join("models--prithivida--splade-tiny/snapshots");
     for linked in walk_files(&snapshots) {
         let name = linked.file_name().unwrap().to_string_lossy().into_owned();
         let file = served.file(&name).unwrap();
-        assert_eq!(std::fs::read(&linked).unwrap(), std::fs::read(&file.path).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(&linked).unwrap(),
+            std::fs::read(&file.path).unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -193,10 +214,7 @@ fn git_files_are_checked_against_their_git_hash() {
 fn the_cli_info_and_download_stay_in_the_cache() {
     let sandbox = Sandbox::new();
     let server = server(Hostile::Etag("\"../../../../cli-evil\"".to_string()));
-    for args in [
-        vec!["info", SPLADE],
-        vec!["download", SPLADE],
-    ] {
+    for args in [vec!["info", SPLADE], vec!["download", SPLADE]] {
         let out = Command::new(wick_tests::target_binary("wick"))
             .args(&args)
             .env("HF_ENDPOINT", server.endpoint())

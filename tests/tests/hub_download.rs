@@ -161,8 +161,16 @@ fn a_flaky_line_that_keeps_sending_is_not_given_up_on() {
     server.faults().cut_after = Some((1 << 20, 12));
     let (result, _) = fetch(&client, SPLADE);
     let downloaded = result.unwrap();
-    let served = server.repo(SPLADE).unwrap().file("model.safetensors").unwrap().clone();
-    assert!(same_bytes(&downloaded.snapshot.join("model.safetensors"), &served.path));
+    let served = server
+        .repo(SPLADE)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .clone();
+    assert!(same_bytes(
+        &downloaded.snapshot.join("model.safetensors"),
+        &served.path
+    ));
     let ranges = server
         .requests()
         .into_iter()

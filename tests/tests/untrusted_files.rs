@@ -33,7 +33,11 @@ fn wick(args: &[&str], limit: Duration) -> (i32, String) {
         .code()
         .unwrap_or_else(|| panic!("{args:?} was killed by a signal: {stderr}"));
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    assert!(started.elapsed() < limit, "{args:?} took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < limit,
+        "{args:?} took {:?}",
+        started.elapsed()
+    );
     (code, stderr)
 }
 
@@ -98,8 +102,14 @@ fn a_template_that_doubles_a_string_ends_the_helper_not_wick() {
     for template in [
         "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}\
          {% endfor %}{{ ns.s }}",
-        &format!("{{% set s = 'ab' %}}{}{{{{ s }}}}", "{% set s = s ~ s %}".repeat(64)),
-        &format!("{{% set s = 'ab' %}}{}{{{{ s }}}}", "{% set s = s + s %}".repeat(64)),
+        &format!(
+            "{{% set s = 'ab' %}}{}{{{{ s }}}}",
+            "{% set s = s ~ s %}".repeat(64)
+        ),
+        &format!(
+            "{{% set s = 'ab' %}}{}{{{{ s }}}}",
+            "{% set s = s + s %}".repeat(64)
+        ),
     ] {
         let (_tmp, dir) = with_template(template);
         fails_with(&strs(&chat(&dir)), "chat template failed");
@@ -128,7 +138,15 @@ fn a_million_beams_is_refused_with_the_limit() {
         ("--max-new-tokens", "1000000000000"),
     ] {
         fails_with(
-            &["run", "text-generation", "--model", &model, flag, value, "hi"],
+            &[
+                "run",
+                "text-generation",
+                "--model",
+                &model,
+                flag,
+                value,
+                "hi",
+            ],
             "over Wick's limit",
         );
     }
@@ -153,9 +171,21 @@ fn a_generation_config_asking_a_billion_sequences_is_refused() {
 #[test]
 fn implausible_config_sizes_are_refused_before_loading() {
     for (key, value, cause) in [
-        ("max_position_embeddings", 1u64 << 62, "more positions than any model has"),
-        ("num_hidden_layers", 1_000_000_000, "more layers than any model has"),
-        ("hidden_size", 1 << 40, "more hidden size than any model has"),
+        (
+            "max_position_embeddings",
+            1u64 << 62,
+            "more positions than any model has",
+        ),
+        (
+            "num_hidden_layers",
+            1_000_000_000,
+            "more layers than any model has",
+        ),
+        (
+            "hidden_size",
+            1 << 40,
+            "more hidden size than any model has",
+        ),
         ("num_attention_heads", 0, "num_attention_heads is 0"),
     ] {
         let (_tmp, dir) = copy_fixture("llama-causal-lm");
@@ -165,10 +195,7 @@ fn implausible_config_sizes_are_refused_before_loading() {
         config[key] = serde_json::json!(value);
         std::fs::write(&path, config.to_string()).unwrap();
         let model = dir.display().to_string();
-        fails_with(
-            &["run", "text-generation", "--model", &model, "hi"],
-            cause,
-        );
+        fails_with(&["run", "text-generation", "--model", &model, "hi"], cause);
     }
 }
 
@@ -204,7 +231,10 @@ fn a_gguf_with_alignment_zero_is_an_error() {
         &["run", "text-generation", "--model", &model, "hi"],
         "general.alignment is 0",
     );
-    fails_with(&["tokenize", "--model", &model, "hi"], "general.alignment is 0");
+    fails_with(
+        &["tokenize", "--model", &model, "hi"],
+        "general.alignment is 0",
+    );
 }
 
 #[test]
@@ -243,7 +273,8 @@ fn real_templates_render_long_chats_within_the_limits() {
             content: format!("message {i}: the quick brown fox jumps over the lazy dog"),
         })
         .collect();
-    let smollm = wick_tests::model_dir("smollm2-135m-instruct").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let smollm =
+        wick_tests::model_dir("smollm2-135m-instruct").join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let gemma = wick_tests::model_dir("gemma3-270m");
     for template in [
         ChatTemplate::from_gguf(&smollm).unwrap().unwrap(),
@@ -252,6 +283,10 @@ fn real_templates_render_long_chats_within_the_limits() {
         let text = template
             .render(&messages, true, false, &CancelToken::new())
             .unwrap();
-        assert!(text.contains("message 1999: the quick brown fox"), "{}", &text[..200]);
+        assert!(
+            text.contains("message 1999: the quick brown fox"),
+            "{}",
+            &text[..200]
+        );
     }
 }

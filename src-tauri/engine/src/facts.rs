@@ -191,7 +191,10 @@ pub fn hub_facts(
         (!dense && variants.len() > 1).then(|| variants[0].file.clone())
     });
     let to_fetch = hub::files_to_fetch(repo, &info.files, pick.as_deref())?;
-    let download_bytes = to_fetch.iter().map(|f| file_size(&info.files, f)).fold(0u64, u64::saturating_add);
+    let download_bytes = to_fetch
+        .iter()
+        .map(|f| file_size(&info.files, f))
+        .fold(0u64, u64::saturating_add);
     let gguf_name = to_fetch
         .iter()
         .find(|f| f.to_ascii_lowercase().ends_with(".gguf"));

@@ -29,7 +29,9 @@ pub fn read(mut reader: impl Read + Seek, path: &Path) -> Result<Content> {
     match alignment(&mut reader) {
         Ok(Some(0)) => return Err(invalid("general.alignment is 0".into())),
         Ok(Some(a)) if !a.is_power_of_two() => {
-            return Err(invalid(format!("general.alignment is {a}, not a power of two")))
+            return Err(invalid(format!(
+                "general.alignment is {a}, not a power of two"
+            )))
         }
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -42,9 +44,8 @@ pub fn read(mut reader: impl Read + Seek, path: &Path) -> Result<Content> {
         .map_err(|e| WickError::io(path, e))?;
     // candle appends a backtrace to its message when RUST_BACKTRACE is set: the first line is
     // the message.
-    let content = Content::read(&mut reader).map_err(|e| {
-        invalid(e.to_string().lines().next().unwrap_or_default().to_string())
-    })?;
+    let content = Content::read(&mut reader)
+        .map_err(|e| invalid(e.to_string().lines().next().unwrap_or_default().to_string()))?;
     for (name, info) in &content.tensor_infos {
         tensor_end(&content, info)
             .ok_or_else(|| invalid(format!("tensor `{name}` has an impossible size or offset")))?;
@@ -86,7 +87,9 @@ pub fn check_tensors_within(content: &Content, file_len: u64, path: &Path) -> Re
     if needed > file_len {
         return Err(WickError::InvalidGguf {
             path: path.to_path_buf(),
-            reason: format!("the file is truncated: {file_len} bytes, but its tensors need {needed}"),
+            reason: format!(
+                "the file is truncated: {file_len} bytes, but its tensors need {needed}"
+            ),
         });
     }
     Ok(())
@@ -146,7 +149,12 @@ fn alignment(reader: &mut impl Read) -> std::io::Result<Option<u64>> {
 }
 
 /// Skips one metadata value of `value_type` (GGUF's numbering).
-fn skip_value(reader: &mut impl Read, value_type: u32, wide: bool, depth: u32) -> std::io::Result<()> {
+fn skip_value(
+    reader: &mut impl Read,
+    value_type: u32,
+    wide: bool,
+    depth: u32,
+) -> std::io::Result<()> {
     match value_type {
         0 | 1 | 7 => skip(reader, 1),
         2 | 3 => skip(reader, 2),

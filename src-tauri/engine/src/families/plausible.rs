@@ -142,15 +142,14 @@ pub fn check_gguf(sizes: &[(&str, u64)]) -> Result<(), ConfigError> {
 }
 
 fn size(what: &str) -> &'static Size {
-    SIZES
-        .iter()
-        .find(|s| s.what == what)
-        .unwrap_or(&SIZES[0])
+    SIZES.iter().find(|s| s.what == what).unwrap_or(&SIZES[0])
 }
 
 fn check(key: &str, value: u64, size: &Size) -> Result<(), ConfigError> {
     if size.nonzero && value == 0 {
-        return Err(ConfigError(format!("{key} is 0: a model needs at least one")));
+        return Err(ConfigError(format!(
+            "{key} is 0: a model needs at least one"
+        )));
     }
     if value > size.max {
         return Err(ConfigError(format!(

@@ -39,7 +39,9 @@ fn ids<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Erro
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .map(|n| vec![n])
-            .ok_or_else(|| serde::de::Error::custom("a token id must be a whole number below 2^32")),
+            .ok_or_else(|| {
+                serde::de::Error::custom("a token id must be a whole number below 2^32")
+            }),
         Value::Array(items) => items
             .iter()
             .map(|v| {
@@ -293,11 +295,23 @@ impl GenerationConfig {
             ("num_beams", self.num_beams, MAX_BEAMS),
             ("num_return_sequences", self.num_return_sequences, MAX_BEAMS),
             ("top_k", self.top_k.unwrap_or(0), MAX_TOP_K),
-            ("max_new_tokens", self.max_new_tokens.unwrap_or(0), MAX_LENGTH),
+            (
+                "max_new_tokens",
+                self.max_new_tokens.unwrap_or(0),
+                MAX_LENGTH,
+            ),
             ("max_length", self.max_length, MAX_LENGTH),
             ("min_length", self.min_length, MAX_LENGTH),
-            ("min_new_tokens", self.min_new_tokens.unwrap_or(0), MAX_LENGTH),
-            ("no_repeat_ngram_size", self.no_repeat_ngram_size.unwrap_or(0), MAX_LENGTH),
+            (
+                "min_new_tokens",
+                self.min_new_tokens.unwrap_or(0),
+                MAX_LENGTH,
+            ),
+            (
+                "no_repeat_ngram_size",
+                self.no_repeat_ngram_size.unwrap_or(0),
+                MAX_LENGTH,
+            ),
         ] {
             if value > limit {
                 return bad(format!(
@@ -313,12 +327,20 @@ impl GenerationConfig {
         for (name, len) in [
             ("eos_token_id", self.eos_token_id.len()),
             ("forced_eos_token_id", self.forced_eos_token_id.len()),
-            ("suppress_tokens", self.suppress_tokens.as_ref().map_or(0, Vec::len)),
-            ("begin_suppress_tokens", self.begin_suppress_tokens.as_ref().map_or(0, Vec::len)),
+            (
+                "suppress_tokens",
+                self.suppress_tokens.as_ref().map_or(0, Vec::len),
+            ),
+            (
+                "begin_suppress_tokens",
+                self.begin_suppress_tokens.as_ref().map_or(0, Vec::len),
+            ),
             ("stop_strings", self.stop_strings.len()),
         ] {
             if len > MAX_TOKEN_LIST {
-                return bad(format!("{name} lists {len} entries, over Wick's limit of {MAX_TOKEN_LIST}"));
+                return bad(format!(
+                    "{name} lists {len} entries, over Wick's limit of {MAX_TOKEN_LIST}"
+                ));
             }
         }
         if self.num_beams == 0 {

@@ -503,7 +503,10 @@ mod tests {
             (COMMIT, "config.json", "../../../../evil"),
             ("../../../evil", "config.json", AAA),
         ] {
-            assert!(cache.link("m", commit, name, etag).is_err(), "{name} {etag}");
+            assert!(
+                cache.link("m", commit, name, etag).is_err(),
+                "{name} {etag}"
+            );
         }
         assert!(cache.write_ref("m", "../../../evil", COMMIT).is_err());
         assert!(cache.write_ref("m", "main", "../../x").is_err());

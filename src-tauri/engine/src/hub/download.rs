@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use ureq::http::StatusCode;
 
 use super::http::{header, HubClient};
-use super::names::{blob_name, check_file_name, check_repo_id, check_revision, is_commit, is_sha256};
+use super::names::{
+    blob_name, check_file_name, check_repo_id, check_revision, is_commit, is_sha256,
+};
 use super::progress::{DownloadEvent, PlannedFile, Tracker};
 use crate::error::{Result, WickError};
 

@@ -325,7 +325,8 @@ fn redirect_target(url: &str, location: &str) -> Result<String> {
 }
 
 fn is_https(url: &str) -> bool {
-    url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
 /// The host of a URL, without port or user info (`[::1]` keeps its brackets).

@@ -177,7 +177,13 @@ mod tests {
 
     #[test]
     fn file_names_and_revisions_stay_relative() {
-        for good in ["config.json", "onnx/model.onnx", "a/b/c.bin", "refs/pr/1", "v1.0"] {
+        for good in [
+            "config.json",
+            "onnx/model.onnx",
+            "a/b/c.bin",
+            "refs/pr/1",
+            "v1.0",
+        ] {
             assert!(check_file_name(good).is_ok(), "{good}");
             assert!(check_revision(good).is_ok(), "{good}");
         }

@@ -256,7 +256,9 @@ mod tests {
     #[test]
     fn chatml_renders_with_a_generation_prompt() {
         let t = ChatTemplate::new(CHATML.into(), String::new(), String::new());
-        let out = t.render(&msgs(&[("user", "Hi")]), true, false, &CancelToken::new()).unwrap();
+        let out = t
+            .render(&msgs(&[("user", "Hi")]), true, false, &CancelToken::new())
+            .unwrap();
         assert_eq!(
             out,
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -285,7 +287,13 @@ mod tests {
             String::new(),
         );
         assert_eq!(
-            t.render(&msgs(&[("user", "  hi ")]), false, false, &CancelToken::new()).unwrap(),
+            t.render(
+                &msgs(&[("user", "  hi ")]),
+                false,
+                false,
+                &CancelToken::new()
+            )
+            .unwrap(),
             "HI"
         );
         let err = t

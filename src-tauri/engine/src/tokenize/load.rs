@@ -271,7 +271,11 @@ fn check_template(
         }
     }
     for side in ["single", "pair"] {
-        let pieces = map.get(side).and_then(Value::as_array).into_iter().flatten();
+        let pieces = map
+            .get(side)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
         for piece in pieces {
             let Some(id) = piece.pointer("/SpecialToken/id") else {
                 continue;

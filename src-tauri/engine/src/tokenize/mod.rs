@@ -10,12 +10,12 @@
 
 pub mod chat;
 mod config;
-pub mod sandbox;
-pub mod template;
 mod gguf;
 mod inspect;
 mod load;
 mod pipeline;
+pub mod sandbox;
+pub mod template;
 
 use std::path::PathBuf;
 

@@ -209,7 +209,9 @@ mod tests {
             raiser.cancel();
         });
         // Would run out of fuel much later than the cancel; prints as it goes.
-        let mut long = request("{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}");
+        let mut long = request(
+            "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}",
+        );
         long.messages[0].content = "x".repeat(1 << 24);
         let err = render_here(&long, Some(&cancel)).unwrap_err();
         assert!(matches!(err, WickError::Cancelled), "{err}");
@@ -219,9 +221,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_template() {
-        for source in ["{{ raise_exception('boom') }}", "{% for %}", "{{ no_such_function() }}"] {
+        for source in [
+            "{{ raise_exception('boom') }}",
+            "{% for %}",
+            "{{ no_such_function() }}",
+        ] {
             let err = render_here(&request(source), None).unwrap_err();
-            assert!(err.to_string().contains("chat template failed"), "{source}: {err}");
+            assert!(
+                err.to_string().contains("chat template failed"),
+                "{source}: {err}"
+            );
         }
         assert_eq!(
             render_here(&request("{{ bos_token }}{{ messages[0].content }}"), None).unwrap(),

@@ -308,7 +308,10 @@ fn rope_scaling(config: &Value) -> Result<(Option<Llama3Scaling>, f64), ConfigEr
     };
     match kind {
         "default" => Ok((None, 1.0)),
-        "linear" => Ok((None, positive("factor", f64_of(scaling, "factor").unwrap_or(1.0))?)),
+        "linear" => Ok((
+            None,
+            positive("factor", f64_of(scaling, "factor").unwrap_or(1.0))?,
+        )),
         "llama3" => {
             let s: Llama3Scaling = serde_json::from_value(scaling.clone())
                 .map_err(|e| ConfigError(format!("rope_scaling: {e}")))?;

@@ -117,7 +117,10 @@ impl Seq2Seq {
         } as u64;
         let n = ids.len() as u64;
         // Scores, their softmax and (T5) the position bias: three tables alive at once.
-        let needed = heads.saturating_mul(n).saturating_mul(n).saturating_mul(4 * 3);
+        let needed = heads
+            .saturating_mul(n)
+            .saturating_mul(n)
+            .saturating_mul(4 * 3);
         let available = crate::system::available_memory();
         if needed > available / 2 {
             candle_core::bail!(
@@ -295,9 +298,7 @@ impl<'a> Session<'a> {
             ));
         }
         cancel.check()?;
-        let encoded = model
-            .encode(source)
-            .map_err(crate::cancel::model_failed)?;
+        let encoded = model.encode(source).map_err(crate::cancel::model_failed)?;
         Ok(Self {
             cache: model.new_cache(),
             model,
