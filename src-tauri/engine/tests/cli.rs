@@ -429,7 +429,9 @@ fn a_device_that_is_not_there_is_an_error_not_a_fallback() {
 }
 
 /// A model whose key/value cache alone would need far more memory than any machine has (its
-/// config claims 100,000 layers): refused before loading, with the numbers; `--load-anyway`
+/// config claims 1,024 layers of 1,024 heads of 4,096 values, each plausible on its own):
+/// refused before loading, with
+/// the numbers; `--load-anyway`
 /// gets past the check (and then fails on the weights, which do not match that config).
 #[test]
 fn a_model_that_will_not_fit_is_refused_unless_the_user_insists() {
@@ -447,7 +449,10 @@ fn a_model_that_will_not_fit_is_refused_unless_the_user_insists() {
     let mut config: Value =
         serde_json::from_str(&std::fs::read_to_string(tiny.join("config.json")).expect("config"))
             .expect("json");
-    config["num_hidden_layers"] = 100_000.into();
+    config["num_hidden_layers"] = 1024.into();
+    config["num_attention_heads"] = 1024.into();
+    config["num_key_value_heads"] = 1024.into();
+    config["head_dim"] = 4096.into();
     config["max_position_embeddings"] = 131_072.into();
     std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write config");
     let model = dir.path().to_str().expect("utf-8");
