@@ -26,6 +26,7 @@ pub fn run() {
     // before any window exists.
     wick_engine::tokenize::sandbox::serve_if_helper();
     wick_engine::tokenize::sandbox::isolate_templates();
+    wick_engine::tokenize::sandbox::start_helper_early();
     wick_engine::system::fix_thread_count();
     composite_in_software_only_with_a_gpu();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

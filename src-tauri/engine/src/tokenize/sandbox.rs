@@ -82,6 +82,29 @@ pub fn isolate_templates() {
     }
 }
 
+/// Starts the helper now, on a thread of its own, so that the first chat does not wait for it:
+/// the app's executable takes about a quarter of a second to start (it links WebKit), which
+/// would land on the first token of the first chat. The CLI starts it when a template is used.
+pub fn start_helper_early() {
+    let Some(exe) = HELPER_EXE.get() else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("chat-template-helper-start".into())
+        .spawn(move || {
+            let mut slot = HELPER.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                match Helper::start(exe) {
+                    Ok(helper) => *slot = Some(helper),
+                    Err(err) => tracing::warn!("the chat template helper did not start: {err}"),
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("the chat template helper did not start: {err}");
+    }
+}
+
 /// Renders `request` in the helper when templates are isolated, else here.
 pub fn render(request: &RenderRequest, cancel: &CancelToken) -> Result<String> {
     let Some(exe) = HELPER_EXE.get() else {
