@@ -58,7 +58,7 @@ pub fn local_facts(path: &Path, quantization: Quantization, context: u64) -> Res
             let reader = std::io::BufReader::new(
                 std::fs::File::open(file).map_err(|e| WickError::io(file, e))?,
             );
-            let content = gguf::read_header(reader, file)?;
+            let content = crate::gguf_header::read(reader, file)?;
             let described =
                 registry::describe_gguf(gguf::architecture_in(&content).unwrap_or_default());
             (described, gguf_fit_inputs(&content, &files))
@@ -202,7 +202,7 @@ pub fn hub_facts(
     let (described, stored, shape, tokenizer_bytes) = match gguf_name {
         Some(name) => {
             let head = client.fetch_prefix(repo, &commit, name, GGUF_HEADER_BYTES)?;
-            let content = gguf::read_header(std::io::Cursor::new(head), Path::new(name))?;
+            let content = crate::gguf_header::read(std::io::Cursor::new(head), Path::new(name))?;
             let described =
                 registry::describe_gguf(gguf::architecture_in(&content).unwrap_or_default());
             let (stored, shape, vocab_bytes) = gguf_facts(&content);

@@ -110,15 +110,8 @@ impl ModelShape {
         let layers = get("block_count")?;
         let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
         let max_context = get("context_length");
-        crate::families::plausible::check_gguf(&[
-            ("block_count", layers),
-            ("embedding_length", hidden),
-            ("attention.head_count", heads),
-            ("attention.head_count_kv", kv_heads),
-            ("context_length", max_context.unwrap_or(0)),
-            ("vocab_size", vocab),
-        ])
-        .ok()?;
+        crate::families::plausible::check_gguf(content).ok()?;
+        crate::families::plausible::check_vocab(vocab).ok()?;
         Some(Self {
             layers,
             hidden,

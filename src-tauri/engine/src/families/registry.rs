@@ -350,34 +350,13 @@ pub fn detect(path: &Path) -> Result<Detected> {
 fn detect_gguf(path: &Path, file: PathBuf) -> Result<Detected> {
     let reader =
         std::io::BufReader::new(std::fs::File::open(&file).map_err(|e| WickError::io(&file, e))?);
-    let header = super::causal::gguf::read_header(reader, &file)?;
+    let header = crate::gguf_header::read(reader, &file)?;
     let arch =
         super::causal::gguf::architecture_in(&header).ok_or_else(|| WickError::InvalidGguf {
             path: file.clone(),
             reason: "no general.architecture".into(),
         })?;
-    let sizes: Vec<(&str, u64)> = [
-        "block_count",
-        "embedding_length",
-        "attention.head_count",
-        "attention.head_count_kv",
-        "attention.key_length",
-        "attention.value_length",
-        "context_length",
-        "attention.sliding_window",
-        "feed_forward_length",
-    ]
-    .into_iter()
-    .filter_map(|key| {
-        let value = header.metadata.get(&format!("{arch}.{key}"))?;
-        let number = value
-            .to_u64()
-            .ok()
-            .or_else(|| value.to_u32().ok().map(u64::from))?;
-        Some((key, number))
-    })
-    .collect();
-    super::plausible::check_gguf(&sizes).map_err(|e| WickError::InvalidGguf {
+    super::plausible::check_gguf(&header).map_err(|e| WickError::InvalidGguf {
         path: file.clone(),
         reason: e.0,
     })?;

@@ -24,11 +24,6 @@ fn rope_style(family: CausalFamily) -> RopeStyle {
     }
 }
 
-/// Reads a GGUF header (metadata and tensor infos, not the tensors); see [`gguf_header`].
-pub fn read_header(reader: impl std::io::Read + std::io::Seek, path: &Path) -> Result<Content> {
-    gguf_header::read(reader, path)
-}
-
 /// `general.architecture` of a GGUF header.
 pub fn architecture_in(content: &Content) -> Option<String> {
     content
@@ -186,7 +181,7 @@ fn config_from_metadata(
             .map(Vec::len)
             .ok_or("no token embeddings")?,
     };
-    crate::families::plausible::check_gguf(&[("vocab_size", vocab_size as u64)])?;
+    crate::families::plausible::check_vocab(vocab_size as u64)?;
     let token = |k: &str| meta.get(k).and_then(|v| v.to_u32().ok());
     Ok(CausalConfig {
         family,
