@@ -70,14 +70,13 @@ impl WickTokenizer {
 
     fn from_tokenizer_json(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| WickError::io(path, e))?;
-        check_before_tokenizers(&bytes).map_err(|reason| WickError::InvalidTokenizer {
+        let invalid = |reason: String| WickError::InvalidTokenizer {
             path: path.to_path_buf(),
             reason,
-        })?;
-        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| WickError::InvalidTokenizer {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        };
+        check_precompiled(&bytes).map_err(invalid)?;
+        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+        check_post_processor(&inner).map_err(invalid)?;
         let config = TokenizerConfig::beside(path)?;
         // Keep what the file bakes in aside: AutoTokenizer ignores it unless asked.
         let baked_padding = inner.get_padding().cloned();
@@ -210,24 +209,36 @@ fn describe_truncation(t: &tokenizers::TruncationParams) -> String {
     format!("truncate to {}", t.max_length)
 }
 
-/// The parts of a tokenizer.json that the `tokenizers` crate trusts: it panics (rather than
-/// failing) on a `Precompiled` normalizer whose character map does not decode, and, while
-/// encoding, on a `TemplateProcessing` template naming a special token it does not define. Both
-/// are checked here first, reading only those two sections.
-fn check_before_tokenizers(bytes: &[u8]) -> std::result::Result<(), String> {
+/// The `tokenizers` crate panics (rather than failing) while loading a `Precompiled` normalizer
+/// whose character map does not decode, so one is checked before the crate reads the file. Only
+/// a file that names one is parsed for it: that parse walks the whole file again (tens of
+/// megabytes for some vocabularies).
+fn check_precompiled(bytes: &[u8]) -> std::result::Result<(), String> {
+    let names_one = std::str::from_utf8(bytes).is_ok_and(|text| text.contains("\"Precompiled\""));
+    if !names_one {
+        return Ok(());
+    }
     #[derive(serde::Deserialize)]
-    struct Sections {
+    struct Normalizer {
         #[serde(default)]
         normalizer: serde_json::Value,
-        #[serde(default)]
-        post_processor: serde_json::Value,
     }
     // Anything that does not parse is left for `tokenizers` to describe.
-    let Ok(sections) = serde_json::from_slice::<Sections>(bytes) else {
+    match serde_json::from_slice::<Normalizer>(bytes) {
+        Ok(file) => check_node(&file.normalizer),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The crate also indexes a `TemplateProcessing`'s special tokens by the names its template
+/// places, while encoding, without checking that it defines them: checked once it is loaded,
+/// on the post-processor it serializes back (a few lines, not the file).
+fn check_post_processor(tokenizer: &Tokenizer) -> std::result::Result<(), String> {
+    let Some(processor) = tokenizer.get_post_processor() else {
         return Ok(());
     };
-    check_node(&sections.normalizer)?;
-    check_node(&sections.post_processor)
+    let value = serde_json::to_value(processor).map_err(|e| e.to_string())?;
+    check_node(&value)
 }
 
 /// Checks `node` and everything nested in it (normalizer and processor sequences).
