@@ -1935,24 +1935,43 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n
           "{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 
-def gguf_llama():
-    fx = "llama-causal-lm"
+def gguf_from_fixture(fx, arch):
+    """A GGUF under way for fixture `fx`: its config, tokenizer.json, tensors, and the header's
+    first keys (architecture and name)."""
     with open(os.path.join(FIXTURES, fx, "config.json")) as f:
         cfg = json.load(f)
     with open(os.path.join(FIXTURES, fx, "tokenizer.json")) as f:
         tok = json.load(f)
-    ts = load_fixture_tensors(fx)
     g = Gguf()
-    g.add("general.architecture", T_STR, "llama")
-    g.add("general.name", T_STR, "tiny llama (wick bad-input corpus)")
+    g.add("general.architecture", T_STR, arch)
+    g.add("general.name", T_STR, "tiny %s (wick bad-input corpus)" % arch)
+    return cfg, tok, load_fixture_tensors(fx), g
+
+
+def add_shape(g, arch, cfg):
+    """The llama.cpp keys every causal family has, from the transformers config."""
+    g.add(arch + ".block_count", T_U32, cfg["num_hidden_layers"])
+    g.add(arch + ".context_length", T_U32, cfg["max_position_embeddings"])
+    g.add(arch + ".embedding_length", T_U32, cfg["hidden_size"])
+    g.add(arch + ".feed_forward_length", T_U32, cfg["intermediate_size"])
+    g.add(arch + ".attention.head_count", T_U32, cfg["num_attention_heads"])
+    g.add(arch + ".attention.head_count_kv", T_U32, cfg["num_key_value_heads"])
+
+
+def put_tensor(g, ts, name, hf, convert=None):
+    """Fixture tensor `hf` as F32 GGUF tensor `name` (dims reversed, as GGUF stores them)."""
+    shape, data = ts[hf]
+    if convert:
+        data = convert(data, shape)
+    g.tensors.append({"name": name, "dims": list(reversed(shape)), "type": GGML_F32,
+                      "data": data})
+
+
+def gguf_llama():
+    cfg, tok, ts, g = gguf_from_fixture("llama-causal-lm", "llama")
     g.add("general.alignment", T_U32, 32)
     g.add("general.file_type", T_U32, 0)
-    g.add("llama.block_count", T_U32, cfg["num_hidden_layers"])
-    g.add("llama.context_length", T_U32, cfg["max_position_embeddings"])
-    g.add("llama.embedding_length", T_U32, cfg["hidden_size"])
-    g.add("llama.feed_forward_length", T_U32, cfg["intermediate_size"])
-    g.add("llama.attention.head_count", T_U32, cfg["num_attention_heads"])
-    g.add("llama.attention.head_count_kv", T_U32, cfg["num_key_value_heads"])
+    add_shape(g, "llama", cfg)
     g.add("llama.rope.freq_base", T_F32, cfg["rope_theta"])
     g.add("llama.rope.dimension_count", T_U32, cfg["head_dim"])
     g.add("llama.attention.layer_norm_rms_epsilon", T_F32, cfg["rms_norm_eps"])
@@ -1967,25 +1986,22 @@ def gguf_llama():
     g.add("tokenizer.ggml.add_bos_token", T_BOOL, True)
     g.add("tokenizer.ggml.add_eos_token", T_BOOL, False)
     g.add("tokenizer.chat_template", T_STR, CHATML)
-    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
 
-    def put(name, hf, permute=None, ggml_type=GGML_F32):
-        shape, data = ts[hf]
-        if permute:
-            data = permute_qk(data, shape[0], shape[1], permute)
-        if ggml_type == GGML_Q8_0 and len(shape) == 2:
-            data = f32_to_q8_0(data)
-        else:
-            ggml_type = GGML_F32
-        g.tensors.append({"name": name, "dims": list(reversed(shape)), "type": ggml_type,
-                          "data": data})
+    def permuted(heads):
+        # llama.cpp stores Llama's query and key rows interleaved for its rotary.
+        return lambda data, shape: permute_qk(data, shape[0], shape[1], heads)
+
+    def put(name, hf, convert=None):
+        put_tensor(g, ts, name, hf, convert)
     put("token_embd.weight", "model.embed_tokens.weight")
     for layer in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % layer
         b = "blk.%d." % layer
         put(b + "attn_norm.weight", p + "input_layernorm.weight")
-        put(b + "attn_q.weight", p + "self_attn.q_proj.weight", heads)
-        put(b + "attn_k.weight", p + "self_attn.k_proj.weight", kv_heads)
+        put(b + "attn_q.weight", p + "self_attn.q_proj.weight",
+            permuted(cfg["num_attention_heads"]))
+        put(b + "attn_k.weight", p + "self_attn.k_proj.weight",
+            permuted(cfg["num_key_value_heads"]))
         put(b + "attn_v.weight", p + "self_attn.v_proj.weight")
         put(b + "attn_output.weight", p + "self_attn.o_proj.weight")
         put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight")
@@ -1998,21 +2014,8 @@ def gguf_llama():
 
 
 def gguf_qwen2():
-    fx = "qwen2-causal-lm"
-    with open(os.path.join(FIXTURES, fx, "config.json")) as f:
-        cfg = json.load(f)
-    with open(os.path.join(FIXTURES, fx, "tokenizer.json")) as f:
-        tok = json.load(f)
-    ts = load_fixture_tensors(fx)
-    g = Gguf()
-    g.add("general.architecture", T_STR, "qwen2")
-    g.add("general.name", T_STR, "tiny qwen2 (wick bad-input corpus)")
-    g.add("qwen2.block_count", T_U32, cfg["num_hidden_layers"])
-    g.add("qwen2.context_length", T_U32, cfg["max_position_embeddings"])
-    g.add("qwen2.embedding_length", T_U32, cfg["hidden_size"])
-    g.add("qwen2.feed_forward_length", T_U32, cfg["intermediate_size"])
-    g.add("qwen2.attention.head_count", T_U32, cfg["num_attention_heads"])
-    g.add("qwen2.attention.head_count_kv", T_U32, cfg["num_key_value_heads"])
+    cfg, tok, ts, g = gguf_from_fixture("qwen2-causal-lm", "qwen2")
+    add_shape(g, "qwen2", cfg)
     g.add("qwen2.rope.freq_base", T_F32, cfg["rope_theta"])
     g.add("qwen2.attention.layer_norm_rms_epsilon", T_F32, cfg["rms_norm_eps"])
     vocab = tok["model"]["vocab"]
@@ -2037,17 +2040,15 @@ def gguf_qwen2():
     g.add("tokenizer.chat_template", T_STR, CHATML)
 
     def put(name, hf):
-        shape, data = ts[hf]
-        g.tensors.append({"name": name, "dims": list(reversed(shape)), "type": GGML_F32,
-                          "data": data})
+        put_tensor(g, ts, name, hf)
     put("token_embd.weight", "model.embed_tokens.weight")
     for layer in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % layer
         b = "blk.%d." % layer
         put(b + "attn_norm.weight", p + "input_layernorm.weight")
-        for x, y in (("q", "q"), ("k", "k"), ("v", "v")):
-            put(b + "attn_%s.weight" % x, p + "self_attn.%s_proj.weight" % y)
-            put(b + "attn_%s.bias" % x, p + "self_attn.%s_proj.bias" % y)
+        for x in ("q", "k", "v"):
+            put(b + "attn_%s.weight" % x, p + "self_attn.%s_proj.weight" % x)
+            put(b + "attn_%s.bias" % x, p + "self_attn.%s_proj.bias" % x)
         put(b + "attn_output.weight", p + "self_attn.o_proj.weight")
         put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight")
         put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight")
@@ -2059,21 +2060,9 @@ def gguf_qwen2():
 
 def gguf_gemma3():
     fx = "gemma3-causal-lm"
-    with open(os.path.join(FIXTURES, fx, "config.json")) as f:
-        cfg = json.load(f)
-    with open(os.path.join(FIXTURES, fx, "tokenizer.json")) as f:
-        tok = json.load(f)
-    ts = load_fixture_tensors(fx)
-    g = Gguf()
     a = "gemma3"
-    g.add("general.architecture", T_STR, a)
-    g.add("general.name", T_STR, "tiny gemma3 (wick bad-input corpus)")
-    g.add(a + ".block_count", T_U32, cfg["num_hidden_layers"])
-    g.add(a + ".context_length", T_U32, cfg["max_position_embeddings"])
-    g.add(a + ".embedding_length", T_U32, cfg["hidden_size"])
-    g.add(a + ".feed_forward_length", T_U32, cfg["intermediate_size"])
-    g.add(a + ".attention.head_count", T_U32, cfg["num_attention_heads"])
-    g.add(a + ".attention.head_count_kv", T_U32, cfg["num_key_value_heads"])
+    cfg, tok, ts, g = gguf_from_fixture(fx, a)
+    add_shape(g, a, cfg)
     g.add(a + ".attention.key_length", T_U32, cfg["head_dim"])
     g.add(a + ".attention.value_length", T_U32, cfg["head_dim"])
     g.add(a + ".attention.sliding_window", T_U32, cfg["sliding_window"])
@@ -2094,11 +2083,8 @@ def gguf_gemma3():
         g.add("tokenizer.chat_template", T_STR, f.read())
 
     def put(name, hf, plus_one=False):
-        shape, data = ts[hf]
-        if plus_one:
-            data = add_one(data)
-        g.tensors.append({"name": name, "dims": list(reversed(shape)), "type": GGML_F32,
-                          "data": data})
+        # Gemma's norms scale by 1 + w; llama.cpp stores 1 + w.
+        put_tensor(g, ts, name, hf, (lambda data, shape: add_one(data)) if plus_one else None)
     put("token_embd.weight", "model.embed_tokens.weight")
     for layer in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % layer
