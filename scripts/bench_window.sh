@@ -3,6 +3,8 @@
 # the CLI as users get them (release), then drives the real window under Xvfb beside `wick` doing
 # the same work. Prints a table; tests/e2e-output/bench.json has the figures.
 #   scripts/bench_window.sh            # RAYON_NUM_THREADS sets the threads of both sides
+# For A/B runs: WICK_BENCH_ROUNDS=N (default 5), WICK_BENCH_NO_EMBEDDINGS=1 (generation only),
+# WICK_BENCH_CSS='...' (a style sheet added to the window before the runs, no rebuild).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,7 +13,9 @@ use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime, TokenEvents};
 use wick_engine::tasks::compare::{compare, Comparison};
 use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
-use wick_engine::tokenize::TokenizerInfo;
+use wick_engine::cancel::CancelToken;
+use wick_engine::tokenize::chat::Message;
+use wick_engine::tokenize::{ChatInspection, TokenizerInfo};
 use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions, WickError};
 
 use crate::AppState;
@@ -77,6 +79,49 @@ pub async fn tokenize(
         Ok(TokenizeResponse {
             tokenizer: tokenizer.info().clone(),
             inspection,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    })
+    .await
+}
+
+/// The inspector's Chat mode: a conversation through the model's own chat template, as tokens.
+#[derive(Debug, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct ChatTokenizeResponse {
+    pub tokenizer: TokenizerInfo,
+    pub chat: ChatInspection,
+    /// Milliseconds spent rendering and tokenizing (not loading).
+    pub elapsed_ms: f64,
+}
+
+#[tauri::command]
+pub async fn tokenize_chat(
+    state: State<'_, AppState>,
+    model: String,
+    messages: Vec<Message>,
+    add_generation_prompt: bool,
+) -> CommandResult<ChatTokenizeResponse> {
+    let runtime = state.runtime.clone();
+    blocking(move || {
+        let template = runtime.chat_template(&model)?;
+        let template = template.as_ref().as_ref().ok_or_else(|| {
+            WickError::InvalidInput(
+                "this model has no chat template: it is not a chat model".into(),
+            )
+        })?;
+        let tokenizer = runtime.tokenizer(&model)?;
+        let started = std::time::Instant::now();
+        let chat = tokenizer.inspect_chat(
+            template,
+            &messages,
+            add_generation_prompt,
+            &CancelToken::new(),
+        )?;
+        Ok(ChatTokenizeResponse {
+            tokenizer: tokenizer.info().clone(),
+            chat,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })

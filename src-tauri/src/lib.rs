@@ -49,6 +49,7 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::tokenize,
+            commands::tokenize_chat,
             commands::run_pipeline,
             commands::generate,
             commands::cancel_run,

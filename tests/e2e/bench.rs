@@ -54,17 +54,31 @@ fn run_quietly(s: &Session) -> Result<()> {
 /// during it (stderr).
 fn measured_run(s: &Session) -> Result<()> {
     settle();
-    let (app, web, wall) = (
+    let (app, web, x, threads, wall) = (
         cpu_seconds("wick-app"),
         cpu_seconds("WebKitWebProces"),
+        cpu_seconds("Xvfb"),
+        thread_cpu_seconds("wick-app"),
         Instant::now(),
     );
     run_quietly(s)?;
+    let mut by_thread: Vec<(String, f64)> = thread_cpu_seconds("wick-app")
+        .into_iter()
+        .map(|(name, t)| (name.clone(), t - threads.get(&name).copied().unwrap_or(0.0)))
+        .filter(|(_, t)| *t > 0.0)
+        .collect();
+    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
     eprintln!(
-        "  window run: {:.2} s, app {:.2} CPU s, web view {:.2} CPU s",
+        "  window run: {:.2} s, app {:.2} CPU s ({}), web view {:.2} CPU s, X server {:.2} CPU s",
         wall.elapsed().as_secs_f64(),
         cpu_seconds("wick-app") - app,
-        cpu_seconds("WebKitWebProces") - web
+        by_thread
+            .iter()
+            .map(|(n, t)| format!("{n} {t:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cpu_seconds("WebKitWebProces") - web,
+        cpu_seconds("Xvfb") - x,
     );
     Ok(())
 }
@@ -92,6 +106,37 @@ fn cpu_seconds(comm: &str) -> f64 {
         })
         .sum();
     ticks as f64 / 100.0
+}
+
+/// CPU seconds so far of each thread name in the processes named `comm` (Linux), summed over
+/// threads of one name: which of the app's threads competed with the engine's workers.
+fn thread_cpu_seconds(comm: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for process in dir.filter_map(|e| e.ok()) {
+        let is_it = std::fs::read_to_string(process.path().join("stat"))
+            .is_ok_and(|stat| stat.contains(&format!("({comm}")));
+        let tasks = match std::fs::read_dir(process.path().join("task")) {
+            Ok(tasks) if is_it => tasks,
+            _ => continue,
+        };
+        for task in tasks.filter_map(|e| e.ok()) {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let name = head.split_once('(').map_or("?", |(_, n)| n).to_string();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
+                + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+            *out.entry(name).or_insert(0.0) += ticks as f64 / 100.0;
+        }
+    }
+    out
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -170,6 +215,7 @@ fn generation(s: &Session, name: &str) -> Result<Value> {
         &json!(NEW_TOKENS.to_string()),
     )?;
     set(s, "#task-input", &json!(PROMPT))?;
+    inject_css(s)?;
     window_generation(s)?; // loads the model
     let (mut first, mut engine, mut arrived, mut cli_first, mut cli_decode) =
         (vec![], vec![], vec![], vec![], vec![]);
@@ -274,6 +320,20 @@ fn embeddings(s: &Session) -> Result<Value> {
     }))
 }
 
+/// For A/B runs of a style change without a rebuild: `WICK_BENCH_CSS` is added to the page as a
+/// style sheet before the runs.
+fn inject_css(s: &Session) -> Result<()> {
+    let Ok(css) = std::env::var("WICK_BENCH_CSS") else {
+        return Ok(());
+    };
+    s.script(
+        "const st = document.createElement('style'); st.textContent = arguments[0]; \
+         document.head.appendChild(st); return true;",
+        json!([css]),
+    )?;
+    Ok(())
+}
+
 /// Runs the benchmark in the open window; prints the table and writes it as JSON to `out`.
 pub fn run_all(s: &Session, out: &Path) -> Result<()> {
     let cpu = wick_engine::system::SystemInfo::read().cpu;
@@ -282,7 +342,7 @@ pub fn run_all(s: &Session, out: &Path) -> Result<()> {
         "cpu": cpu,
         "threads": threads,
         "generation": [generation(s, "smollm2-135m-instruct")?, generation(s, "gemma3-270m")?],
-        "embeddings": embeddings(s)?,
+        "embeddings": if std::env::var_os("WICK_BENCH_NO_EMBEDDINGS").is_some() { json!({}) } else { embeddings(s)? },
     });
     std::fs::write(
         out.join("bench.json"),

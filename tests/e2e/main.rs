@@ -52,6 +52,10 @@ fn main() -> ExitCode {
             "inspector options: no special tokens, padding",
             inspector_options,
         ),
+        (
+            "inspector Chat mode: the template's prompt as tokens, by message",
+            inspector_chat,
+        ),
         ("a missing model shows a clear error", missing_model_error),
         ("NER tab highlights entities (Rampart)", encoder_tabs::ner),
         (
@@ -422,6 +426,76 @@ fn inspector_gguf(s: &Session, out: &Path) -> Result<()> {
         format!("facts were {facts}")
     })?;
     s.screenshot(&out.join("inspector-gguf.png"))
+}
+
+/// Chat mode: a three-message conversation through SmolLM2's own template (from its GGUF); the
+/// chips are the engine's ids for the same messages, and the tokens of each message are tinted
+/// by its role, apart from the template's text.
+fn inspector_chat(s: &Session, out: &Path) -> Result<()> {
+    use wick_engine::tokenize::chat::{ChatTemplate, Message};
+    let model = model_dir("smollm2-135m-instruct");
+    choose_model(s, &model)?;
+    s.scroll_and_click(&s.find("#inspect-chat", UI_TIMEOUT)?)?;
+    let said = [
+        ("user", "What is the capital of France?"),
+        ("assistant", "Paris."),
+        ("user", "And of Italy?"),
+    ];
+    for (i, (_, content)) in said.iter().enumerate() {
+        if i > 0 {
+            s.scroll_and_click(&s.find("[data-testid=chat-add]", UI_TIMEOUT)?)?;
+        }
+        let area = s.find(
+            &format!("[data-testid=chat-message]:nth-child({}) textarea", i + 1),
+            UI_TIMEOUT,
+        )?;
+        s.clear(&area)?;
+        s.type_text(&area, content)?;
+    }
+    let messages: Vec<Message> = said
+        .iter()
+        .map(|(role, content)| Message {
+            role: role.to_string(),
+            content: content.to_string(),
+        })
+        .collect();
+    let template = ChatTemplate::for_model(&model)
+        .map_err(|e| e.to_string())?
+        .ok_or("SmolLM2 has no chat template")?;
+    let want = WickTokenizer::from_path(&model)
+        .and_then(|t| {
+            t.inspect_chat(
+                &template,
+                &messages,
+                true,
+                &wick_engine::cancel::CancelToken::new(),
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    s.wait_for(
+        "the chat's chips to be the engine's ids",
+        "return Array.from(document.querySelectorAll('[data-testid=chat-chips] .chip'))\
+           .map(c => Number(c.dataset.id));",
+        UI_TIMEOUT,
+        |v| *v == json!(want.ids),
+    )?;
+    let by_message = s.script(
+        "const text = (m) => Array.from(document.querySelectorAll(`[data-testid=chat-chips] \
+           .chip[data-message='${m}']`)).map(c => c.querySelector('.chip-text').textContent).join(''); \
+         return [text(0), text(2), document.querySelectorAll('[data-testid=chat-chips] .chip.template').length, \
+           document.querySelectorAll('[data-testid=chat-chips] .chip.gen').length];",
+        json!([]),
+    )?;
+    ensure(
+        by_message[0] == json!("What·is·the·capital·of·France?")
+            && by_message[1] == json!("And·of·Italy?")
+            && by_message[2].as_u64().is_some_and(|n| n > 0)
+            && by_message[3].as_u64().is_some_and(|n| n > 0),
+        || format!("message chips were {by_message}"),
+    )?;
+    s.screenshot(&out.join("inspector-chat.png"))?;
+    // Back to text for the cases after this one.
+    s.scroll_and_click(&s.find("#inspect-text", UI_TIMEOUT)?)
 }
 
 fn inspector_options(s: &Session, out: &Path) -> Result<()> {

@@ -20,10 +20,14 @@ import type { RunTarget } from "./bindings/RunTarget";
 import type { Task } from "./bindings/Task";
 import type { TokenizeOptions } from "./bindings/TokenizeOptions";
 import type { TokenizeResponse } from "./bindings/TokenizeResponse";
+import type { ChatTokenizeResponse } from "./bindings/ChatTokenizeResponse";
+import type { Message } from "./bindings/Message";
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
   tokenize(model: string, text: string, options: TokenizeOptions): Promise<TokenizeResponse>;
+  /** A conversation through the model's own chat template, as tokens. */
+  tokenizeChat(model: string, messages: Message[], addGenerationPrompt: boolean): Promise<ChatTokenizeResponse>;
   /** Runs `pipeline(task, model)(inputs, **kwargs)` in the engine, as `target` says (the run's
    * id, model, device and weights). `onEvent` follows it: queued behind another run, loading. */
   runPipeline(
@@ -125,6 +129,8 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
   tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
+  tokenizeChat: (model, messages, addGenerationPrompt) =>
+    call<ChatTokenizeResponse>("tokenize_chat", { model, messages, addGenerationPrompt }),
   runPipeline: (target, task, inputs, kwargs, batchSize, onEvent) =>
     call<PipelineResponse>("run_pipeline", {
       target,

@@ -32,6 +32,7 @@ use crate::source::ModelSource;
 use crate::tasks::pipeline::Pipeline;
 use crate::tasks::run_generation::GeneratedToken;
 use crate::tasks::{RunControl, Task};
+use crate::tokenize::chat::ChatTemplate;
 use crate::tokenize::WickTokenizer;
 use lru::{get_or_load, Lru};
 use memory::{Charge, Ledger, Meter};
@@ -85,8 +86,11 @@ pub struct StreamedToken {
 /// How long generated tokens are gathered before they are sent as one event. One event a token
 /// is 50-100 messages a second, each parsed and drawn by the window's web view: on a two-core
 /// machine that took most of a core from the engine (SmolLM2 decoded at 60 tok/s in the window
-/// against 108 on the command line); at most about 16 events a second still read as a stream.
-const TOKEN_EVENTS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// against 108 on the command line). What is left costs per event, not per token (WebKit's
+/// painting of the update, 10-20 ms of a core each without GPU compositing): 100 ms between
+/// events kept the window at 0.78-0.89 of the command line's decode, 250 ms at 0.89-0.95
+/// (BENCHMARKS.md). Four updates a second still read as a stream; the first token goes at once.
+const TOKEN_EVENTS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Sends a run's generated tokens as [`RunEvent::Tokens`], the first at once and the rest
 /// gathered over [`TOKEN_EVENTS_EVERY`]. Whatever is left is sent when it is dropped.
@@ -179,6 +183,9 @@ pub struct Runtime {
 
 struct Inner {
     tokenizers: Mutex<Lru<String, WickTokenizer>>,
+    /// Chat templates of the same models (a GGUF's is read from its metadata, as slow as its
+    /// tokenizer); `None` for a model without one.
+    chat_templates: Mutex<Lru<String, Option<ChatTemplate>>>,
     pipelines: Mutex<Lru<ModelKey, LoadedPipeline>>,
     ledger: Arc<Ledger>,
     budget: u64,
@@ -210,6 +217,7 @@ impl Runtime {
         Self {
             inner: Arc::new(Inner {
                 tokenizers: Mutex::new(Lru::new(TOKENIZER_CACHE_SIZE)),
+                chat_templates: Mutex::new(Lru::new(TOKENIZER_CACHE_SIZE)),
                 pipelines: Mutex::new(Lru::new(PIPELINE_CACHE_SIZE)),
                 ledger: Arc::default(),
                 budget,
@@ -243,6 +251,14 @@ impl Runtime {
         let model = model.trim().to_string();
         get_or_load(&self.inner.tokenizers, &model, || {
             WickTokenizer::from_model(&model)
+        })
+    }
+
+    /// The chat template of `model` as generation would use it, `None` when it has none.
+    pub fn chat_template(&self, model: &str) -> Result<Arc<Option<ChatTemplate>>> {
+        let model = model.trim().to_string();
+        get_or_load(&self.inner.chat_templates, &model, || {
+            ChatTemplate::for_model(&ModelSource::parse(&model)?.resolve()?)
         })
     }
 

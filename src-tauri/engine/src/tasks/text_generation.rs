@@ -93,15 +93,7 @@ impl TextGenerator {
         let (chat, model_settings, config_json) = match &loaded.format {
             Format::Gguf { file, .. } => {
                 // A folder may carry a tokenizer_config.json with the template beside the GGUF.
-                let dir = if path.is_dir() {
-                    path
-                } else {
-                    file.parent().unwrap_or(path)
-                };
-                let chat = match ChatTemplate::from_folder(dir)? {
-                    Some(t) => Some(t),
-                    None => ChatTemplate::from_gguf(file)?,
-                };
+                let chat = ChatTemplate::for_model(file)?;
                 (chat, gguf_settings(&loaded), &Value::Null)
             }
             Format::Transformers { .. } => (

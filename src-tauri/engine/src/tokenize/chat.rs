@@ -87,6 +87,30 @@ impl ChatTemplate {
         }))
     }
 
+    /// The template of a model path as generation uses it: a folder's (or the folder of a
+    /// tokenizer.json or GGUF file) `chat_template.jinja` / `tokenizer_config.json` first, since
+    /// a tokenizer_config.json beside a GGUF overrides what the GGUF says; else the GGUF's
+    /// metadata (the file named, or the folder's first GGUF).
+    pub fn for_model(path: &Path) -> Result<Option<Self>> {
+        let dir = if path.is_dir() {
+            path
+        } else {
+            path.parent().unwrap_or(path)
+        };
+        if let Some(template) = Self::from_folder(dir)? {
+            return Ok(Some(template));
+        }
+        let gguf = if path.is_dir() {
+            super::load::first_gguf_in(path)?
+        } else {
+            super::load::is_gguf_name(path).then(|| path.to_path_buf())
+        };
+        match gguf {
+            Some(file) => Self::from_gguf(&file),
+            None => Ok(None),
+        }
+    }
+
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's
     /// reply begins. With `continue_final_message` the last message is left open instead.
     ///

@@ -32,22 +32,25 @@ pub fn find_tokenizer_file(path: &Path) -> Result<TokenizerFile> {
     if json.is_file() {
         return Ok(TokenizerFile::Json(json));
     }
-    let entries = std::fs::read_dir(path).map_err(|e| WickError::io(path, e))?;
-    let mut ggufs: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_gguf_name(p))
-        .collect();
-    ggufs.sort();
-    ggufs
-        .into_iter()
-        .next()
+    first_gguf_in(path)?
         .map(TokenizerFile::Gguf)
         .ok_or_else(|| WickError::NoTokenizer {
             path: path.to_path_buf(),
         })
 }
 
-fn is_gguf_name(path: &Path) -> bool {
+/// The first `.gguf` file of a folder in name order, if it has one.
+pub fn first_gguf_in(dir: &Path) -> Result<Option<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| WickError::io(dir, e))?;
+    let mut ggufs: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_gguf_name(p))
+        .collect();
+    ggufs.sort();
+    Ok(ggufs.into_iter().next())
+}
+
+pub(crate) fn is_gguf_name(path: &Path) -> bool {
     path.extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gguf"))
 }

@@ -9,6 +9,7 @@
 //! truncation baked into a `tokenizer.json` is *not* applied unless asked for.
 
 pub mod chat;
+mod chat_view;
 mod config;
 mod gguf;
 mod inspect;
@@ -22,7 +23,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-pub use inspect::{Inspection, ModelInput, TokenView};
+pub use chat_view::{ChatInspection, ChatToken, MessageSpan, Span, MAX_MESSAGES};
+pub use inspect::{Inspection, ModelInput, TokenView, MAX_INSPECT_BYTES};
 pub use load::{find_tokenizer_file, TokenizerFile};
 pub use pipeline::{Encoded, Truncate};
 

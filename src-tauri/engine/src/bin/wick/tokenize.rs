@@ -1,11 +1,14 @@
 //! `wick tokenize`: the tokenizer inspector in a terminal.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use serde::Serialize;
-use wick_engine::tokenize::{PaddingChoice, TokenizerInfo, TruncationChoice};
-use wick_engine::{Inspection, Result, TokenizeOptions, WickError, WickTokenizer};
+use wick_engine::cancel::CancelToken;
+use wick_engine::tokenize::chat::{ChatTemplate, Message};
+use wick_engine::tokenize::{ChatInspection, PaddingChoice, TokenizerInfo, TruncationChoice};
+use wick_engine::{Inspection, ModelSource, Result, TokenizeOptions, WickError, WickTokenizer};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,6 +40,18 @@ pub struct Args {
     #[arg(long)]
     max_length: Option<u32>,
 
+    /// Tokenize a conversation through the model's chat template instead of text: a JSON
+    /// file holding a list of {"role", "content"} messages ("-" reads standard input), as
+    /// transformers' apply_chat_template(messages, tokenize=True). Each token is traced to the
+    /// message it came from.
+    #[arg(long, value_name = "MESSAGES.json",
+          conflicts_with_all = ["text", "no_special_tokens", "padding", "truncation", "max_length"])]
+    chat: Option<PathBuf>,
+
+    /// With --chat: end the prompt where the assistant's reply begins.
+    #[arg(long, requires = "chat")]
+    add_generation_prompt: bool,
+
     /// The texts to tokenize; standard input when none is given.
     text: Vec<String>,
 }
@@ -58,6 +73,9 @@ struct JsonOutput<'a> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if let Some(file) = &args.chat {
+        return run_chat(args, file);
+    }
     let options = options(args)?;
     let texts = texts(args)?;
     let tokenizer = WickTokenizer::from_model(&args.model)?;
@@ -87,11 +105,134 @@ pub fn run(args: &Args) -> Result<()> {
     } else {
         print_tables(&mut out, tokenizer.info(), &texts, &inspections)
     };
-    // A closed pipe (`wick tokenize ... | head`) is not an error worth a message.
+    finish(written)
+}
+
+/// A closed pipe (`wick tokenize ... | head`) is not an error worth a message.
+fn finish(written: std::io::Result<()>) -> Result<()> {
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(WickError::io("stdout", e)),
         _ => Ok(()),
     }
+}
+
+#[derive(Serialize)]
+struct ChatJson<'a> {
+    tokenizer: &'a TokenizerInfo,
+    #[serde(flatten)]
+    chat: &'a ChatInspection,
+}
+
+/// `--chat`: the conversation through the model's own template.
+fn run_chat(args: &Args, file: &Path) -> Result<()> {
+    let messages = read_messages(file)?;
+    let path = ModelSource::parse(&args.model)?.resolve()?;
+    let template = ChatTemplate::for_model(&path)?.ok_or_else(|| {
+        WickError::InvalidInput(format!(
+            "{} has no chat template (no chat_template.jinja, no chat_template in \
+             tokenizer_config.json, no tokenizer.chat_template in its GGUF): it is not a chat \
+             model",
+            path.display()
+        ))
+    })?;
+    let tokenizer = WickTokenizer::from_path(&path)?;
+    let chat = tokenizer.inspect_chat(
+        &template,
+        &messages,
+        args.add_generation_prompt,
+        &CancelToken::new(),
+    )?;
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let value = serde_json::to_string(&ChatJson {
+            tokenizer: tokenizer.info(),
+            chat: &chat,
+        })
+        .map_err(|e| WickError::InvalidInput(e.to_string()))?;
+        writeln!(out, "{value}")
+    } else {
+        print_chat(&mut out, tokenizer.info(), &chat)
+    };
+    finish(written)
+}
+
+/// The largest messages file read: the inspector's own text limit.
+const MAX_MESSAGES_FILE: u64 = wick_engine::tokenize::MAX_INSPECT_BYTES as u64;
+
+fn read_messages(file: &Path) -> Result<Vec<Message>> {
+    let mut text = String::new();
+    let read = if file == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_MESSAGES_FILE + 1)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_MESSAGES_FILE + 1).read_to_string(&mut text))
+    };
+    read.map_err(|e| WickError::io(file, e))?;
+    if text.len() as u64 > MAX_MESSAGES_FILE {
+        return Err(WickError::InvalidInput(format!(
+            "{}: larger than {} MiB",
+            file.display(),
+            MAX_MESSAGES_FILE >> 20
+        )));
+    }
+    serde_json::from_str(&text).map_err(|e| {
+        WickError::InvalidInput(format!(
+            "{}: not a list of {{\"role\", \"content\"}} messages: {e}",
+            file.display()
+        ))
+    })
+}
+
+fn print_chat(
+    out: &mut impl Write,
+    info: &TokenizerInfo,
+    chat: &ChatInspection,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "tokenizer: {} ({}, {:?}, vocab {})",
+        info.path.display(),
+        info.model_type,
+        info.origin,
+        info.vocab_size
+    )?;
+    writeln!(out, "prompt: {:?}", chat.text)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>5}  {:>7}  {:<24}  {:>11}  from",
+        "#", "id", "token", "chars"
+    )?;
+    for (i, t) in chat.tokens.iter().enumerate() {
+        let from = match t.message {
+            Some(m) => {
+                let role = chat.messages.get(m as usize).map_or("?", |m| m.role.as_str());
+                format!("message {m} ({role})")
+            }
+            None if t.generation_prompt => "generation prompt".to_string(),
+            None => "template".to_string(),
+        };
+        writeln!(
+            out,
+            "{i:>5}  {:>7}  {:<24}  {:>11}  {from}",
+            t.token.id,
+            format!("{:?}", t.token.token),
+            format!("{}..{}", t.token.start, t.token.end),
+        )?;
+    }
+    writeln!(out, "ids: {:?}", chat.ids)?;
+    let from_messages = chat.tokens.iter().filter(|t| t.message.is_some()).count();
+    writeln!(
+        out,
+        "{} tokens for {} characters: {} from the {} messages, {} from the template",
+        chat.tokens.len(),
+        chat.char_count,
+        from_messages,
+        chat.messages.len(),
+        chat.tokens.len() - from_messages
+    )
 }
 
 fn options(args: &Args) -> Result<TokenizeOptions> {
