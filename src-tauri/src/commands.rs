@@ -7,15 +7,15 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 use ts_rs::TS;
+use wick_engine::cancel::CancelToken;
 use wick_engine::device::{DeviceChoice, DeviceInfo};
 use wick_engine::quant::Quantization;
 use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime, TokenEvents};
 use wick_engine::tasks::compare::{compare, Comparison};
 use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
-use wick_engine::cancel::CancelToken;
 use wick_engine::tokenize::chat::Message;
-use wick_engine::tokenize::{ChatInspection, TokenizerInfo};
+use wick_engine::tokenize::{ChatInspection, TokenizerComparison, TokenizerInfo};
 use wick_engine::{ErrorCode, ErrorPayload, Inspection, TokenizeOptions, WickError};
 
 use crate::AppState;
@@ -81,6 +81,24 @@ pub async fn tokenize(
             inspection,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
+    })
+    .await
+}
+
+/// The inspector's "Compare with": the same text through two models' tokenizers.
+#[tauri::command]
+pub async fn tokenize_compare(
+    state: State<'_, AppState>,
+    model: String,
+    other: String,
+    text: String,
+    options: TokenizeOptions,
+) -> CommandResult<TokenizerComparison> {
+    let runtime = state.runtime.clone();
+    blocking(move || {
+        let a = runtime.tokenizer(&model)?;
+        let b = runtime.tokenizer(&other)?;
+        Ok(a.compare_with(&b, &text, &options)?)
     })
     .await
 }

@@ -50,6 +50,7 @@ pub fn run() {
             commands::app_info,
             commands::tokenize,
             commands::tokenize_chat,
+            commands::tokenize_compare,
             commands::run_pipeline,
             commands::generate,
             commands::cancel_run,

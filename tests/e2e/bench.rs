@@ -131,8 +131,14 @@ fn thread_cpu_seconds(comm: &str) -> std::collections::BTreeMap<String, f64> {
             };
             let name = head.split_once('(').map_or("?", |(_, n)| n).to_string();
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
-                + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+            let ticks = fields
+                .get(11)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+                + fields
+                    .get(12)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0);
             *out.entry(name).or_insert(0.0) += ticks as f64 / 100.0;
         }
     }

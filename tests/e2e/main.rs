@@ -53,6 +53,10 @@ fn main() -> ExitCode {
             inspector_options,
         ),
         (
+            "inspector compares two tokenizers side by side",
+            inspector_compare,
+        ),
+        (
             "inspector Chat mode: the template's prompt as tokens, by message",
             inspector_chat,
         ),
@@ -121,6 +125,14 @@ fn main() -> ExitCode {
             models::system_panel,
         ),
     ];
+    // `WICK_E2E_ONLY=inspector` runs the cases whose name holds that text (while working on them;
+    // CI runs all).
+    let only = std::env::var("WICK_E2E_ONLY").ok();
+    let cases: Vec<(&str, Case)> = cases
+        .iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|o| name.contains(o)))
+        .copied()
+        .collect();
     let cases = &cases[..];
     let out_dir = repo_root().join("tests").join("e2e-output");
     let app = app_binary();
@@ -143,6 +155,7 @@ fn main() -> ExitCode {
     // The dark theme needs a fresh app whose GTK theme is dark.
     let name = "the window follows a dark system theme";
     match dark_theme(&app, &out_dir) {
+        _ if only.is_some() => {}
         Ok(()) => {
             passed += 1;
             println!("e2e {name} ... ok");
@@ -428,6 +441,64 @@ fn inspector_gguf(s: &Session, out: &Path) -> Result<()> {
     s.screenshot(&out.join("inspector-gguf.png"))
 }
 
+const COMPARE_TEXT: &str = "Tokenizers disagree: naïve café, 東京, and 🙂.";
+
+/// "Compare with": MiniLM (WordPiece) beside Gemma 3 (SentencePiece BPE) on one text; each row
+/// is that tokenizer's own ids, and the tokens whose boundaries part are outlined.
+fn inspector_compare(s: &Session, out: &Path) -> Result<()> {
+    let (a, b) = (model_dir("all-minilm-l6-v2"), model_dir("gemma3-270m"));
+    choose_model(s, &a)?;
+    s.paste("#inspector-text", COMPARE_TEXT)?; // typing drops the emoji
+    encoder_tabs::set(s, "#opt-compare", &json!(b.display().to_string()))?;
+    let options = TokenizeOptions::default();
+    let want = WickTokenizer::from_path(&a)
+        .and_then(|ta| ta.compare_with(&WickTokenizer::from_path(&b)?, COMPARE_TEXT, &options))
+        .map_err(|e| e.to_string())?;
+    let row = |name: &str| {
+        format!(
+            "return Array.from(document.querySelectorAll('[data-testid=chips-{name}] .chip'))\
+               .map(c => Number(c.dataset.id));"
+        )
+    };
+    s.wait_for("row A to be MiniLM's ids", &row("A"), UI_TIMEOUT, |v| {
+        *v == json!(want.a.inspection.ids)
+    })?;
+    s.wait_for("row B to be Gemma 3's ids", &row("B"), UI_TIMEOUT, |v| {
+        *v == json!(want.b.inspection.ids)
+    })?;
+    let outlined = s.script(
+        "return document.querySelectorAll('[data-testid=chips-A] .chip.differs').length + \
+           document.querySelectorAll('[data-testid=chips-B] .chip.differs').length;",
+        json!([]),
+    )?;
+    let want_outlined = want
+        .a
+        .differs
+        .iter()
+        .chain(&want.b.differs)
+        .filter(|d| **d)
+        .count();
+    ensure(
+        outlined == json!(want_outlined) && want_outlined > 0,
+        || format!("{outlined} chips outlined, the engine says {want_outlined}"),
+    )?;
+    let summary = s.script(
+        "return document.querySelector('[data-testid=compare-summary]').textContent;",
+        json!([]),
+    )?;
+    let differ = want.differing_boundaries.len().to_string();
+    ensure(
+        summary.as_str().is_some_and(|t| t.contains(&differ)),
+        || format!("summary was {summary}, {differ} boundaries differ"),
+    )?;
+    s.script(
+        "document.querySelector('[data-testid=compare-side-A]').scrollIntoView({block: 'start'}); return true;",
+        json!([]),
+    )?;
+    s.screenshot(&out.join("inspector-compare.png"))?;
+    encoder_tabs::set(s, "#opt-compare", &json!(""))
+}
+
 /// Chat mode: a three-message conversation through SmolLM2's own template (from its GGUF); the
 /// chips are the engine's ids for the same messages, and the tokens of each message are tinted
 /// by its role, apart from the template's text.
@@ -492,6 +563,10 @@ fn inspector_chat(s: &Session, out: &Path) -> Result<()> {
             && by_message[2].as_u64().is_some_and(|n| n > 0)
             && by_message[3].as_u64().is_some_and(|n| n > 0),
         || format!("message chips were {by_message}"),
+    )?;
+    s.script(
+        "document.querySelector('[data-testid=chat-mode]').scrollIntoView({block: 'start'}); return true;",
+        json!([]),
     )?;
     s.screenshot(&out.join("inspector-chat.png"))?;
     // Back to text for the cases after this one.

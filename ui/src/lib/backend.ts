@@ -22,10 +22,13 @@ import type { TokenizeOptions } from "./bindings/TokenizeOptions";
 import type { TokenizeResponse } from "./bindings/TokenizeResponse";
 import type { ChatTokenizeResponse } from "./bindings/ChatTokenizeResponse";
 import type { Message } from "./bindings/Message";
+import type { TokenizerComparison } from "./bindings/TokenizerComparison";
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
   tokenize(model: string, text: string, options: TokenizeOptions): Promise<TokenizeResponse>;
+  /** The same text through two models' tokenizers, side by side. */
+  tokenizeCompare(model: string, other: string, text: string, options: TokenizeOptions): Promise<TokenizerComparison>;
   /** A conversation through the model's own chat template, as tokens. */
   tokenizeChat(model: string, messages: Message[], addGenerationPrompt: boolean): Promise<ChatTokenizeResponse>;
   /** Runs `pipeline(task, model)(inputs, **kwargs)` in the engine, as `target` says (the run's
@@ -129,6 +132,8 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
   tokenize: (model, text, options) => call<TokenizeResponse>("tokenize", { model, text, options }),
+  tokenizeCompare: (model, other, text, options) =>
+    call<TokenizerComparison>("tokenize_compare", { model, other, text, options }),
   tokenizeChat: (model, messages, addGenerationPrompt) =>
     call<ChatTokenizeResponse>("tokenize_chat", { model, messages, addGenerationPrompt }),
   runPipeline: (target, task, inputs, kwargs, batchSize, onEvent) =>

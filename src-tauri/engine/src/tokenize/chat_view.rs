@@ -117,8 +117,7 @@ impl WickTokenizer {
             .into_iter()
             .map(|token| ChatToken {
                 message: message_of(&token, &spans),
-                generation_prompt: generation_prompt
-                    .is_some_and(|g| token.byte_end > g.byte_start),
+                generation_prompt: generation_prompt.is_some_and(|g| token.byte_end > g.byte_start),
                 token,
             })
             .collect();
@@ -151,7 +150,11 @@ fn find_messages(text: &str, messages: &[Message]) -> Vec<Option<Span>> {
             let found = [m.content.as_str(), m.content.trim()]
                 .into_iter()
                 .filter(|c| !c.is_empty())
-                .find_map(|c| text[from..].find(c).map(|at| (from + at, from + at + c.len())));
+                .find_map(|c| {
+                    text[from..]
+                        .find(c)
+                        .map(|at| (from + at, from + at + c.len()))
+                });
             found.map(|(start, end)| {
                 from = end;
                 span(text, start, end)
@@ -198,7 +201,11 @@ mod tests {
         let text = "<s>user: hi</s><s>assistant: hi there</s><s>user: hi</s>";
         let spans = find_messages(
             text,
-            &[msg("user", "hi"), msg("assistant", "hi there"), msg("user", "hi")],
+            &[
+                msg("user", "hi"),
+                msg("assistant", "hi there"),
+                msg("user", "hi"),
+            ],
         );
         let at: Vec<_> = spans.iter().map(|s| s.map(|s| (s.start, s.end))).collect();
         assert_eq!(at, [Some((9, 11)), Some((29, 37)), Some((50, 52))]);

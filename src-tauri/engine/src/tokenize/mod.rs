@@ -10,6 +10,7 @@
 
 pub mod chat;
 mod chat_view;
+mod compare;
 mod config;
 mod gguf;
 mod inspect;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 pub use chat_view::{ChatInspection, ChatToken, MessageSpan, Span, MAX_MESSAGES};
+pub use compare::{ComparedSide, TokenizerComparison};
 pub use inspect::{Inspection, ModelInput, TokenView, MAX_INSPECT_BYTES};
 pub use load::{find_tokenizer_file, TokenizerFile};
 pub use pipeline::{Encoded, Truncate};

@@ -7,7 +7,9 @@ use clap::ValueEnum;
 use serde::Serialize;
 use wick_engine::cancel::CancelToken;
 use wick_engine::tokenize::chat::{ChatTemplate, Message};
-use wick_engine::tokenize::{ChatInspection, PaddingChoice, TokenizerInfo, TruncationChoice};
+use wick_engine::tokenize::{
+    ChatInspection, PaddingChoice, TokenizerComparison, TokenizerInfo, TruncationChoice,
+};
 use wick_engine::{Inspection, ModelSource, Result, TokenizeOptions, WickError, WickTokenizer};
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +50,11 @@ pub struct Args {
           conflicts_with_all = ["text", "no_special_tokens", "padding", "truncation", "max_length"])]
     chat: Option<PathBuf>,
 
+    /// Tokenize the text with this second model's tokenizer too, side by side: where the
+    /// token boundaries part, tokens, characters per token, unknown and byte-fallback pieces.
+    #[arg(long, value_name = "MODEL", conflicts_with = "chat")]
+    compare: Option<String>,
+
     /// With --chat: end the prompt where the assistant's reply begins.
     #[arg(long, requires = "chat")]
     add_generation_prompt: bool,
@@ -79,6 +86,10 @@ pub fn run(args: &Args) -> Result<()> {
     let options = options(args)?;
     let texts = texts(args)?;
     let tokenizer = WickTokenizer::from_model(&args.model)?;
+    if let Some(other) = &args.compare {
+        let other = WickTokenizer::from_model(other)?;
+        return run_compare(args, &tokenizer, &other, &texts, &options);
+    }
     let inspections = texts
         .iter()
         .map(|t| tokenizer.inspect(t, &options))
@@ -114,6 +125,86 @@ fn finish(written: std::io::Result<()>) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(WickError::io("stdout", e)),
         _ => Ok(()),
     }
+}
+
+/// `--compare`: each text through both tokenizers.
+fn run_compare(
+    args: &Args,
+    a: &WickTokenizer,
+    b: &WickTokenizer,
+    texts: &[String],
+    options: &TokenizeOptions,
+) -> Result<()> {
+    let comparisons = texts
+        .iter()
+        .map(|t| a.compare_with(b, t, options))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let value = if comparisons.len() == 1 {
+            serde_json::to_string(&comparisons[0])
+        } else {
+            serde_json::to_string(&comparisons)
+        }
+        .map_err(|e| WickError::InvalidInput(e.to_string()))?;
+        writeln!(out, "{value}")
+    } else {
+        comparisons
+            .iter()
+            .zip(texts)
+            .try_for_each(|(c, text)| print_comparison(&mut out, c, text))
+    };
+    finish(written)
+}
+
+fn print_comparison(
+    out: &mut impl Write,
+    c: &TokenizerComparison,
+    text: &str,
+) -> std::io::Result<()> {
+    writeln!(out, "text: {:?}", shorten(text, 60))?;
+    for (name, side) in [("A", &c.a), ("B", &c.b)] {
+        // Tokens separated by `|`, those whose boundaries the other side does not share in [].
+        let pieces: Vec<String> = side
+            .inspection
+            .tokens
+            .iter()
+            .zip(&side.differs)
+            .filter(|(t, _)| !t.padding)
+            .map(|(t, differs)| {
+                let shown = if t.text.is_empty() { &t.token } else { &t.text };
+                let shown = format!("{shown:?}");
+                if *differs {
+                    format!("[{}]", &shown[1..shown.len() - 1])
+                } else {
+                    shown[1..shown.len() - 1].to_string()
+                }
+            })
+            .collect();
+        writeln!(
+            out,
+            "{name}: {} ({}): {} tokens, {:.2} chars/token, {} unknown, {} byte-fallback",
+            side.tokenizer.path.display(),
+            side.tokenizer.model_type,
+            side.text_tokens,
+            side.chars_per_token,
+            side.unknown,
+            side.byte_fallback
+        )?;
+        writeln!(out, "   {}", pieces.join("|"))?;
+    }
+    writeln!(
+        out,
+        "boundaries: {} shared, {} differ{}",
+        c.shared_boundaries,
+        c.differing_boundaries.len(),
+        if c.differing_boundaries.is_empty() {
+            String::new()
+        } else {
+            format!(" (at characters {:?})", c.differing_boundaries)
+        }
+    )?;
+    writeln!(out)
 }
 
 #[derive(Serialize)]
@@ -208,7 +299,10 @@ fn print_chat(
     for (i, t) in chat.tokens.iter().enumerate() {
         let from = match t.message {
             Some(m) => {
-                let role = chat.messages.get(m as usize).map_or("?", |m| m.role.as_str());
+                let role = chat
+                    .messages
+                    .get(m as usize)
+                    .map_or("?", |m| m.role.as_str());
                 format!("message {m} ({role})")
             }
             None if t.generation_prompt => "generation prompt".to_string(),
