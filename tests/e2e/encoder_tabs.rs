@@ -159,6 +159,8 @@ pub fn embeddings(s: &Session, out: &Path) -> Result<()> {
         "A man is eating a piece of bread.",
         "The girl is carrying a baby.",
         "A man is riding a horse.",
+        "Two dogs play in the snow.",
+        "A cat sleeps on the sofa.",
     ];
     set(s, "#task-input", &json!(sentences.join("\n")))?;
     run(s)?;
@@ -167,7 +169,7 @@ pub fn embeddings(s: &Session, out: &Path) -> Result<()> {
         json!([]),
     )?;
     let cells: Vec<f64> = serde_json::from_value(cells).unwrap_or_default();
-    ensure(cells.len() == 16, || format!("{} cells", cells.len()))?;
+    ensure(cells.len() == 36, || format!("{} cells", cells.len()))?;
     ensure((cells[0] - 1.0).abs() < 1e-4, || {
         format!("diagonal {}", cells[0])
     })?;
@@ -176,7 +178,42 @@ pub fn embeddings(s: &Session, out: &Path) -> Result<()> {
         format!("cosine(1, 2) = {}", cells[1])
     })?;
     let neighbours = texts(s, "[data-testid=neighbours] li")?;
-    ensure(neighbours.len() == 4, || format!("{neighbours:?}"))?;
+    ensure(neighbours.len() == 6, || format!("{neighbours:?}"))?;
+    // The map: a point per sentence; the two about eating lie closer together than either to
+    // the dogs; hovering a point names its sentence.
+    let points = s.script(
+        "return Array.from(document.querySelectorAll('[data-testid=embedding-map] .point circle'))\
+           .map(c => [Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))]);",
+        json!([]),
+    )?;
+    let points: Vec<[f64; 2]> = serde_json::from_value(points).unwrap_or_default();
+    ensure(points.len() == 6, || {
+        format!("{} points on the map", points.len())
+    })?;
+    let dist =
+        |a: usize, b: usize| (points[a][0] - points[b][0]).hypot(points[a][1] - points[b][1]);
+    ensure(dist(0, 1) < dist(0, 4) && dist(0, 1) < dist(1, 4), || {
+        format!(
+            "eating pair {:.0} apart, to the dogs {:.0}",
+            dist(0, 1),
+            dist(0, 4)
+        )
+    })?;
+    s.script(
+        "document.querySelector('[data-testid=embedding-map] .point[data-index=\"4\"]')\
+           .dispatchEvent(new MouseEvent('mouseenter')); \
+         document.querySelector('[data-testid=embedding-map]').scrollIntoView({block: 'center'}); return true;",
+        json!([]),
+    )?;
+    let caption = s.wait_for(
+        "the map to name the hovered sentence",
+        "return document.querySelector('[data-testid=embedding-map] figcaption').textContent;",
+        UI_TIMEOUT,
+        |v| v.as_str().is_some_and(|t| t.contains("dogs")),
+    )?;
+    ensure(caption.as_str().is_some_and(|t| t.contains("5.")), || {
+        format!("caption {caption}")
+    })?;
     s.screenshot(&out.join("tab-embeddings.png"))
 }
 

@@ -2,6 +2,7 @@
 //! validates task names against it. Adding a task starts with a row here.
 
 pub mod compare;
+pub mod embedding_map;
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod kwargs;

@@ -150,9 +150,11 @@ impl Pipeline {
                 };
                 let detail = vectors.filter(|_| with_detail).map(|vectors| {
                     let similarity = cosine_matrix(&vectors);
+                    let map = super::embedding_map::pca_2d(&vectors);
                     Detail::Embeddings {
                         vectors,
                         similarity,
+                        map,
                     }
                 });
                 (unwrap_single(out, single), detail)
@@ -362,10 +364,11 @@ pub enum Detail {
     Generation {
         results: Vec<GenerationResult>,
     },
-    /// Sentence embeddings and their pairwise cosine similarities.
+    /// Sentence embeddings, their pairwise cosine similarities, and the batch as a 2-D map.
     Embeddings {
         vectors: Vec<Vec<f32>>,
         similarity: Vec<Vec<f32>>,
+        map: super::embedding_map::EmbeddingMap,
     },
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 use wick_engine::quant::Quantization;
+use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::scores::TopK;
 use wick_engine::{Result, WickError};
 
@@ -121,6 +122,11 @@ enum Task {
         /// without normalisation for plain models).
         #[arg(long)]
         sentence_embedding: bool,
+        /// Print the sentence embeddings as a 2-D map instead: each text's coordinates on the
+        /// batch's first two principal components (scikit-learn's PCA) and the share of the
+        /// variance each explains.
+        #[arg(long, requires = "sentence_embedding")]
+        map: bool,
     },
 }
 
@@ -245,8 +251,12 @@ pub fn run(args: &Args) -> Result<()> {
             )
         }
         Task::FeatureExtraction {
+            common, map: true, ..
+        } => return print_map(common),
+        Task::FeatureExtraction {
             common,
             sentence_embedding,
+            map: false,
         } => {
             if *sentence_embedding {
                 put("sentence_embedding", Some(true.into()));
@@ -275,6 +285,40 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("note: {note}");
     }
     println!("{}", output.json);
+    Ok(())
+}
+
+/// `feature-extraction --sentence-embedding --map`: the texts' sentence embeddings as a 2-D map.
+fn print_map(common: &Common) -> Result<()> {
+    let texts = read_inputs(&common.inputs)?;
+    let dir: PathBuf = crate::hub::model_path(&common.model, None)?;
+    let run = crate::engine::begin()?;
+    let task = wick_engine::tasks::Task::FeatureExtraction;
+    let pipeline = crate::engine::pipeline(&run, task, &dir, Quantization::AsStored)?;
+    let mut kwargs = Map::new();
+    kwargs.insert("sentence_embedding".into(), true.into());
+    let output = pipeline.call_with_detail(
+        &Value::from(texts.clone()),
+        &kwargs,
+        common.batch_size,
+        &wick_engine::tasks::RunControl::default(),
+    )?;
+    for note in &output.notes {
+        eprintln!("note: {note}");
+    }
+    let Some(Detail::Embeddings { map, .. }) = output.detail else {
+        return Err(WickError::InvalidInput(
+            "the model gave no sentence embeddings to map".into(),
+        ));
+    };
+    println!(
+        "{}",
+        json!({
+            "texts": texts,
+            "points": map.points,
+            "explained_variance_ratio": map.explained_variance_ratio,
+        })
+    );
     Ok(())
 }
 
