@@ -5,6 +5,7 @@ pub mod compare;
 pub mod embedding_map;
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod inside;
 pub mod kwargs;
 pub mod pipeline;
 pub mod question_answering;

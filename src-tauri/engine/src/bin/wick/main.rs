@@ -5,6 +5,7 @@ mod compare;
 mod engine;
 mod generate;
 mod hub;
+mod inspect;
 mod run;
 mod tokenize;
 
@@ -55,6 +56,9 @@ enum Command {
     Run(Box<run::Args>),
     /// Time engine parts (see BENCHMARKS.md).
     Bench(bench::Args),
+    /// Look inside a causal model on one prompt: attention weights, the logit lens.
+    #[command(subcommand)]
+    Inspect(inspect::Command),
     /// Compare two variants of a model (e.g. as stored vs 4-bit): agreement, KL, speed, memory.
     Compare(compare::Args),
     /// Download a model from the Hub into the Hugging Face cache (resumes, verifies).
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Command::Run(args) => (args.json, run::run(&args)),
         Command::Bench(args) => (true, bench::run(&args)),
         Command::Compare(args) => (args.json, compare::run(&args)),
+        Command::Inspect(command) => (command.json(), inspect::run(&command)),
         Command::Download(args) => (args.json, hub::download(&args)),
         Command::Info(args) => (args.json, hub::info(&args)),
         Command::Models(command) => (false, hub::models(&command)),

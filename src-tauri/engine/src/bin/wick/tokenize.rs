@@ -120,7 +120,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// A closed pipe (`wick tokenize ... | head`) is not an error worth a message.
-fn finish(written: std::io::Result<()>) -> Result<()> {
+pub(crate) fn finish(written: std::io::Result<()>) -> Result<()> {
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(WickError::io("stdout", e)),
         _ => Ok(()),

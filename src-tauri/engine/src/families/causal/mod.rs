@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use candle_core::DType;
 
 pub use config::{CausalConfig, CausalFamily};
-pub use model::{CausalLm, KvCache};
+pub use model::{CausalLm, Inside, KvCache};
 
 use super::registry::Stored;
 use crate::cancel::CancelToken;

@@ -428,7 +428,6 @@ impl CausalLm {
         cache: &mut KvCache,
         cancel: &CancelToken,
     ) -> candle_core::Result<Tensor> {
-        let b = ids.len();
         let t = ids.first().map(Vec::len).unwrap_or(0);
         if t == 0 || ids.iter().any(|r| r.len() != t) {
             candle_core::bail!("forward needs rows of one non-zero length");
@@ -441,6 +440,30 @@ impl CausalLm {
                 self.config.max_positions
             );
         }
+        let mut xs = self.embed(ids, offset)?;
+        if cache.layers.len() != self.blocks.len() {
+            cache.layers = std::iter::repeat_with(|| None)
+                .take(self.blocks.len())
+                .collect();
+        }
+        for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            cancel.check_candle()?;
+            xs = block.forward(&xs, slot, offset, None)?;
+        }
+        cache.len = offset + t;
+        let last = xs.i((.., t - 1, ..))?;
+        let last = self.final_norm.forward(&last)?;
+        let mut logits = self.lm_head.forward(&last)?.to_dtype(DType::F32)?;
+        if let Some(cap) = self.config.final_logit_softcap {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        Ok(logits)
+    }
+
+    /// The input embeddings of `ids` (`[batch][tokens]`) at positions `offset..`: looked up,
+    /// scaled and with learned positions added where the family does.
+    fn embed(&self, ids: &[Vec<u32>], offset: usize) -> candle_core::Result<Tensor> {
+        let (b, t) = (ids.len(), ids.first().map(Vec::len).unwrap_or(0));
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         let mut xs = self
             .embeddings
@@ -454,24 +477,56 @@ impl CausalLm {
         if let Some(table) = &self.positions {
             xs = xs.broadcast_add(&table.narrow(0, offset, t)?)?;
         }
-        if cache.layers.len() != self.blocks.len() {
-            cache.layers = std::iter::repeat_with(|| None)
-                .take(self.blocks.len())
-                .collect();
+        Ok(xs)
+    }
+
+    /// One prompt through the model with everything a reader may want to see recorded: each
+    /// block's output (`[tokens, hidden]`, before the final norm) and each layer's attention
+    /// weights (`[heads, tokens, tokens]`, f32), as transformers' `output_hidden_states` /
+    /// `output_attentions` with eager attention give them. The attention runs the explicit
+    /// softmax path here, never the fused kernel, so the weights exist; plain runs are not
+    /// touched.
+    pub fn inside(&self, ids: &[u32], cancel: &CancelToken) -> candle_core::Result<Inside> {
+        let t = ids.len();
+        if t == 0 || t > self.config.max_positions {
+            candle_core::bail!(
+                "{t} tokens: inspecting needs 1 to {} (the model's positions)",
+                self.config.max_positions
+            );
         }
-        for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+        let mut xs = self.embed(&[ids.to_vec()], 0)?;
+        let mut inside = Inside {
+            hidden: Vec::with_capacity(self.blocks.len()),
+            attentions: Vec::with_capacity(self.blocks.len()),
+        };
+        for block in &self.blocks {
             cancel.check_candle()?;
-            xs = block.forward(&xs, slot, offset)?;
+            let mut slot = None;
+            xs = block.forward(&xs, &mut slot, 0, Some(&mut inside.attentions))?;
+            inside.hidden.push(xs.squeeze(0)?.to_dtype(DType::F32)?);
         }
-        cache.len = offset + t;
-        let last = xs.i((.., t - 1, ..))?;
-        let last = self.final_norm.forward(&last)?;
-        let mut logits = self.lm_head.forward(&last)?.to_dtype(DType::F32)?;
+        Ok(inside)
+    }
+
+    /// The next-token logits a hidden state (`[tokens, hidden]`, a block's output) gives through
+    /// the final norm and the LM head (softcapped where the family does): the logit lens.
+    pub fn project(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        let normed = self.final_norm.forward(&hidden.to_dtype(self.dtype)?)?;
+        let mut logits = self.lm_head.forward(&normed)?.to_dtype(DType::F32)?;
         if let Some(cap) = self.config.final_logit_softcap {
             logits = ((logits / cap)?.tanh()? * cap)?;
         }
         Ok(logits)
     }
+}
+
+/// What [`CausalLm::inside`] records.
+#[derive(Debug)]
+pub struct Inside {
+    /// Each block's output, `[tokens, hidden]` in f32.
+    pub hidden: Vec<Tensor>,
+    /// Each layer's attention weights, `[heads, tokens, tokens]` in f32.
+    pub attentions: Vec<Tensor>,
 }
 
 impl Block {
@@ -567,15 +622,17 @@ impl Block {
         })
     }
 
+    /// `attentions`, when given, gets this layer's attention weights.
     fn forward(
         &self,
         xs: &Tensor,
         cache: &mut Option<LayerKv>,
         offset: usize,
+        attentions: Option<&mut Vec<Tensor>>,
     ) -> candle_core::Result<Tensor> {
         let mut a = self
             .attn
-            .forward(&self.attn_norm.forward(xs)?, cache, offset)?;
+            .forward(&self.attn_norm.forward(xs)?, cache, offset, attentions)?;
         if let Some(n) = &self.post_attn_norm {
             a = n.forward(&a)?;
         }
@@ -610,11 +667,14 @@ impl Mlp {
 }
 
 impl Attention {
+    /// `attentions`, when given, gets the weights (`[heads, t, keys]`, batch 1): the explicit
+    /// path runs then, not the kernel.
     fn forward(
         &self,
         xs: &Tensor,
         cache: &mut Option<LayerKv>,
         offset: usize,
+        attentions: Option<&mut Vec<Tensor>>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = xs.dims3()?;
         let (q_len, kv_len) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
@@ -657,7 +717,7 @@ impl Attention {
         // The kernel reads each key once per query; for long prompts candle's batched matmuls,
         // which reuse them, were 4-5% faster (512-token SmolLM2 prompt). Up to 128 tokens the
         // kernel was as fast and kept the peak lower (SmolLM2 pp128: 153-155 vs 157-164 MiB).
-        if t <= KERNEL_MAX_TOKENS {
+        if t <= KERNEL_MAX_TOKENS && attentions.is_none() {
             let span = Span {
                 kv_heads: self.kv_heads,
                 len: layer.len,
@@ -682,7 +742,13 @@ impl Attention {
             Some(mask) => scores.broadcast_add(&mask)?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        if let Some(out) = attentions {
+            // [b, kv_heads, groups * t, s] -> [heads, t, s]: query head h is kv head
+            // h / groups, as the reshape of q above laid them out.
+            out.push(probs.reshape((b * self.heads, t, s))?);
+        }
+        let probs = probs.to_dtype(v.dtype())?;
         let ctx = probs.matmul(&v)?; // [b, kv_heads, groups * t, d]
         let ctx = ctx
             .reshape((b, self.heads, t, self.head_dim))?

@@ -1,0 +1,179 @@
+//! Views inside a causal model (`wick inspect`, the inspector's attention and logit-lens views):
+//! one prompt's attention weights per layer and head, and the logit lens, each layer's output
+//! read through the final norm and the LM head as if it were the last.
+//!
+//! Both run one instrumented forward pass ([`CausalLm::inside`]) on the prompt as `tokenizer(
+//! text)` encodes it (special tokens added, no padding), and equal what `transformers` gives
+//! with `output_attentions=True` (eager attention) and `output_hidden_states=True`.
+
+use candle_core::{DType, Tensor};
+use serde::Serialize;
+use ts_rs::TS;
+
+use super::text_generation::TextGenerator;
+use crate::cancel::{self, CancelToken};
+use crate::error::{Result, WickError};
+use crate::tokenize::TokenizeOptions;
+
+/// The longest prompt inspected: attention maps grow with its square (SmolLM2's 30 layers × 9
+/// heads × 256² weights are 70 MB of f32 already), and a person reads a few dozen tokens.
+pub const MAX_INSPECT_TOKENS: usize = 256;
+
+/// The most alternatives shown per logit-lens cell.
+pub const MAX_LENS_TOP_K: usize = 100;
+
+/// Attention weights of one prompt.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct AttentionMaps {
+    /// The prompt's tokens (vocabulary strings) and ids.
+    pub tokens: Vec<String>,
+    pub ids: Vec<u32>,
+    /// `[layer][head][query][key]`; a query's weights sum to 1.
+    pub attentions: Vec<Vec<Vec<Vec<f32>>>>,
+}
+
+/// One candidate of a logit-lens cell.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct LensToken {
+    pub id: u32,
+    pub token: String,
+    pub prob: f32,
+}
+
+/// The logit lens of one prompt.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct LogitLens {
+    pub tokens: Vec<String>,
+    pub ids: Vec<u32>,
+    /// `[layer][position]` = the top tokens for the next position, most likely first, for
+    /// layers 1..N; layer N is the model's own next-token distribution.
+    pub layers: Vec<Vec<Vec<LensToken>>>,
+}
+
+fn failed(err: candle_core::Error) -> WickError {
+    cancel::from_candle(err, cancel::model_failed)
+}
+
+/// The prompt's ids and tokens as the pipeline's tokenizer gives them.
+fn encode(generator: &TextGenerator, text: &str) -> Result<(Vec<u32>, Vec<String>)> {
+    crate::tasks::require_text(text, "text")?;
+    let tokenizer = generator.tokenizer();
+    let ids = tokenizer.encode_ids(text, &TokenizeOptions::default())?;
+    if ids.is_empty() || ids.len() > MAX_INSPECT_TOKENS {
+        return Err(WickError::InvalidInput(format!(
+            "the text is {} tokens; inspecting takes 1 to {MAX_INSPECT_TOKENS}",
+            ids.len()
+        )));
+    }
+    let tokens = ids
+        .iter()
+        .map(|&id| tokenizer.inner().id_to_token(id).unwrap_or_default())
+        .collect();
+    Ok((ids, tokens))
+}
+
+/// `[heads, t, t]` to nested vectors.
+fn heads_of(t: &Tensor) -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
+    t.to_dtype(DType::F32)?.to_vec3()
+}
+
+/// Every layer's attention weights for `text`.
+pub fn attention(
+    generator: &TextGenerator,
+    text: &str,
+    cancel: &CancelToken,
+) -> Result<AttentionMaps> {
+    let (ids, tokens) = encode(generator, text)?;
+    let inside = generator
+        .model()
+        .model
+        .inside(&ids, cancel)
+        .map_err(failed)?;
+    let attentions = inside
+        .attentions
+        .iter()
+        .map(heads_of)
+        .collect::<candle_core::Result<_>>()
+        .map_err(failed)?;
+    Ok(AttentionMaps {
+        tokens,
+        ids,
+        attentions,
+    })
+}
+
+/// The logit lens of `text`: for each layer and position, the `top_k` most likely next tokens.
+pub fn logit_lens(
+    generator: &TextGenerator,
+    text: &str,
+    top_k: usize,
+    cancel: &CancelToken,
+) -> Result<LogitLens> {
+    if top_k == 0 || top_k > MAX_LENS_TOP_K {
+        return Err(WickError::InvalidInput(format!(
+            "top_k is {top_k}; the logit lens shows 1 to {MAX_LENS_TOP_K} tokens a cell"
+        )));
+    }
+    let (ids, tokens) = encode(generator, text)?;
+    let model = &generator.model().model;
+    let inside = model.inside(&ids, cancel).map_err(failed)?;
+    let tokenizer = generator.tokenizer();
+    let mut layers = Vec::with_capacity(inside.hidden.len());
+    for hidden in &inside.hidden {
+        cancel.check()?;
+        let logits = model.project(hidden).map_err(failed)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)
+            .and_then(|p| p.to_vec2::<f32>())
+            .map_err(failed)?;
+        layers.push(
+            probs
+                .iter()
+                .map(|row| {
+                    top(row, top_k)
+                        .into_iter()
+                        .map(|(id, prob)| LensToken {
+                            id,
+                            token: tokenizer.inner().id_to_token(id).unwrap_or_default(),
+                            prob,
+                        })
+                        .collect()
+                })
+                .collect(),
+        );
+    }
+    Ok(LogitLens {
+        tokens,
+        ids,
+        layers,
+    })
+}
+
+/// The `k` largest entries of `row` as (index, value), largest first (ties: lower index first).
+fn top(row: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (i, &p) in row.iter().enumerate() {
+        if best.len() == k && best.last().is_some_and(|&(_, q)| p <= q) {
+            continue;
+        }
+        let at = best.partition_point(|&(_, q)| q >= p);
+        best.insert(at, (u32::try_from(i).unwrap_or(u32::MAX), p));
+        best.truncate(k);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_keeps_the_largest_in_order_and_the_first_of_ties() {
+        let row = [0.1, 0.4, 0.05, 0.4, 0.3, 0.0];
+        assert_eq!(top(&row, 3), vec![(1, 0.4), (3, 0.4), (4, 0.3)]);
+        assert_eq!(top(&row, 1), vec![(1, 0.4)]);
+        assert_eq!(top(&row, 10).len(), 6);
+    }
+}
