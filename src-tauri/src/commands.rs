@@ -12,6 +12,7 @@ use wick_engine::device::{DeviceChoice, DeviceInfo};
 use wick_engine::quant::Quantization;
 use wick_engine::runtime::{LoadedPipeline, Run, RunEvent, Runtime, TokenEvents};
 use wick_engine::tasks::compare::{compare, Comparison};
+use wick_engine::tasks::inside::{self, AttentionMaps, LogitLens};
 use wick_engine::tasks::pipeline::Detail;
 use wick_engine::tasks::{Task, TaskInfo, TASKS};
 use wick_engine::tokenize::chat::Message;
@@ -303,6 +304,53 @@ pub async fn compare_variants(
             max_new_tokens.clamp(1, 512),
             &run.control(),
         )
+    })
+    .await
+}
+
+/// What the inspector shows inside a causal model for one prompt.
+#[derive(Debug, Clone, Copy, serde::Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum InsideView {
+    Attention,
+    LogitLens,
+}
+
+/// The answer of [`inspect_model`]: one of the two views.
+#[derive(Debug, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum InsideResponse {
+    Attention(AttentionMaps),
+    LogitLens(LogitLens),
+}
+
+/// The inspector's views inside a causal model (attention maps, the logit lens): a compute run
+/// like any other (it waits for the device, loads the model, cancels).
+#[tauri::command]
+pub async fn inspect_model(
+    state: State<'_, AppState>,
+    target: RunTarget,
+    view: InsideView,
+    text: String,
+    top_k: usize,
+    events: Channel<RunEvent>,
+) -> CommandResult<InsideResponse> {
+    in_run(&state.runtime, target, events, move |run, target| {
+        let pipeline = run.pipeline(Task::TextGeneration, &target.model, target.quantization)?;
+        let generator = pipeline.text_generator().ok_or_else(|| {
+            WickError::InvalidInput("looking inside needs a causal (text-generation) model".into())
+        })?;
+        let cancel = run.cancel_token().clone();
+        Ok(match view {
+            InsideView::Attention => {
+                InsideResponse::Attention(inside::attention(generator, &text, &cancel)?)
+            }
+            InsideView::LogitLens => {
+                InsideResponse::LogitLens(inside::logit_lens(generator, &text, top_k, &cancel)?)
+            }
+        })
     })
     .await
 }

@@ -51,6 +51,7 @@ pub fn run() {
             commands::tokenize,
             commands::tokenize_chat,
             commands::tokenize_compare,
+            commands::inspect_model,
             commands::run_pipeline,
             commands::generate,
             commands::cancel_run,

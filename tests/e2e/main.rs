@@ -60,6 +60,10 @@ fn main() -> ExitCode {
             "inspector Chat mode: the template's prompt as tokens, by message",
             inspector_chat,
         ),
+        (
+            "inspector Inside: attention maps and the logit lens (SmolLM2)",
+            inspector_inside,
+        ),
         ("a missing model shows a clear error", missing_model_error),
         ("NER tab highlights entities (Rampart)", encoder_tabs::ner),
         (
@@ -570,6 +574,91 @@ fn inspector_chat(s: &Session, out: &Path) -> Result<()> {
     )?;
     s.screenshot(&out.join("inspector-chat.png"))?;
     // Back to text for the cases after this one.
+    s.scroll_and_click(&s.find("#inspect-text", UI_TIMEOUT)?)
+}
+
+/// Clicks "Look inside" and waits for the run to end.
+fn look_inside(s: &Session) -> Result<()> {
+    const RUNS: &str = "return document.querySelector('[data-testid=inside]').dataset.runs;";
+    let before = s.script(RUNS, json!([]))?;
+    s.scroll_and_click(&s.find("#inside-run", UI_TIMEOUT)?)?;
+    s.wait_for("the inside run to end", RUNS, UI_TIMEOUT, |v| *v != before)?;
+    let error = s.script(
+        "return document.querySelector('[data-testid=inside-error]')?.textContent ?? null;",
+        json!([]),
+    )?;
+    ensure(error.is_null(), || format!("the run failed: {error}"))
+}
+
+/// Attention maps and the logit lens of SmolLM2 in the window, against `wick inspect` on the
+/// same text.
+fn inspector_inside(s: &Session, out: &Path) -> Result<()> {
+    const TEXT: &str = "The capital of France is";
+    let model = model_dir("smollm2-135m-instruct");
+    choose_model(s, &model)?;
+    s.scroll_and_click(&s.find("#inspect-inside", UI_TIMEOUT)?)?;
+    encoder_tabs::set(s, "#inside-text", &json!(TEXT))?;
+    look_inside(s)?;
+    let shape = s.script(
+        "return [document.querySelectorAll('[data-testid=attention-map] .w').length, \
+           document.querySelectorAll('[data-testid=attention-heads] .head').length];",
+        json!([]),
+    )?;
+    // SmolLM2: 5 tokens here, 9 heads a layer.
+    ensure(shape == json!([25, 9]), || {
+        format!("map cells and heads: {shape}")
+    })?;
+    s.script(
+        "document.querySelectorAll('[data-testid=attention-map] .row-label')[4].click(); return true;",
+        json!([]),
+    )?;
+    s.find("[data-testid=attention-from]", UI_TIMEOUT)?;
+    s.script(
+        "document.querySelector('[data-testid=inside]').scrollIntoView({block: 'start'}); return true;",
+        json!([]),
+    )?;
+    s.screenshot(&out.join("inspector-attention.png"))?;
+
+    s.scroll_and_click(&s.find("#inside-lens", UI_TIMEOUT)?)?;
+    look_inside(s)?;
+    let cli = std::process::Command::new(wick_tests::target_binary("wick"))
+        .args(["inspect", "logit-lens", "--json", "--model"])
+        .arg(&model)
+        .arg(TEXT)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let want: Value = serde_json::from_slice(&cli.stdout).map_err(|e| e.to_string())?;
+    let layers = want["layers"]
+        .as_array()
+        .ok_or("no layers from wick inspect")?;
+    let top_row: Vec<Value> = layers
+        .last()
+        .and_then(Value::as_array)
+        .ok_or("no last layer")?
+        .iter()
+        .map(|cands| cands[0]["token"].clone())
+        .collect();
+    let shown = s.script(
+        "const rows = document.querySelectorAll('[data-testid=logit-lens] tbody tr'); \
+         return [rows.length, Array.from(rows[0].querySelectorAll('.lens-cell')).map(c => c.title.split(' · ')[0])];",
+        json!([]),
+    )?;
+    ensure(
+        shown[0] == json!(layers.len()) && shown[1] == json!(top_row),
+        || {
+            format!(
+                "lens rows/top row {shown}, wick inspect says {} / {top_row:?}",
+                layers.len()
+            )
+        },
+    )?;
+    s.script(
+        "document.querySelectorAll('[data-testid=logit-lens] tbody tr')[0].querySelectorAll('.lens-cell')[4].click(); \
+         document.querySelector('[data-testid=inside]').scrollIntoView({block: 'start'}); return true;",
+        json!([]),
+    )?;
+    s.find("[data-testid=lens-detail]", UI_TIMEOUT)?;
+    s.screenshot(&out.join("inspector-logit-lens.png"))?;
     s.scroll_and_click(&s.find("#inspect-text", UI_TIMEOUT)?)
 }
 

@@ -23,6 +23,8 @@ import type { TokenizeResponse } from "./bindings/TokenizeResponse";
 import type { ChatTokenizeResponse } from "./bindings/ChatTokenizeResponse";
 import type { Message } from "./bindings/Message";
 import type { TokenizerComparison } from "./bindings/TokenizerComparison";
+import type { InsideView } from "./bindings/InsideView";
+import type { InsideResponse } from "./bindings/InsideResponse";
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
@@ -57,6 +59,14 @@ export interface Backend {
     maxNewTokens: number,
     onEvent: (event: RunEvent) => void,
   ): Promise<Comparison>;
+  /** Attention maps or the logit lens of a causal model on one text (a compute run). */
+  inspectModel(
+    target: RunTarget,
+    view: InsideView,
+    text: string,
+    topK: number,
+    onEvent: (event: RunEvent) => void,
+  ): Promise<InsideResponse>;
   /** Cancels a run wherever it is (waiting, loading, computing); a generation keeps its tokens. */
   cancelRun(run: string): Promise<void>;
   /** Opens the system picker; resolves to null when the user cancels. */
@@ -149,6 +159,8 @@ export const tauriBackend: Backend = {
     call<PipelineResponse>("generate", { target, task, inputs, kwargs, events: channel(onEvent) }),
   compareVariants: (target, b, inputs, maxNewTokens, onEvent) =>
     call<Comparison>("compare_variants", { target, b, inputs, maxNewTokens, events: channel(onEvent) }),
+  inspectModel: (target, view, text, topK, onEvent) =>
+    call<InsideResponse>("inspect_model", { target, view, text, topK, events: channel(onEvent) }),
   cancelRun: (run) => call<void>("cancel_run", { run }),
   systemReport: () => call<SystemReport>("system_report"),
   searchModels: (query) => call<ModelSummary[]>("search_models", { query }),
