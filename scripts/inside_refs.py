@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Reference attention weights and logit lens for `wick inspect` (tests/tests/inside_parity.rs).
 
-For each tiny causal fixture of scripts/make_fixtures.py, runs one prompt through
+For each tiny encoder fixture (BERT, DistilBERT, RoBERTa, XLM-R, DeBERTa-v2), AutoModel with
+eager attention and output_attentions=True on one text gives the attention reference. For each
+tiny causal fixture of scripts/make_fixtures.py, runs one prompt through
 AutoModelForCausalLM with attn_implementation="eager", output_attentions=True and
 output_hidden_states=True, and writes tests/fixtures/inside/<fixture>.json:
 
@@ -26,6 +28,8 @@ import make_fixtures as fixtures  # noqa: E402  (the venv bootstrap lives there)
 TINY = fixtures.REPO_ROOT / "tests" / "fixtures" / "tiny"
 OUT_DIR = fixtures.REPO_ROOT / "tests" / "fixtures" / "inside"
 FIXTURES = ["gpt2-causal-lm", "llama-causal-lm", "qwen2-causal-lm", "gemma3-causal-lm"]
+# Encoders: attention weights only (the logit lens reads a causal LM head).
+ENCODERS = ["bert-base", "distilbert-base", "roberta-base", "xlm-roberta-base", "deberta-v2-base"]
 TEXT = "The quick brown fox jumps over the lazy dog, and the cat sleeps."
 TOP_K = 5
 
@@ -75,14 +79,33 @@ def reference(folder: Path) -> dict:
     }
 
 
+def encoder_reference(folder: Path) -> dict:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager", torch_dtype=torch.float32)
+    model.eval()
+    enc = tok(TEXT, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc, output_attentions=True)
+    ids = enc["input_ids"][0].tolist()
+    return {
+        "text": TEXT,
+        "ids": ids,
+        "tokens": tok.convert_ids_to_tokens(ids),
+        "attentions": [[[[round(float(w), 8) for w in row] for row in head] for head in layer[0]] for layer in out.attentions],
+    }
+
+
 def main() -> None:
     fixtures.bootstrap(Path(__file__).resolve(), fixtures.read_requirements())
     import transformers
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for name in FIXTURES:
+    for name in FIXTURES + ENCODERS:
         doc = {"made_by": "scripts/inside_refs.py", "transformers": transformers.__version__, "fixture": name}
-        doc.update(reference(TINY / name))
+        doc.update(reference(TINY / name) if name in FIXTURES else encoder_reference(TINY / name))
         path = OUT_DIR / f"{name}.json"
         path.write_text(json.dumps(doc, ensure_ascii=False) + "\n")
         print(f"wrote {path.relative_to(fixtures.REPO_ROOT)} ({len(doc['ids'])} tokens, {len(doc['attentions'])} layers)")

@@ -338,17 +338,15 @@ pub async fn inspect_model(
     events: Channel<RunEvent>,
 ) -> CommandResult<InsideResponse> {
     in_run(&state.runtime, target, events, move |run, target| {
-        let pipeline = run.pipeline(Task::TextGeneration, &target.model, target.quantization)?;
-        let generator = pipeline.text_generator().ok_or_else(|| {
-            WickError::InvalidInput("looking inside needs a causal (text-generation) model".into())
-        })?;
+        let pipeline =
+            inside::load_to_inspect(|task| run.pipeline(task, &target.model, target.quantization))?;
         let cancel = run.cancel_token().clone();
         Ok(match view {
             InsideView::Attention => {
-                InsideResponse::Attention(inside::attention(generator, &text, &cancel)?)
+                InsideResponse::Attention(inside::attention_of(&pipeline, &text, &cancel)?)
             }
             InsideView::LogitLens => {
-                InsideResponse::LogitLens(inside::logit_lens(generator, &text, top_k, &cancel)?)
+                InsideResponse::LogitLens(inside::logit_lens_of(&pipeline, &text, top_k, &cancel)?)
             }
         })
     })

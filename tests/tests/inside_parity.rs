@@ -1,8 +1,8 @@
-//! Inside causal models (`wick inspect attention` / `logit-lens`, the inspector's views): the
-//! attention weights of every layer and head and the logit lens equal `transformers`' (eager
-//! attention, `output_attentions` / `output_hidden_states` projected through the final norm and
-//! LM head) on the tiny fixtures of every causal architecture, within 1e-4. References from
-//! `scripts/inside_refs.py`.
+//! Inside models (`wick inspect attention` / `logit-lens`, the inspector's views): the attention
+//! weights of every layer and head equal `transformers`' (eager attention, `output_attentions`)
+//! on the tiny fixtures of every causal and encoder architecture, and the logit lens
+//! (`output_hidden_states` projected through the final norm and LM head) on the causal ones,
+//! within 1e-4. References from `scripts/inside_refs.py`.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on what it did not expect
 
@@ -34,6 +34,11 @@ fn f(v: &Value) -> f64 {
 }
 
 fn check(name: &str) {
+    check_attention(name);
+    check_lens(name);
+}
+
+fn check_attention(name: &str) {
     let want = reference(name);
     let model = fixture(&format!("tiny/{name}"));
     let model = model.to_str().unwrap();
@@ -74,7 +79,13 @@ fn check(name: &str) {
         }
     }
     assert!(compared > 1000, "{name}: only {compared} weights");
+}
 
+fn check_lens(name: &str) {
+    let want = reference(name);
+    let model = fixture(&format!("tiny/{name}"));
+    let model = model.to_str().unwrap();
+    let text = want["text"].as_str().unwrap();
     // The logit lens: each layer's top 5 at each position carries the reference's
     // probabilities (ids compared where the reference's neighbours are not near-ties).
     let got = wick_json(&[
@@ -142,6 +153,31 @@ fn qwen2_matches_transformers() {
 #[test]
 fn gemma3_matches_transformers() {
     check("gemma3-causal-lm");
+}
+
+#[test]
+fn bert_attention_matches_transformers() {
+    check_attention("bert-base");
+}
+
+#[test]
+fn distilbert_attention_matches_transformers() {
+    check_attention("distilbert-base");
+}
+
+#[test]
+fn roberta_attention_matches_transformers() {
+    check_attention("roberta-base");
+}
+
+#[test]
+fn xlm_roberta_attention_matches_transformers() {
+    check_attention("xlm-roberta-base");
+}
+
+#[test]
+fn deberta_v2_attention_matches_transformers() {
+    check_attention("deberta-v2-base");
 }
 
 #[test]
@@ -216,11 +252,12 @@ fn prompts_too_long_or_empty_and_encoders_are_clear_errors() {
             "{args:?}: {err}"
         );
     }
+    // An encoder has attention maps but no LM head to read.
     let bert = fixture("tiny/bert-base");
     let out = Command::new(target_binary("wick"))
         .args([
             "inspect",
-            "attention",
+            "logit-lens",
             "--model",
             bert.to_str().unwrap(),
             "hi",
@@ -228,5 +265,6 @@ fn prompts_too_long_or_empty_and_encoders_are_clear_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("causal model's LM head"), "{err}");
 }

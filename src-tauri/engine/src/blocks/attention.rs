@@ -18,6 +18,20 @@ pub fn attention_bias(mask: &Tensor) -> candle_core::Result<Tensor> {
     bias.reshape((b, 1, 1, t))
 }
 
+/// Where a run that looks inside the model collects each layer's attention weights
+/// (`[heads, tokens, tokens]` for a batch of one, in layer order).
+pub type AttentionSink = Arc<std::sync::Mutex<Vec<Tensor>>>;
+
+/// Adds one layer's weights (`[batch, heads, t, t]`) to `sink`.
+pub fn record(sink: &AttentionSink, probs: &Tensor) -> candle_core::Result<()> {
+    let (b, h, t, s) = probs.dims4()?;
+    let weights = probs.reshape((b * h, t, s))?.to_dtype(DType::F32)?;
+    sink.lock()
+        .map_err(|_| candle_core::Error::Msg("attention sink poisoned".into()))?
+        .push(weights);
+    Ok(())
+}
+
 /// Where each sequence's tokens lie among the rows the layers work on.
 #[derive(Debug, Clone)]
 pub enum Tokens {
@@ -114,11 +128,21 @@ pub fn merge_heads(xs: &Tensor) -> candle_core::Result<Tensor> {
     xs.transpose(1, 2)?.contiguous()?.reshape((b, t, heads * d))
 }
 
-/// Scaled dot-product attention: `softmax(q kᵀ / √d + bias) v`, all `[batch, heads, tokens, dim]`.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+/// Scaled dot-product attention: `softmax(q kᵀ / √d + bias) v`, all `[batch, heads, tokens, dim]`;
+/// the weights go to `sink` when one is given.
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    sink: Option<&AttentionSink>,
+) -> candle_core::Result<Tensor> {
     let d = q.dim(D::Minus1)?;
     let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
     let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?;
+    if let Some(sink) = sink {
+        record(sink, &probs)?;
+    }
     probs.matmul(v)
 }
 
@@ -155,8 +179,14 @@ impl SelfAttention {
         })
     }
 
-    /// The attention context before the output projection, shaped as `xs` is.
-    pub fn context(&self, xs: &Tensor, tokens: &Tokens) -> candle_core::Result<Tensor> {
+    /// The attention context before the output projection, shaped as `xs` is. `sink` gets the
+    /// weights (only the padded path computes them; [`super::run_layers`] takes it when asked).
+    pub fn context(
+        &self,
+        xs: &Tensor,
+        tokens: &Tokens,
+        sink: Option<&AttentionSink>,
+    ) -> candle_core::Result<Tensor> {
         let bias = match tokens {
             Tokens::Packed(spans) => {
                 let raw = self.qkv.forward_no_bias(xs)?;
@@ -175,7 +205,7 @@ impl SelfAttention {
         let part = |i: usize| -> candle_core::Result<Tensor> {
             split_heads(&qkv.narrow(D::Minus1, i * h, h)?.contiguous()?, self.heads)
         };
-        merge_heads(&attend(&part(0)?, &part(1)?, &part(2)?, bias)?)
+        merge_heads(&attend(&part(0)?, &part(1)?, &part(2)?, bias, sink)?)
     }
 }
 
@@ -191,7 +221,7 @@ mod tests {
         let bias = attention_bias(&mask).unwrap();
         let q = Tensor::ones((1, 1, 3, 2), DType::F32, &dev).unwrap();
         let v = Tensor::new(&[[[[1f32, 0.], [3., 0.], [100., 0.]]]], &dev).unwrap();
-        let out = attend(&q, &q, &v, &bias).unwrap();
+        let out = attend(&q, &q, &v, &bias, None).unwrap();
         let rows = out.squeeze(0).unwrap().squeeze(0).unwrap();
         let rows = rows.to_vec2::<f32>().unwrap();
         // Equal scores over the two real keys: the mean of their values, padding ignored.

@@ -4,7 +4,7 @@
 use candle_core::{Module, Tensor};
 
 use super::activation::Activation;
-use super::attention::{attention_bias, Packing, SelfAttention, Tokens};
+use super::attention::{attention_bias, AttentionSink, Packing, SelfAttention, Tokens};
 use super::dense::Dense;
 use super::norm::Norm;
 use crate::cancel::CancelToken;
@@ -46,8 +46,13 @@ pub struct PostNormLayer {
 }
 
 impl PostNormLayer {
-    pub fn forward(&self, xs: &Tensor, tokens: &Tokens) -> candle_core::Result<Tensor> {
-        let ctx = self.attention.context(xs, tokens)?;
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        tokens: &Tokens,
+        sink: Option<&AttentionSink>,
+    ) -> candle_core::Result<Tensor> {
+        let ctx = self.attention.context(xs, tokens, sink)?;
         let h = self.attention_norm.after(&self.attention.out, &ctx, xs)?;
         let inner = self.ffn.inner_activation(&h)?;
         self.output_norm.after(&self.ffn.out, &inner, &h)
@@ -56,21 +61,27 @@ impl PostNormLayer {
 
 /// Runs post-norm layers over embedded inputs (`[batch, tokens, hidden]`), masking the
 /// batch's padding; on the CPU, over the real tokens only. Padding positions of the result are
-/// then zero: no pipeline reads them.
+/// then zero: no pipeline reads them. With a `sink` (a look inside the model) the padded path
+/// runs, which computes the attention weights, and hands them to it.
 pub fn run_layers(
     layers: &[PostNormLayer],
     xs: Tensor,
     mask: &Tensor,
     cancel: &CancelToken,
+    sink: Option<&AttentionSink>,
 ) -> candle_core::Result<Tensor> {
     let run = |mut xs: Tensor, tokens: Tokens| -> candle_core::Result<Tensor> {
         for layer in layers {
             cancel.check_candle()?;
-            xs = layer.forward(&xs, &tokens)?;
+            xs = layer.forward(&xs, &tokens, sink)?;
         }
         Ok(xs)
     };
-    match Packing::new(&xs, mask)? {
+    let packing = match sink {
+        Some(_) => None,
+        None => Packing::new(&xs, mask)?,
+    };
+    match packing {
         Some(packing) => {
             let rows = run(packing.gather(&xs)?, Tokens::Packed(packing.spans.clone()))?;
             packing.scatter(&rows)
@@ -163,7 +174,7 @@ mod tests {
         )
         .unwrap();
         let padded = layer
-            .forward(&xs, &Tokens::Padded(attention_bias(&mask).unwrap()))
+            .forward(&xs, &Tokens::Padded(attention_bias(&mask).unwrap()), None)
             .unwrap();
         let (packed, padded) = (
             packed.to_vec3::<f32>().unwrap(),
@@ -190,7 +201,7 @@ mod tests {
         )
         .unwrap();
         let padded = layer
-            .forward(&xs, &Tokens::Padded(attention_bias(&full).unwrap()))
+            .forward(&xs, &Tokens::Padded(attention_bias(&full).unwrap()), None)
             .unwrap();
         let diff = (packed - padded).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);

@@ -12,7 +12,9 @@ pub mod heads;
 pub mod norm;
 
 pub use activation::Activation;
-pub use attention::{attend, attention_bias, merge_heads, split_heads, SelfAttention, Tokens};
+pub use attention::{
+    attend, attention_bias, merge_heads, split_heads, AttentionSink, SelfAttention, Tokens,
+};
 pub use dense::{linear, linear_no_bias, Dense};
 pub use encoder_layer::{positions_from_zero, run_layers, FeedForward, PostNormLayer};
 pub use norm::{layer_norm, Norm};

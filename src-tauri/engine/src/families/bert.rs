@@ -188,6 +188,7 @@ impl EncoderBody for Bert {
             self.norm.forward(&xs)?,
             &batch.mask,
             &batch.cancel,
+            batch.attentions.as_ref(),
         )
     }
 

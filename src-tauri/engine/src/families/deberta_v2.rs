@@ -145,6 +145,7 @@ impl Attention {
         xs: &Tensor,
         bias: &Tensor,
         rel: Option<(&Relative, &Tensor)>,
+        sink: Option<&blocks::AttentionSink>,
     ) -> candle_core::Result<Tensor> {
         let q = blocks::split_heads(&self.q.forward(xs)?, self.heads)?;
         let k = blocks::split_heads(&self.k.forward(xs)?, self.heads)?;
@@ -173,6 +174,9 @@ impl Attention {
             }
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?;
+        if let Some(sink) = sink {
+            blocks::attention::record(sink, &probs)?;
+        }
         let context = blocks::merge_heads(&probs.matmul(&v)?)?;
         self.norm.forward(&(self.out.forward(&context)? + xs)?)
     }
@@ -350,7 +354,9 @@ impl EncoderBody for DebertaV2 {
         let rel = self.relative.as_ref().zip(index.as_ref());
         for layer in &self.layers {
             batch.cancel.check_candle()?;
-            let attended = layer.attention.forward(&xs, &bias, rel)?;
+            let attended = layer
+                .attention
+                .forward(&xs, &bias, rel, batch.attentions.as_ref())?;
             xs = layer
                 .norm
                 .forward(&(layer.ffn.forward(&attended)? + &attended)?)?;

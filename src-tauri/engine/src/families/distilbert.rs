@@ -86,6 +86,7 @@ impl EncoderBody for DistilBert {
             self.norm.forward(&xs)?,
             &batch.mask,
             &batch.cancel,
+            batch.attentions.as_ref(),
         )
     }
 

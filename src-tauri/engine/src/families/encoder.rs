@@ -102,6 +102,8 @@ pub struct Batch {
     pub mask: Tensor,
     /// Checked between layers: a cancelled run stops within one layer's work.
     pub cancel: CancelToken,
+    /// Set when the run looks inside the model: every layer's attention weights go here.
+    pub attentions: Option<crate::blocks::AttentionSink>,
 }
 
 /// The transformer body of an encoder: token ids in, last hidden states out.
@@ -373,6 +375,7 @@ impl EncoderModel {
             type_ids: make(type_ids)?,
             mask: make(mask)?,
             cancel: cancel.clone(),
+            attentions: None,
         })
     }
 

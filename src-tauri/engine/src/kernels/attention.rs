@@ -285,7 +285,7 @@ mod tests {
             let mask = Tensor::from_vec(flags, (2, t), &dev).unwrap();
             let bias = attention_bias(&mask).unwrap();
             let split = |x: &Tensor| split_heads(x, heads).unwrap();
-            let plain = attend(&split(&q), &split(&k), &split(&v), &bias).unwrap();
+            let plain = attend(&split(&q), &split(&k), &split(&v), &bias, None).unwrap();
             let plain = merge_heads(&plain).unwrap();
             let plain =
                 Tensor::cat(&[plain.i(0).unwrap(), plain.i((1, ..real)).unwrap()], 0).unwrap();

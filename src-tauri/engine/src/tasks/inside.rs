@@ -1,16 +1,20 @@
-//! Views inside a causal model (`wick inspect`, the inspector's attention and logit-lens views):
-//! one prompt's attention weights per layer and head, and the logit lens, each layer's output
-//! read through the final norm and the LM head as if it were the last.
+//! Views inside a model (`wick inspect`, the inspector's Inside view): one text's attention
+//! weights per layer and head (causal models and encoders), and the logit lens of causal models,
+//! each layer's output read through the final norm and the LM head as if it were the last.
 //!
-//! Both run one instrumented forward pass ([`CausalLm::inside`]) on the prompt as `tokenizer(
-//! text)` encodes it (special tokens added, no padding), and equal what `transformers` gives
-//! with `output_attentions=True` (eager attention) and `output_hidden_states=True`.
+//! Each runs one instrumented forward pass (`CausalLm::inside`, or an encoder batch with an
+//! attention sink, which takes the padded path that computes the weights) on the text as
+//! `tokenizer(text)` encodes it (special tokens added, no padding), and equals what
+//! `transformers` gives with `output_attentions=True` (eager attention) and
+//! `output_hidden_states=True`. Plain runs do not record anything.
 
 use candle_core::{DType, Tensor};
 use serde::Serialize;
 use ts_rs::TS;
 
+use super::pipeline::Pipeline;
 use super::text_generation::TextGenerator;
+use super::{Encoder, Task};
 use crate::cancel::{self, CancelToken};
 use crate::error::{Result, WickError};
 use crate::tokenize::TokenizeOptions;
@@ -73,6 +77,95 @@ fn encode(generator: &TextGenerator, text: &str) -> Result<(Vec<u32>, Vec<String
         .map(|&id| tokenizer.inner().id_to_token(id).unwrap_or_default())
         .collect();
     Ok((ids, tokens))
+}
+
+/// Loads what the views look inside: the model's text-generation pipeline when it is causal,
+/// else its bare encoder (feature-extraction takes the body of any encoder checkpoint).
+pub fn load_to_inspect<P>(load: impl Fn(Task) -> Result<P>) -> Result<P> {
+    match load(Task::TextGeneration) {
+        Err(WickError::UnsupportedTask { .. }) => load(Task::FeatureExtraction),
+        other => other,
+    }
+}
+
+/// Every layer's attention weights for `text`, whichever kind of model `pipeline` runs.
+pub fn attention_of(
+    pipeline: &Pipeline,
+    text: &str,
+    cancel: &CancelToken,
+) -> Result<AttentionMaps> {
+    if let Some(generator) = pipeline.text_generator() {
+        return attention(generator, text, cancel);
+    }
+    let encoder = pipeline.encoder().ok_or_else(|| {
+        WickError::InvalidInput(
+            "attention maps are shown for causal models and encoders, not seq2seq models yet"
+                .into(),
+        )
+    })?;
+    encoder_attention(encoder, text, cancel)
+}
+
+/// The logit lens of `text` on a causal model.
+pub fn logit_lens_of(
+    pipeline: &Pipeline,
+    text: &str,
+    top_k: usize,
+    cancel: &CancelToken,
+) -> Result<LogitLens> {
+    let generator = pipeline.text_generator().ok_or_else(|| {
+        WickError::InvalidInput(
+            "the logit lens reads a causal model's LM head; this model is an encoder".into(),
+        )
+    })?;
+    logit_lens(generator, text, top_k, cancel)
+}
+
+/// An encoder's attention weights for `text`: one unpadded batch through the body, with a
+/// sink for the weights.
+fn encoder_attention(encoder: &Encoder, text: &str, cancel: &CancelToken) -> Result<AttentionMaps> {
+    crate::tasks::require_text(text, "text")?;
+    let encoded = super::single(encoder.tokenizer.encode_pipeline(
+        text,
+        None,
+        encoder.truncation(None),
+    )?)?;
+    if encoded.ids.len() > MAX_INSPECT_TOKENS {
+        return Err(WickError::InvalidInput(format!(
+            "the text is {} tokens; inspecting takes 1 to {MAX_INSPECT_TOKENS}",
+            encoded.ids.len()
+        )));
+    }
+    let sink = crate::blocks::AttentionSink::default();
+    let mut batch = encoder.model.batch(&[&encoded], cancel)?;
+    batch.attentions = Some(sink.clone());
+    encoder.model.hidden_states(&batch)?;
+    let layers = std::mem::take(
+        &mut *sink
+            .lock()
+            .map_err(|_| WickError::InvalidInput("attention sink poisoned".into()))?,
+    );
+    let attentions = layers
+        .iter()
+        .map(heads_of)
+        .collect::<candle_core::Result<_>>()
+        .map_err(failed)?;
+    let ids = encoded.ids.clone();
+    let tokens = ids
+        .iter()
+        .map(|&id| {
+            encoder
+                .tokenizer
+                .inner()
+                .id_to_token(id)
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok(AttentionMaps {
+        tokens,
+        ids,
+        attentions,
+    })
 }
 
 /// `[heads, t, t]` to nested vectors.

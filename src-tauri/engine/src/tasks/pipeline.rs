@@ -278,6 +278,19 @@ impl Pipeline {
     }
 
     /// The text generator, for what only text generation offers (variant comparison).
+    /// The tokenizer and encoder of an encoder task, for the views inside the model.
+    pub fn encoder(&self) -> Option<&super::Encoder> {
+        match self {
+            Self::FeatureExtraction(p) => Some(p.encoder()),
+            Self::TextClassification(p) => Some(p.encoder()),
+            Self::TokenClassification(p) => Some(p.encoder()),
+            Self::QuestionAnswering(p) => Some(p.encoder()),
+            Self::FillMask(p) => Some(p.encoder()),
+            Self::ZeroShotClassification(p) => Some(p.classifier().encoder()),
+            Self::TextGeneration(_) | Self::Text2Text(_) => None,
+        }
+    }
+
     pub fn text_generator(&self) -> Option<&TextGenerator> {
         match self {
             Self::TextGeneration(g) => Some(g),

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use wick_engine::quant::Quantization;
-use wick_engine::tasks::inside::{attention, logit_lens};
-use wick_engine::tasks::Task;
-use wick_engine::{Result, WickError};
+use wick_engine::tasks::inside::{attention_of, load_to_inspect, logit_lens_of};
+use wick_engine::Result;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -30,7 +29,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// A causal model: a folder or GGUF file, or a Hub repo in the local cache.
+    /// A causal model or an encoder (attention only): a folder or GGUF file, or a Hub repo in
+    /// the local cache.
     #[arg(short, long)]
     model: String,
     /// JSON instead of a table.
@@ -55,15 +55,12 @@ pub fn run(command: &Command) -> Result<()> {
     let path: PathBuf = crate::hub::model_path(&common.model, None)?;
     let run = crate::engine::begin()?;
     let pipeline =
-        crate::engine::pipeline(&run, Task::TextGeneration, &path, Quantization::AsStored)?;
-    let generator = pipeline.text_generator().ok_or_else(|| {
-        WickError::InvalidInput("inspecting needs a causal (text-generation) model".into())
-    })?;
+        load_to_inspect(|task| crate::engine::pipeline(&run, task, &path, Quantization::AsStored))?;
     let cancel = run.cancel_token().clone();
     let mut out = String::new();
     match command {
         Command::Attention(_) => {
-            let maps = attention(generator, &common.text, &cancel)?;
+            let maps = attention_of(&pipeline, &common.text, &cancel)?;
             if common.json {
                 out = json!(maps).to_string();
             } else {
@@ -95,7 +92,7 @@ pub fn run(command: &Command) -> Result<()> {
             }
         }
         Command::LogitLens { top_k, .. } => {
-            let lens = logit_lens(generator, &common.text, *top_k, &cancel)?;
+            let lens = logit_lens_of(&pipeline, &common.text, *top_k, &cancel)?;
             if common.json {
                 out = json!(lens).to_string();
             } else {
