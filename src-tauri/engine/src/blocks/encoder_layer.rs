@@ -171,6 +171,7 @@ mod tests {
             xs.clone(),
             &mask,
             &CancelToken::new(),
+            None,
         )
         .unwrap();
         let padded = layer
@@ -198,6 +199,7 @@ mod tests {
             xs.clone(),
             &full,
             &CancelToken::new(),
+            None,
         )
         .unwrap();
         let padded = layer
