@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             inspector_chat,
         ),
         (
-            "inspector Inside: attention maps and the logit lens (SmolLM2)",
+            "inspector Inside: attention maps and the logit lens (the starter models)",
             inspector_inside,
         ),
         ("a missing model shows a clear error", missing_model_error),
@@ -590,8 +590,8 @@ fn look_inside(s: &Session) -> Result<()> {
     ensure(error.is_null(), || format!("the run failed: {error}"))
 }
 
-/// Attention maps and the logit lens of SmolLM2 in the window, against `wick inspect` on the
-/// same text.
+/// Attention maps and the logit lens of the starter models in the window, against `wick
+/// inspect` on the same text.
 fn inspector_inside(s: &Session, out: &Path) -> Result<()> {
     const TEXT: &str = "The capital of France is";
     let model = model_dir("smollm2-135m-instruct");
@@ -659,6 +659,55 @@ fn inspector_inside(s: &Session, out: &Path) -> Result<()> {
     )?;
     s.find("[data-testid=lens-detail]", UI_TIMEOUT)?;
     s.screenshot(&out.join("inspector-logit-lens.png"))?;
+
+    // The other starter models: Gemma 3's lens has a row per layer; the encoders (MiniLM,
+    // Rampart) show attention maps of the shape `wick inspect` gives, and refuse the lens.
+    choose_model(s, &model_dir("gemma3-270m"))?;
+    look_inside(s)?;
+    let rows = s.script(
+        "return document.querySelectorAll('[data-testid=logit-lens] tbody tr').length;",
+        json!([]),
+    )?;
+    ensure(rows == json!(18), || format!("Gemma 3 lens rows: {rows}"))?;
+    s.scroll_and_click(&s.find("#inside-attention", UI_TIMEOUT)?)?;
+    for name in ["rampart-ner", "all-minilm-l6-v2"] {
+        let encoder = model_dir(name);
+        choose_model(s, &encoder)?;
+        look_inside(s)?;
+        let cli = std::process::Command::new(wick_tests::target_binary("wick"))
+            .args(["inspect", "attention", "--json", "--model"])
+            .arg(&encoder)
+            .arg(TEXT)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let want: Value = serde_json::from_slice(&cli.stdout).map_err(|e| e.to_string())?;
+        let t = want["tokens"].as_array().map_or(0, Vec::len);
+        let heads = want["attentions"][0].as_array().map_or(0, Vec::len);
+        let shape = s.script(
+            "return [document.querySelectorAll('[data-testid=attention-map] .w').length, \
+               document.querySelectorAll('[data-testid=attention-heads] .head').length];",
+            json!([]),
+        )?;
+        ensure(shape == json!([t * t, heads]) && t > 0, || {
+            format!(
+                "{name}: map cells and heads {shape}, wick inspect has {t} tokens, {heads} heads"
+            )
+        })?;
+    }
+    s.script(
+        "document.querySelector('[data-testid=inside]').scrollIntoView({block: 'start'}); return true;",
+        json!([]),
+    )?;
+    s.screenshot(&out.join("inspector-attention-minilm.png"))?;
+    s.scroll_and_click(&s.find("#inside-lens", UI_TIMEOUT)?)?;
+    s.scroll_and_click(&s.find("#inside-run", UI_TIMEOUT)?)?;
+    s.wait_for(
+        "the lens to be refused for an encoder",
+        "return document.querySelector('[data-testid=inside-error]')?.textContent ?? null;",
+        UI_TIMEOUT,
+        |v| v.as_str().is_some_and(|t| t.contains("LM head")),
+    )?;
+    s.scroll_and_click(&s.find("#inside-attention", UI_TIMEOUT)?)?;
     s.scroll_and_click(&s.find("#inspect-text", UI_TIMEOUT)?)
 }
 
