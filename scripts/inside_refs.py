@@ -24,12 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_fixtures as fixtures  # noqa: E402  (the venv bootstrap lives there)
+import tokenizer_refs  # noqa: E402  (where the real models are)
 
 TINY = fixtures.REPO_ROOT / "tests" / "fixtures" / "tiny"
 OUT_DIR = fixtures.REPO_ROOT / "tests" / "fixtures" / "inside"
 FIXTURES = ["gpt2-causal-lm", "llama-causal-lm", "qwen2-causal-lm", "gemma3-causal-lm"]
 # Encoders: attention weights only (the logit lens reads a causal LM head).
 ENCODERS = ["bert-base", "distilbert-base", "roberta-base", "xlm-roberta-base", "deberta-v2-base"]
+# Real starter models of scripts/fetch_models.py with safetensors weights transformers reads
+# (SmolLM2 and Gemma 3 are GGUF only).
+REAL_ENCODERS = ["all-minilm-l6-v2", "rampart-ner"]
 TEXT = "The quick brown fox jumps over the lazy dog, and the cat sleeps."
 TOP_K = 5
 
@@ -106,9 +110,21 @@ def main() -> None:
     for name in FIXTURES + ENCODERS:
         doc = {"made_by": "scripts/inside_refs.py", "transformers": transformers.__version__, "fixture": name}
         doc.update(reference(TINY / name) if name in FIXTURES else encoder_reference(TINY / name))
-        path = OUT_DIR / f"{name}.json"
-        path.write_text(json.dumps(doc, ensure_ascii=False) + "\n")
-        print(f"wrote {path.relative_to(fixtures.REPO_ROOT)} ({len(doc['ids'])} tokens, {len(doc['attentions'])} layers)")
+        write(name, doc)
+    for name in REAL_ENCODERS:
+        folder = tokenizer_refs.models_dir() / name
+        if not (folder / "config.json").is_file():
+            print(f"skipping {name}: {folder} is missing (run scripts/fetch_models.py)")
+            continue
+        doc = {"made_by": "scripts/inside_refs.py", "transformers": transformers.__version__, "model": name}
+        doc.update(encoder_reference(folder))
+        write(name, doc)
+
+
+def write(name: str, doc: dict) -> None:
+    path = OUT_DIR / f"{name}.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False) + "\n")
+    print(f"wrote {path.relative_to(fixtures.REPO_ROOT)} ({len(doc['ids'])} tokens, {len(doc['attentions'])} layers)")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,11 @@ fn check(name: &str) {
 }
 
 fn check_attention(name: &str) {
+    check_attention_of(name, fixture(&format!("tiny/{name}")));
+}
+
+fn check_attention_of(name: &str, model: std::path::PathBuf) {
     let want = reference(name);
-    let model = fixture(&format!("tiny/{name}"));
     let model = model.to_str().unwrap();
     let text = want["text"].as_str().unwrap();
 
@@ -178,6 +181,19 @@ fn xlm_roberta_attention_matches_transformers() {
 #[test]
 fn deberta_v2_attention_matches_transformers() {
     check_attention("deberta-v2-base");
+}
+
+#[test]
+fn real_minilm_attention_matches_transformers() {
+    check_attention_of(
+        "all-minilm-l6-v2",
+        wick_tests::model_dir("all-minilm-l6-v2"),
+    );
+}
+
+#[test]
+fn real_rampart_attention_matches_transformers() {
+    check_attention_of("rampart-ner", wick_tests::model_dir("rampart-ner"));
 }
 
 #[test]
