@@ -46,14 +46,33 @@ def final_norm(model):
     raise SystemExit(f"no final norm found on {type(model).__name__}")
 
 
-def reference(folder: Path) -> dict:
+def load(folder: Path, auto):
+    """The tokenizer, the model (eager attention, f32) and TEXT encoded."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder), attn_implementation="eager", torch_dtype=torch.float32)
+    model = auto.from_pretrained(str(folder), attn_implementation="eager", torch_dtype=torch.float32)
     model.eval()
-    enc = tok(TEXT, return_tensors="pt")
+    return tok, model, tok(TEXT, return_tensors="pt")
+
+
+def attention_doc(tok, enc, out) -> dict:
+    """The text, its ids and tokens, and attentions[layer][head][query][key]."""
+    ids = enc["input_ids"][0].tolist()
+    return {
+        "text": TEXT,
+        "ids": ids,
+        "tokens": tok.convert_ids_to_tokens(ids),
+        "attentions": [[[[round(float(w), 8) for w in row] for row in head] for head in layer[0]] for layer in out.attentions],
+    }
+
+
+def reference(folder: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tok, model, enc = load(folder, AutoModelForCausalLM)
     with torch.no_grad():
         out = model(**enc, output_attentions=True, output_hidden_states=True)
         norm = final_norm(model)
@@ -73,33 +92,17 @@ def reference(folder: Path) -> dict:
                 [[int(j), round(float(p), 8)] for j, p in zip(ids_row, p_row)]
                 for ids_row, p_row in zip(top.indices.tolist(), top.values.tolist())
             ])
-    ids = enc["input_ids"][0].tolist()
-    return {
-        "text": TEXT,
-        "ids": ids,
-        "tokens": tok.convert_ids_to_tokens(ids),
-        "attentions": [[[[round(float(w), 8) for w in row] for row in head] for head in layer[0]] for layer in out.attentions],
-        "lens": lens,
-    }
+    return dict(attention_doc(tok, enc, out), lens=lens)
 
 
 def encoder_reference(folder: Path) -> dict:
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager", torch_dtype=torch.float32)
-    model.eval()
-    enc = tok(TEXT, return_tensors="pt")
+    tok, model, enc = load(folder, AutoModel)
     with torch.no_grad():
         out = model(**enc, output_attentions=True)
-    ids = enc["input_ids"][0].tolist()
-    return {
-        "text": TEXT,
-        "ids": ids,
-        "tokens": tok.convert_ids_to_tokens(ids),
-        "attentions": [[[[round(float(w), 8) for w in row] for row in head] for head in layer[0]] for layer in out.attentions],
-    }
+    return attention_doc(tok, enc, out)
 
 
 def main() -> None:

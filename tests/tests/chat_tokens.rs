@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on what it did not expect
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
@@ -130,9 +130,14 @@ fn real_gemma3_270m_matches_transformers() {
     check("gemma3-270m.json");
 }
 
-fn wick(args: &[&str]) -> std::process::Output {
+/// `wick tokenize --model MODEL --chat MESSAGES [extra...]`.
+fn tokenize_chat(model: &Path, messages: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(target_binary("wick"))
-        .args(args)
+        .args(["tokenize", "--model"])
+        .arg(model)
+        .arg("--chat")
+        .arg(messages)
+        .args(extra)
         .output()
         .expect("wick runs")
 }
@@ -147,15 +152,7 @@ fn the_cli_prints_the_prompt_ids_and_each_tokens_message() {
     )
     .unwrap();
     let model = fixture("tiny/qwen2-causal-lm");
-    let out = wick(&[
-        "tokenize",
-        "--model",
-        model.to_str().unwrap(),
-        "--chat",
-        messages.to_str().unwrap(),
-        "--add-generation-prompt",
-        "--json",
-    ]);
+    let out = tokenize_chat(&model, &messages, &["--add-generation-prompt", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -183,13 +180,7 @@ fn the_cli_prints_the_prompt_ids_and_each_tokens_message() {
     assert_eq!(v["messages"][1]["role"], "user");
 
     // The table says where each token came from.
-    let out = wick(&[
-        "tokenize",
-        "--model",
-        model.to_str().unwrap(),
-        "--chat",
-        messages.to_str().unwrap(),
-    ]);
+    let out = tokenize_chat(&model, &messages, &[]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("message 1 (user)"), "{table}");
     assert!(table.contains("template"), "{table}");
@@ -202,13 +193,7 @@ fn a_model_without_a_template_and_bad_messages_are_clear_errors() {
     let messages = tmp.path().join("messages.json");
     std::fs::write(&messages, r#"[{"role": "user", "content": "hi"}]"#).unwrap();
     let gpt2 = fixture("tiny/gpt2-causal-lm");
-    let out = wick(&[
-        "tokenize",
-        "--model",
-        gpt2.to_str().unwrap(),
-        "--chat",
-        messages.to_str().unwrap(),
-    ]);
+    let out = tokenize_chat(&gpt2, &messages, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no chat template"), "{err}");
@@ -221,24 +206,12 @@ fn a_model_without_a_template_and_bad_messages_are_clear_errors() {
         "",
     ] {
         std::fs::write(&messages, bad).unwrap();
-        let out = wick(&[
-            "tokenize",
-            "--model",
-            qwen.to_str().unwrap(),
-            "--chat",
-            messages.to_str().unwrap(),
-        ]);
+        let out = tokenize_chat(&qwen, &messages, &[]);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("not a list of"), "{bad}: {err}");
         assert!(!err.contains("panicked"), "{bad}: {err}");
     }
-    let out = wick(&[
-        "tokenize",
-        "--model",
-        qwen.to_str().unwrap(),
-        "--chat",
-        tmp.path().join("missing.json").to_str().unwrap(),
-    ]);
+    let out = tokenize_chat(&qwen, &tmp.path().join("missing.json"), &[]);
     assert_eq!(out.status.code(), Some(1));
 }

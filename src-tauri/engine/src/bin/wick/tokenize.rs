@@ -281,14 +281,7 @@ fn print_chat(
     info: &TokenizerInfo,
     chat: &ChatInspection,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "tokenizer: {} ({}, {:?}, vocab {})",
-        info.path.display(),
-        info.model_type,
-        info.origin,
-        info.vocab_size
-    )?;
+    print_tokenizer(out, info)?;
     writeln!(out, "prompt: {:?}", chat.text)?;
     writeln!(out)?;
     writeln!(
@@ -375,14 +368,7 @@ fn print_tables(
     texts: &[String],
     inspections: &[Inspection],
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "tokenizer: {} ({}, {:?}, vocab {})",
-        info.path.display(),
-        info.model_type,
-        info.origin,
-        info.vocab_size
-    )?;
+    print_tokenizer(out, info)?;
     for (text, ins) in texts.iter().zip(inspections) {
         writeln!(out)?;
         writeln!(
@@ -421,6 +407,18 @@ fn print_tables(
         writeln!(out, "{summary}")?;
     }
     Ok(())
+}
+
+/// The table's first line: which tokenizer this is.
+fn print_tokenizer(out: &mut impl Write, info: &TokenizerInfo) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "tokenizer: {} ({}, {:?}, vocab {})",
+        info.path.display(),
+        info.model_type,
+        info.origin,
+        info.vocab_size
+    )
 }
 
 fn shorten(text: &str, max_chars: usize) -> String {
