@@ -503,11 +503,44 @@ fn inspector_compare(s: &Session, out: &Path) -> Result<()> {
     encoder_tabs::set(s, "#opt-compare", &json!(""))
 }
 
+/// The engine's ids for `messages` through `model`'s chat template (generation prompt added).
+fn engine_chat_ids(
+    model: &Path,
+    messages: &[wick_engine::tokenize::chat::Message],
+) -> Result<Vec<u32>> {
+    let template = wick_engine::tokenize::chat::ChatTemplate::for_model(model)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} has no chat template", model.display()))?;
+    WickTokenizer::from_path(model)
+        .and_then(|t| {
+            t.inspect_chat(
+                &template,
+                messages,
+                true,
+                &wick_engine::cancel::CancelToken::new(),
+            )
+        })
+        .map(|chat| chat.ids)
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until the Chat view's chips are `ids`.
+fn wait_for_chat(s: &Session, ids: &[u32]) -> Result<()> {
+    s.wait_for(
+        "the chat's chips to be the engine's ids",
+        "return Array.from(document.querySelectorAll('[data-testid=chat-chips] .chip'))\
+           .map(c => Number(c.dataset.id));",
+        UI_TIMEOUT,
+        |v| *v == json!(ids),
+    )
+    .map(drop)
+}
+
 /// Chat mode: a three-message conversation through SmolLM2's own template (from its GGUF); the
 /// chips are the engine's ids for the same messages, and the tokens of each message are tinted
 /// by its role, apart from the template's text.
 fn inspector_chat(s: &Session, out: &Path) -> Result<()> {
-    use wick_engine::tokenize::chat::{ChatTemplate, Message};
+    use wick_engine::tokenize::chat::Message;
     let model = model_dir("smollm2-135m-instruct");
     choose_model(s, &model)?;
     s.scroll_and_click(&s.find("#inspect-chat", UI_TIMEOUT)?)?;
@@ -534,26 +567,7 @@ fn inspector_chat(s: &Session, out: &Path) -> Result<()> {
             content: content.to_string(),
         })
         .collect();
-    let template = ChatTemplate::for_model(&model)
-        .map_err(|e| e.to_string())?
-        .ok_or("SmolLM2 has no chat template")?;
-    let want = WickTokenizer::from_path(&model)
-        .and_then(|t| {
-            t.inspect_chat(
-                &template,
-                &messages,
-                true,
-                &wick_engine::cancel::CancelToken::new(),
-            )
-        })
-        .map_err(|e| e.to_string())?;
-    s.wait_for(
-        "the chat's chips to be the engine's ids",
-        "return Array.from(document.querySelectorAll('[data-testid=chat-chips] .chip'))\
-           .map(c => Number(c.dataset.id));",
-        UI_TIMEOUT,
-        |v| *v == json!(want.ids),
-    )?;
+    wait_for_chat(s, &engine_chat_ids(&model, &messages)?)?;
     let by_message = s.script(
         "const text = (m) => Array.from(document.querySelectorAll(`[data-testid=chat-chips] \
            .chip[data-message='${m}']`)).map(c => c.querySelector('.chip-text').textContent).join(''); \
@@ -573,6 +587,15 @@ fn inspector_chat(s: &Session, out: &Path) -> Result<()> {
         json!([]),
     )?;
     s.screenshot(&out.join("inspector-chat.png"))?;
+    // The same conversation through Gemma 3's own template.
+    let gemma = model_dir("gemma3-270m");
+    choose_model(s, &gemma)?;
+    wait_for_chat(s, &engine_chat_ids(&gemma, &messages)?)?;
+    s.script(
+        "document.querySelector('[data-testid=chat-mode]').scrollIntoView({block: 'start'}); return true;",
+        json!([]),
+    )?;
+    s.screenshot(&out.join("inspector-chat-gemma.png"))?;
     // Back to text for the cases after this one.
     s.scroll_and_click(&s.find("#inspect-text", UI_TIMEOUT)?)
 }
