@@ -268,6 +268,18 @@ fn prompts_too_long_or_empty_and_encoders_are_clear_errors() {
             "{args:?}: {err}"
         );
     }
+    // More weights than a view shows: SmolLM2's 30 layers × 9 heads at 200 tokens.
+    let smollm2 = wick_tests::model_dir("smollm2-135m-instruct");
+    let out = Command::new(target_binary("wick"))
+        .args(["inspect", "attention", "--model"])
+        .arg(&smollm2)
+        .arg("word ".repeat(200))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("shorten the text to 124 tokens"), "{err}");
+
     // An encoder has attention maps but no LM head to read.
     let bert = fixture("tiny/bert-base");
     let out = Command::new(target_binary("wick"))

@@ -23,6 +23,11 @@ use crate::tokenize::TokenizeOptions;
 /// heads × 256² weights are 70 MB of f32 already), and a person reads a few dozen tokens.
 pub const MAX_INSPECT_TOKENS: usize = 256;
 
+/// The most attention weights one answer carries (layers × heads × tokens²): 4 M f32 are 16 MB,
+/// about 40 MB of JSON for the window to parse. SmolLM2 (30 layers × 9 heads) reaches it at 124
+/// tokens, MiniLM (6 × 12) at 241.
+pub const MAX_ATTENTION_WEIGHTS: usize = 1 << 22;
+
 /// The most alternatives shown per logit-lens cell.
 pub const MAX_LENS_TOP_K: usize = 100;
 
@@ -145,11 +150,7 @@ fn encoder_attention(encoder: &Encoder, text: &str, cancel: &CancelToken) -> Res
             .lock()
             .map_err(|_| WickError::InvalidInput("attention sink poisoned".into()))?,
     );
-    let attentions = layers
-        .iter()
-        .map(heads_of)
-        .collect::<candle_core::Result<_>>()
-        .map_err(failed)?;
+    let attentions = nested(&layers, encoded.ids.len())?;
     let ids = encoded.ids.clone();
     let tokens = ids
         .iter()
@@ -166,6 +167,24 @@ fn encoder_attention(encoder: &Encoder, text: &str, cancel: &CancelToken) -> Res
         ids,
         attentions,
     })
+}
+
+/// The layers' weights as nested vectors, unless there are more than [`MAX_ATTENTION_WEIGHTS`].
+fn nested(layers: &[Tensor], tokens: usize) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
+    let total: usize = layers.iter().map(Tensor::elem_count).sum();
+    if total > MAX_ATTENTION_WEIGHTS {
+        let heads = (total / (tokens * tokens).max(1)).max(1);
+        let fits = ((MAX_ATTENTION_WEIGHTS / heads) as f64).sqrt() as usize;
+        return Err(WickError::InvalidInput(format!(
+            "{tokens} tokens through {heads} attention heads are {total} weights, more than the \
+             {MAX_ATTENTION_WEIGHTS} a view shows: shorten the text to {fits} tokens"
+        )));
+    }
+    layers
+        .iter()
+        .map(heads_of)
+        .collect::<candle_core::Result<_>>()
+        .map_err(failed)
 }
 
 /// `[heads, t, t]` to nested vectors.
@@ -185,12 +204,7 @@ pub fn attention(
         .model
         .inside(&ids, cancel)
         .map_err(failed)?;
-    let attentions = inside
-        .attentions
-        .iter()
-        .map(heads_of)
-        .collect::<candle_core::Result<_>>()
-        .map_err(failed)?;
+    let attentions = nested(&inside.attentions, ids.len())?;
     Ok(AttentionMaps {
         tokens,
         ids,
