@@ -262,3 +262,67 @@ pub fn compare_variants(s: &Session, out: &Path) -> Result<()> {
     })?;
     s.screenshot(&out.join("tab-text-generation-compare.png"))
 }
+
+/// num_return_sequences draws every sequence (a picker switches between them) and stop strings
+/// end each: three sampled completions with a seed equal the engine's three for the same call.
+pub fn sequences(s: &Session, out: &Path) -> Result<()> {
+    let model = model_dir("smollm2-135m-instruct");
+    open_tab(s, "text-generation", &model)?;
+    s.scroll_and_click(&s.find("#mode-completion", UI_TIMEOUT)?)?;
+    s.scroll_and_click(&s.find(".presets button:nth-child(2)", UI_TIMEOUT)?)?;
+    set(s, ".params input[type=number]", &json!("24"))?;
+    set(s, ".params input[placeholder=random]", &json!("7"))?;
+    set(s, "#num-return-sequences", &json!("3"))?;
+    set(s, "#stop-strings", &json!("."))?;
+    const PROMPT: &str = "My favourite animal is";
+    set(s, "#task-input", &json!(PROMPT))?;
+    run(s)?;
+    let mut shown = Vec::new();
+    for i in 1..=3 {
+        s.scroll_and_click(&s.find(
+            &format!("[data-testid=sequences] button:nth-child({i})"),
+            UI_TIMEOUT,
+        )?)?;
+        let text = s.script(
+            "const t = document.querySelector('[data-testid=completion] [data-testid=token-stream]'); \
+             return Array.from(t.querySelectorAll('.tok')).map(e => e.textContent).join('');",
+            json!([]),
+        )?;
+        shown.push(text.as_str().unwrap_or_default().to_string());
+    }
+    let generator = LoadSpec::new(&model)
+        .and_then(|spec| TextGenerator::load(&spec))
+        .map_err(|e| e.to_string())?;
+    let kwargs: Map<String, Value> = json!({
+        "max_new_tokens": 24, "do_sample": true, "temperature": 0.7, "top_k": 50, "top_p": 0.95,
+        "repetition_penalty": 1.1, "seed": 7, "num_return_sequences": 3, "stop_strings": ["."],
+        "return_full_text": false,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    let (_, results, _) = generator
+        .call(
+            &json!(PROMPT),
+            &kwargs,
+            &mut |_, _| true,
+            &RunControl::default(),
+        )
+        .map_err(|e| e.to_string())?;
+    let want: Vec<String> = results
+        .first()
+        .map(|r| r.sequences.iter().map(|q| q.text.clone()).collect())
+        .unwrap_or_default();
+    ensure(shown == want && want.len() == 3, || {
+        format!("the window drew {shown:?}, the engine says {want:?}")
+    })?;
+    ensure(
+        want.iter()
+            .all(|t| t.trim_end().ends_with('.') || t.len() > 60),
+        || format!("stop string not honoured: {want:?}"),
+    )?;
+    s.screenshot(&out.join("tab-text-generation-sequences.png"))?;
+    // Leave the settings as the next cases expect them.
+    set(s, "#num-return-sequences", &json!("1"))?;
+    set(s, "#stop-strings", &json!(""))
+}

@@ -93,6 +93,10 @@ fn main() -> ExitCode {
         ),
         ("Stop ends a generation", generation_tab::stop),
         (
+            "every returned sequence is drawn, stop strings end them",
+            generation_tab::sequences,
+        ),
+        (
             "a second run waits for the first, with Cancel",
             runs::second_run_waits,
         ),
