@@ -286,7 +286,33 @@ pub fn question_answering(s: &Session, out: &Path) -> Result<()> {
     ensure(heat.as_u64().is_some_and(|n| n >= 10), || {
         format!("{heat} heat cells")
     })?;
-    s.screenshot(&out.join("tab-question-answering.png"))
+    s.screenshot(&out.join("tab-question-answering.png"))?;
+
+    // Batch mode: a question per line about the same context, one call, a row each.
+    set(s, "#batch-mode", &json!(true))?;
+    let questions = [question, "What is the capital of France?", "Who is Sarah?"];
+    set(s, "#qa-question", &json!(questions.join("\n")))?;
+    run(s)?;
+    let inputs: Vec<Value> = questions
+        .iter()
+        .map(|q| json!({"question": q, "context": context}))
+        .collect();
+    let want = engine(
+        Task::QuestionAnswering,
+        &model,
+        json!(inputs),
+        json!({"top_k": 3}),
+    )?;
+    let rows = texts(s, "[data-testid=batch-table] tbody tr td:nth-child(3)")?;
+    ensure(rows.len() == 3, || format!("batch rows {rows:?}"))?;
+    for (i, row) in rows.iter().enumerate() {
+        let answer = want[i][0]["answer"].as_str().unwrap_or_default();
+        ensure(row.starts_with(answer), || {
+            format!("row {i}: {row:?}, engine's best answer {answer:?}")
+        })?;
+    }
+    s.screenshot(&out.join("tab-question-answering-batch.png"))?;
+    set(s, "#batch-mode", &json!(false))
 }
 
 pub fn zero_shot(s: &Session, out: &Path) -> Result<()> {
