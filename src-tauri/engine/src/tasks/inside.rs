@@ -17,7 +17,7 @@ use super::text_generation::TextGenerator;
 use super::{Encoder, Task};
 use crate::cancel::{self, CancelToken};
 use crate::error::{Result, WickError};
-use crate::tokenize::TokenizeOptions;
+use crate::tokenize::{TokenizeOptions, WickTokenizer};
 
 /// The longest prompt inspected: attention maps grow with its square (SmolLM2's 30 layers × 9
 /// heads × 256² weights are 70 MB of f32 already), and a person reads a few dozen tokens.
@@ -71,17 +71,23 @@ fn encode(generator: &TextGenerator, text: &str) -> Result<(Vec<u32>, Vec<String
     crate::tasks::require_text(text, "text")?;
     let tokenizer = generator.tokenizer();
     let ids = tokenizer.encode_ids(text, &TokenizeOptions::default())?;
+    let tokens = token_strings(tokenizer, &ids)?;
+    Ok((ids, tokens))
+}
+
+/// The vocabulary strings of `ids` (as `convert_ids_to_tokens`), once their count is one a view
+/// takes.
+fn token_strings(tokenizer: &WickTokenizer, ids: &[u32]) -> Result<Vec<String>> {
     if ids.is_empty() || ids.len() > MAX_INSPECT_TOKENS {
         return Err(WickError::InvalidInput(format!(
             "the text is {} tokens; inspecting takes 1 to {MAX_INSPECT_TOKENS}",
             ids.len()
         )));
     }
-    let tokens = ids
+    Ok(ids
         .iter()
         .map(|&id| tokenizer.inner().id_to_token(id).unwrap_or_default())
-        .collect();
-    Ok((ids, tokens))
+        .collect())
 }
 
 /// Loads what the views look inside: the model's text-generation pipeline when it is causal,
@@ -135,12 +141,7 @@ fn encoder_attention(encoder: &Encoder, text: &str, cancel: &CancelToken) -> Res
         None,
         encoder.truncation(None),
     )?)?;
-    if encoded.ids.len() > MAX_INSPECT_TOKENS {
-        return Err(WickError::InvalidInput(format!(
-            "the text is {} tokens; inspecting takes 1 to {MAX_INSPECT_TOKENS}",
-            encoded.ids.len()
-        )));
-    }
+    let tokens = token_strings(&encoder.tokenizer, &encoded.ids)?;
     let sink = crate::blocks::AttentionSink::default();
     let mut batch = encoder.model.batch(&[&encoded], cancel)?;
     batch.attentions = Some(sink.clone());
@@ -152,16 +153,6 @@ fn encoder_attention(encoder: &Encoder, text: &str, cancel: &CancelToken) -> Res
     );
     let attentions = nested(&layers, encoded.ids.len())?;
     let ids = encoded.ids.clone();
-    let tokens = ids
-        .iter()
-        .map(|&id| {
-            encoder
-                .tokenizer
-                .inner()
-                .id_to_token(id)
-                .unwrap_or_default()
-        })
-        .collect();
     Ok(AttentionMaps {
         tokens,
         ids,
@@ -202,7 +193,7 @@ pub fn attention(
     let inside = generator
         .model()
         .model
-        .inside(&ids, cancel)
+        .inside(&ids, true, cancel)
         .map_err(failed)?;
     let attentions = nested(&inside.attentions, ids.len())?;
     Ok(AttentionMaps {
@@ -226,7 +217,8 @@ pub fn logit_lens(
     }
     let (ids, tokens) = encode(generator, text)?;
     let model = &generator.model().model;
-    let inside = model.inside(&ids, cancel).map_err(failed)?;
+    // The lens reads the block outputs only: no weights recorded, the usual attention path.
+    let inside = model.inside(&ids, false, cancel).map_err(failed)?;
     let tokenizer = generator.tokenizer();
     let mut layers = Vec::with_capacity(inside.hidden.len());
     for hidden in &inside.hidden {

@@ -106,17 +106,21 @@ pub fn run(args: &Args) -> Result<()> {
                 inspection,
             })
             .collect();
-        let value = if items.len() == 1 {
-            serde_json::to_value(&items[0])
-        } else {
-            serde_json::to_value(&items)
-        }
-        .map_err(|e| WickError::InvalidInput(e.to_string()))?;
-        writeln!(out, "{value}")
+        writeln!(out, "{}", one_or_list(&items)?)
     } else {
         print_tables(&mut out, tokenizer.info(), &texts, &inspections)
     };
     finish(written)
+}
+
+/// One text's answer as a JSON object, several as a list (as the pipelines answer one input
+/// or a list).
+fn one_or_list<T: Serialize>(items: &[T]) -> Result<String> {
+    match items {
+        [one] => serde_json::to_string(one),
+        many => serde_json::to_string(many),
+    }
+    .map_err(|e| WickError::InvalidInput(e.to_string()))
 }
 
 /// A closed pipe (`wick tokenize ... | head`) is not an error worth a message.
@@ -141,13 +145,7 @@ fn run_compare(
         .collect::<Result<Vec<_>>>()?;
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        let value = if comparisons.len() == 1 {
-            serde_json::to_string(&comparisons[0])
-        } else {
-            serde_json::to_string(&comparisons)
-        }
-        .map_err(|e| WickError::InvalidInput(e.to_string()))?;
-        writeln!(out, "{value}")
+        writeln!(out, "{}", one_or_list(&comparisons)?)
     } else {
         comparisons
             .iter()

@@ -451,13 +451,7 @@ impl CausalLm {
             xs = block.forward(&xs, slot, offset, None)?;
         }
         cache.len = offset + t;
-        let last = xs.i((.., t - 1, ..))?;
-        let last = self.final_norm.forward(&last)?;
-        let mut logits = self.lm_head.forward(&last)?.to_dtype(DType::F32)?;
-        if let Some(cap) = self.config.final_logit_softcap {
-            logits = ((logits / cap)?.tanh()? * cap)?;
-        }
-        Ok(logits)
+        self.project(&xs.i((.., t - 1, ..))?)
     }
 
     /// The input embeddings of `ids` (`[batch][tokens]`) at positions `offset..`: looked up,
@@ -480,13 +474,18 @@ impl CausalLm {
         Ok(xs)
     }
 
-    /// One prompt through the model with everything a reader may want to see recorded: each
-    /// block's output (`[tokens, hidden]`, before the final norm) and each layer's attention
-    /// weights (`[heads, tokens, tokens]`, f32), as transformers' `output_hidden_states` /
-    /// `output_attentions` with eager attention give them. The attention runs the explicit
-    /// softmax path here, never the fused kernel, so the weights exist; plain runs are not
-    /// touched.
-    pub fn inside(&self, ids: &[u32], cancel: &CancelToken) -> candle_core::Result<Inside> {
+    /// One prompt through the model with what a reader may want to see recorded: each block's
+    /// output (`[tokens, hidden]`, before the final norm) and, with `attentions`, each layer's
+    /// attention weights (`[heads, tokens, tokens]`, f32), as transformers'
+    /// `output_hidden_states` / `output_attentions` with eager attention give them. Recording
+    /// the weights runs the explicit softmax path instead of the fused kernel, so the weights
+    /// exist; plain runs are not touched.
+    pub fn inside(
+        &self,
+        ids: &[u32],
+        attentions: bool,
+        cancel: &CancelToken,
+    ) -> candle_core::Result<Inside> {
         let t = ids.len();
         if t == 0 || t > self.config.max_positions {
             candle_core::bail!(
@@ -502,14 +501,16 @@ impl CausalLm {
         for block in &self.blocks {
             cancel.check_candle()?;
             let mut slot = None;
-            xs = block.forward(&xs, &mut slot, 0, Some(&mut inside.attentions))?;
+            let record = attentions.then_some(&mut inside.attentions);
+            xs = block.forward(&xs, &mut slot, 0, record)?;
             inside.hidden.push(xs.squeeze(0)?.to_dtype(DType::F32)?);
         }
         Ok(inside)
     }
 
-    /// The next-token logits a hidden state (`[tokens, hidden]`, a block's output) gives through
-    /// the final norm and the LM head (softcapped where the family does): the logit lens.
+    /// The next-token logits a hidden state (`[.., hidden]`, a block's output) gives through the
+    /// final norm and the LM head, softcapped where the family does: what `forward` returns for
+    /// the last block, and the logit lens for the others.
     pub fn project(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let normed = self.final_norm.forward(&hidden.to_dtype(self.dtype)?)?;
         let mut logits = self.lm_head.forward(&normed)?.to_dtype(DType::F32)?;
@@ -525,7 +526,7 @@ impl CausalLm {
 pub struct Inside {
     /// Each block's output, `[tokens, hidden]` in f32.
     pub hidden: Vec<Tensor>,
-    /// Each layer's attention weights, `[heads, tokens, tokens]` in f32.
+    /// Each layer's attention weights, `[heads, tokens, tokens]` in f32 (empty unless asked).
     pub attentions: Vec<Tensor>,
 }
 
